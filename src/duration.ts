@@ -1,0 +1,196 @@
+import { SettingsError } from './errors'
+import type { DurationInput } from './types'
+
+/** The outcome of {@link parseDuration}: milliseconds, or why the input is not a duration. */
+export type DurationResult = { ok: true; ms: number } | { ok: false; message: string }
+
+const SECOND = 1000
+const MINUTE = 60 * SECOND
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
+const WEEK = 7 * DAY
+
+// Years and months have no fixed length, and a time limit that shifts with the calendar is not a limit.
+const UNIT_MS = { weeks: WEEK, days: DAY, hours: HOUR, minutes: MINUTE, seconds: SECOND } as const
+const CALENDAR_UNITS = ['years', 'months'] as const
+
+const MAX_ISO_LENGTH = 64
+const NUM = '(\\d+(?:[.,]\\d+)?)'
+// Each number is closed by a distinct designator letter that `\d` cannot match, so the match is linear.
+const ISO_DURATION = new RegExp(`^P(?:${NUM}Y)?(?:${NUM}M)?(?:${NUM}W)?(?:${NUM}D)?(?:(T)(?:${NUM}H)?(?:${NUM}M)?(?:${NUM}S)?)?$`)
+
+const EXPECTED =
+  "a duration: milliseconds (e.g. 1800000), a date-fns Duration (e.g. { minutes: 30 }) or an ISO-8601 string (e.g. 'PT30M')"
+
+/**
+ * Converts a duration to whole milliseconds without throwing.
+ *
+ * Accepts a whole number of milliseconds (>= 0), a date-fns `Duration` with `weeks`, `days`, `hours`,
+ * `minutes` and `seconds`, or an ISO-8601 duration string (`'PT30M'`, `'P1DT12H'`, `'PT0.5S'`, `'P1W'`).
+ * Years and months are refused because their length depends on the calendar. Fractions of a unit are
+ * allowed in the object and string forms and the total is rounded to the nearest millisecond.
+ *
+ * @example
+ * parseDuration('PT1H30M') // { ok: true, ms: 5400000 }
+ * parseDuration({ months: 1 }) // { ok: false, message: '...calendar-dependent...' }
+ */
+export function parseDuration(input: unknown): DurationResult {
+  try {
+    if (typeof input === 'number') return fromNumber(input)
+    if (typeof input === 'string') return fromIso(input)
+    if (isPlainObject(input)) return fromObject(input)
+    return fail(`must be ${EXPECTED}, got ${describeValue(input)}`)
+  } catch (cause) {
+    // Only exotic inputs (a Proxy or a throwing getter) get here; the contract is to never throw.
+    return fail(`could not be read as a duration (${cause instanceof Error ? cause.message : 'unknown failure'})`)
+  }
+}
+
+/**
+ * Converts a duration to whole milliseconds, or throws a {@link SettingsError} with one issue.
+ *
+ * @example
+ * toMilliseconds({ minutes: 30 }) // 1800000
+ */
+export function toMilliseconds(input: DurationInput): number {
+  const result = parseDuration(input)
+  if (!result.ok) throw new SettingsError([{ path: '', message: result.message }])
+  return result.ms
+}
+
+function fromNumber(value: number): DurationResult {
+  if (Number.isNaN(value)) return fail('must be a number of milliseconds, got NaN')
+  if (!Number.isFinite(value)) return fail(`must be a finite number of milliseconds, got ${String(value)}`)
+  if (value < 0) return fail(`must not be negative, got ${String(value)}`)
+  // Deadlines are stored as integer epoch ms (bigint columns, Redis scores); a sub-ms part cannot be honoured.
+  if (!Number.isInteger(value)) return fail(`must be a whole number of milliseconds, got ${String(value)}`)
+  if (!Number.isSafeInteger(value)) return fail(`is too large (more than ${Number.MAX_SAFE_INTEGER} ms)`)
+  return { ok: true, ms: value + 0 } // + 0 turns -0 into 0
+}
+
+function fromObject(value: Record<string, unknown>): DurationResult {
+  const problems: string[] = []
+  let total = 0
+  let units = 0
+  for (const key of Object.keys(value)) {
+    const amount = value[key]
+    if ((CALENDAR_UNITS as readonly string[]).includes(key)) {
+      // A zero is exact, and some tools fill every unit in; only a real amount is ambiguous.
+      if (amount !== undefined && amount !== 0) {
+        problems.push(`'${key}' is not allowed because its length depends on the calendar; use weeks or days`)
+      }
+      continue
+    }
+    if (!Object.hasOwn(UNIT_MS, key)) {
+      problems.push(`unknown key '${key}' (allowed: weeks, days, hours, minutes, seconds)`)
+      continue
+    }
+    if (amount === undefined) continue
+    if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
+      problems.push(`'${key}' must be a finite number >= 0, got ${describeValue(amount)}`)
+      continue
+    }
+    units += 1
+    total += amount * UNIT_MS[key as keyof typeof UNIT_MS]
+  }
+  if (problems.length > 0) return fail(`is not a valid Duration: ${problems.join('; ')}`)
+  if (units === 0) return fail('is an empty Duration; set at least one of weeks, days, hours, minutes or seconds')
+  return finish(total)
+}
+
+function fromIso(text: string): DurationResult {
+  if (text.length > MAX_ISO_LENGTH) return fail(`is longer than ${MAX_ISO_LENGTH} characters`)
+  if (text.startsWith('-')) return fail(`must not be negative, got ${quote(text)}`)
+  const match = ISO_DURATION.exec(text)
+  if (match === null) {
+    return fail(`must be an ISO-8601 duration such as 'PT30M', 'P1D' or 'PT1H30M', got ${quote(text)}`)
+  }
+  const [, years, months, weeks, days, timeMark, hours, minutes, seconds] = match
+  if (!isZero(years) || !isZero(months)) {
+    return fail(`must not use years (Y) or months (M before T) because their length depends on the calendar, got ${quote(text)}`)
+  }
+  const parts: Array<[string | undefined, number]> = [
+    [weeks, WEEK],
+    [days, DAY],
+    [hours, HOUR],
+    [minutes, MINUTE],
+    [seconds, SECOND],
+  ]
+  const present = parts.filter((part): part is [string, number] => part[0] !== undefined)
+  if (present.length === 0 && years === undefined && months === undefined) {
+    return fail(`has no components, got ${quote(text)}`)
+  }
+  if (timeMark !== undefined && hours === undefined && minutes === undefined && seconds === undefined) {
+    return fail(`has a 'T' with no hours, minutes or seconds after it, got ${quote(text)}`)
+  }
+  // ISO 8601 allows a decimal fraction only on the smallest unit written.
+  if (present.slice(0, -1).some(([digits]) => /[.,]/.test(digits))) {
+    return fail(`may have a fraction only on its last component, got ${quote(text)}`)
+  }
+  let total = 0
+  for (const [digits, unit] of present) total += Number(digits.replace(',', '.')) * unit
+  return finish(total)
+}
+
+function isZero(digits: string | undefined): boolean {
+  return digits === undefined || Number(digits.replace(',', '.')) === 0
+}
+
+function finish(total: number): DurationResult {
+  // Fractional units go through float arithmetic (1.1 s = 1100.0000000000002 ms); whole ms is the honest result.
+  const ms = Math.round(total) + 0
+  if (!Number.isSafeInteger(ms)) return fail(`is too large (more than ${Number.MAX_SAFE_INTEGER} ms)`)
+  return { ok: true, ms }
+}
+
+function fail(message: string): DurationResult {
+  return { ok: false, message }
+}
+
+function quote(text: string): string {
+  return `'${text.length > 40 ? `${text.slice(0, 40)}…` : text}'`
+}
+
+/** @internal True for `{}`-style objects (any realm) and null-prototype objects; false for arrays, dates, class instances. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false
+  const proto: unknown = Object.getPrototypeOf(value)
+  return proto === null || Object.getPrototypeOf(proto) === null
+}
+
+/** @internal A short, safe description of any value for an error message (never throws). */
+export function describeValue(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return quote(value)
+    case 'number':
+    case 'boolean':
+      return String(value)
+    case 'bigint':
+      return `${String(value)}n (a bigint)`
+    case 'undefined':
+      return 'undefined'
+    case 'symbol':
+      return 'a symbol'
+    case 'function':
+      return 'a function'
+    default:
+      if (value === null) return 'null'
+      if (Array.isArray(value)) return 'an array'
+      return isPlainObject(value) ? 'an object' : 'a non-plain object'
+  }
+}
+
+/** @internal Milliseconds in the largest whole unit, for messages: 604800000 → '7 days'. */
+export function formatMs(ms: number): string {
+  const units: Array<[number, string]> = [
+    [DAY, 'day'],
+    [HOUR, 'hour'],
+    [MINUTE, 'minute'],
+    [SECOND, 'second'],
+  ]
+  for (const [size, name] of units) {
+    if (ms >= size && ms % size === 0) return `${ms / size} ${name}${ms === size ? '' : 's'}`
+  }
+  return `${ms} ms`
+}

@@ -1,0 +1,155 @@
+/** Stable machine-readable codes carried by every error this library throws. */
+export type ReconnectErrorCode =
+  | 'invalid-settings'
+  | 'not-found'
+  | 'invalid-transition'
+  | 'conflict'
+  | 'store-failure'
+  | 'reconnect-disabled'
+  | 'invalid-argument'
+
+/** One problem found in a settings input: where it is and what rule it breaks. */
+export interface SettingsIssue {
+  path: string
+  message: string
+}
+
+/**
+ * Base class of every error thrown by chat-reconnect.
+ *
+ * @example
+ * try { await service.disconnect(id) } catch (e) { if (isReconnectError(e)) console.log(e.code) }
+ */
+export class ReconnectError extends Error {
+  override name = 'ReconnectError'
+  readonly code: ReconnectErrorCode
+
+  constructor(code: ReconnectErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/** A settings input broke one or more rules; `issues` lists every one of them. */
+export class SettingsError extends ReconnectError {
+  override name = 'SettingsError'
+  declare readonly code: 'invalid-settings'
+  readonly issues: readonly SettingsIssue[]
+
+  constructor(issues: readonly SettingsIssue[], options?: { cause?: unknown }) {
+    const list = issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')
+    super('invalid-settings', `Invalid settings: ${list}`, options)
+    this.issues = Object.freeze(issues.map((i) => Object.freeze({ ...i })))
+  }
+}
+
+/** No conversation exists with the given id. */
+export class NotFoundError extends ReconnectError {
+  override name = 'NotFoundError'
+  declare readonly code: 'not-found'
+  readonly conversationId: string
+
+  constructor(conversationId: string, options?: { cause?: unknown }) {
+    super('not-found', `Conversation "${conversationId}" was not found`, options)
+    this.conversationId = conversationId
+  }
+}
+
+/** The event does not apply to the conversation's current state. */
+export class InvalidTransitionError extends ReconnectError {
+  override name = 'InvalidTransitionError'
+  declare readonly code: 'invalid-transition'
+  readonly state: string
+  readonly event: string
+  readonly conversationId: string | undefined
+
+  constructor(state: string, event: string, conversationId?: string, options?: { cause?: unknown }) {
+    const where = conversationId === undefined ? '' : ` (conversation "${conversationId}")`
+    super('invalid-transition', `Event "${event}" does not apply in state "${state}"${where}`, options)
+    this.state = state
+    this.event = event
+    this.conversationId = conversationId
+  }
+}
+
+/** A compare-and-set write found another version than expected: someone else wrote first. */
+export class ConflictError extends ReconnectError {
+  override name = 'ConflictError'
+  declare readonly code: 'conflict'
+  readonly conversationId: string
+  readonly expectedVersion: number | null
+
+  constructor(conversationId: string, expectedVersion: number | null, options?: { cause?: unknown }) {
+    const expected = expectedVersion === null ? 'no record' : `version ${expectedVersion}`
+    super('conflict', `Conversation "${conversationId}" changed concurrently (expected ${expected})`, options)
+    this.conversationId = conversationId
+    this.expectedVersion = expectedVersion
+  }
+}
+
+/** A storage adapter failed; the original failure is in `cause`. */
+export class StoreError extends ReconnectError {
+  override name = 'StoreError'
+  declare readonly code: 'store-failure'
+  readonly operation: string
+  readonly conversationId: string | undefined
+
+  constructor(operation: string, options?: { cause?: unknown; conversationId?: string }) {
+    const where = options?.conversationId === undefined ? '' : ` for conversation "${options.conversationId}"`
+    const why = describeCause(options?.cause)
+    super('store-failure', `Store operation "${operation}" failed${where}${why}`, { cause: options?.cause })
+    this.operation = operation
+    this.conversationId = options?.conversationId
+  }
+}
+
+function describeCause(cause: unknown): string {
+  if (cause instanceof Error) return `: ${cause.message}`
+  if (typeof cause === 'string') return `: ${cause}`
+  return ''
+}
+
+function hasName(value: unknown, names: readonly string[]): value is ReconnectError {
+  if (typeof value !== 'object' || value === null) return false
+  const candidate = value as { name?: unknown; code?: unknown }
+  return typeof candidate.code === 'string' && typeof candidate.name === 'string' && names.includes(candidate.name)
+}
+
+const ALL_NAMES = [
+  'ReconnectError',
+  'SettingsError',
+  'NotFoundError',
+  'InvalidTransitionError',
+  'ConflictError',
+  'StoreError',
+] as const
+
+/** True for any chat-reconnect error, also one thrown in another realm (iframe, worker, vm). */
+export function isReconnectError(value: unknown): value is ReconnectError {
+  return value instanceof ReconnectError || hasName(value, ALL_NAMES)
+}
+
+/** True for a {@link SettingsError}, also across realms. */
+export function isSettingsError(value: unknown): value is SettingsError {
+  return value instanceof SettingsError || hasName(value, ['SettingsError'])
+}
+
+/** True for a {@link NotFoundError}, also across realms. */
+export function isNotFoundError(value: unknown): value is NotFoundError {
+  return value instanceof NotFoundError || hasName(value, ['NotFoundError'])
+}
+
+/** True for an {@link InvalidTransitionError}, also across realms. */
+export function isInvalidTransitionError(value: unknown): value is InvalidTransitionError {
+  return value instanceof InvalidTransitionError || hasName(value, ['InvalidTransitionError'])
+}
+
+/** True for a {@link ConflictError}, also across realms. */
+export function isConflictError(value: unknown): value is ConflictError {
+  return value instanceof ConflictError || hasName(value, ['ConflictError'])
+}
+
+/** True for a {@link StoreError}, also across realms. */
+export function isStoreError(value: unknown): value is StoreError {
+  return value instanceof StoreError || hasName(value, ['StoreError'])
+}

@@ -1,0 +1,82 @@
+export type { Clock } from './clock'
+export { systemClock } from './clock'
+export {
+  ConflictError,
+  InvalidTransitionError,
+  NotFoundError,
+  ReconnectError,
+  SettingsError,
+  StoreError,
+  isConflictError,
+  isInvalidTransitionError,
+  isNotFoundError,
+  isReconnectError,
+  isSettingsError,
+  isStoreError,
+} from './errors'
+export type { ReconnectErrorCode, SettingsIssue } from './errors'
+export { parseDuration, toMilliseconds } from './duration'
+export type { DurationResult } from './duration'
+export { defineSettings, wrapUpCloseAfter } from './settings'
+export {
+  MAX_RECONNECT_ID_LENGTH,
+  RECONNECT_ID_LENGTH,
+  createReconnectId,
+  isReconnectId,
+  looksLikeReconnectId,
+  plainReconnectIds,
+} from './ids'
+export type { ReconnectIdIssuer } from './ids'
+export {
+  DEFAULT_LINK_PARAM,
+  buildReconnectUrl,
+  consumeReconnectId,
+  expandQuickReply,
+  readReconnectId,
+} from './links'
+export type {
+  BuildReconnectUrlOptions,
+  ConsumeReconnectIdOptions,
+  ReadReconnectIdOptions,
+  ReconnectHistoryLike,
+} from './links'
+export { createSignedReconnectIds } from './signed-ids'
+export type { ReconnectIdSecret, SignedReconnectIds, SignedReconnectIdsOptions } from './signed-ids'
+export { STATES, conversationMachine } from './machine/conversation-machine'
+export type {
+  ConversationContext,
+  ConversationEvent,
+  ConversationEventType,
+  ConversationInput,
+  ConversationMachine,
+} from './machine/conversation-machine'
+export { HISTORY_LIMIT, createConversationRecord, expireConversation, stepConversation } from './machine/step'
+export type { StepResult } from './machine/step'
+export { decidePromptAnswer, decideReturn, isResumable, lostReason } from './policy'
+export type { DecidePromptAnswerInput, DecideReturnInput } from './policy'
+export type { ConversationStore } from './store/conversation-store'
+export { createMemoryStore } from './store/memory-store'
+export { isConversationRecord } from './store/record'
+export { SCHEDULER_MAX_SLEEP_MS, createReconnectService } from './service/reconnect-service'
+export type {
+  ReconnectService,
+  ReconnectServiceOptions,
+  ServiceReturnDecision,
+  SettingsSource,
+  StartConversationInput,
+} from './service/reconnect-service'
+export type {
+  ConversationRecord,
+  DurationInput,
+  EndedBy,
+  HistoryEntry,
+  LostReason,
+  NoticeMessage,
+  ReconnectSettings,
+  ReconnectSettingsInput,
+  ReturnDecision,
+  ReturnRequest,
+  ServiceEvent,
+  State,
+  TimerName,
+} from './types'

@@ -1,0 +1,51 @@
+import type { ConversationRecord, ServiceEvent } from '../types'
+
+/**
+ * The service events one applied transition produces: the transition itself, capacity taken or
+ * released, and the automated notices of SPEC §9. Pure: derived only from the two records.
+ */
+export function describeTransition(
+  before: ConversationRecord,
+  after: ConversationRecord,
+  event: string,
+): ServiceEvent[] {
+  const conversationId = after.id
+  const at = after.updatedAt
+  const events: ServiceEvent[] = [
+    { type: 'transition', conversationId, at, from: before.state, to: after.state, event },
+  ]
+  if (before.capacityHeld && !after.capacityHeld && before.agentId !== null) {
+    const heldMs = Math.max(0, at - (before.capacitySince ?? at))
+    events.push({ type: 'capacity.released', conversationId, at, agentId: before.agentId, heldMs, reason: event })
+  }
+  if (!before.capacityHeld && after.capacityHeld && after.agentId !== null) {
+    events.push({ type: 'capacity.held', conversationId, at, agentId: after.agentId })
+  }
+  const notice = noticeFor(before, after, event)
+  if (notice !== undefined) events.push({ type: 'notice', conversationId, at, ...notice })
+  return events
+}
+
+/** The service events of a conversation that was just created. */
+export function describeCreation(record: ConversationRecord): ServiceEvent[] {
+  if (!record.capacityHeld || record.agentId === null) return []
+  return [{ type: 'capacity.held', conversationId: record.id, at: record.createdAt, agentId: record.agentId }]
+}
+
+function noticeFor(
+  before: ConversationRecord,
+  after: ConversationRecord,
+  event: string,
+): Pick<Extract<ServiceEvent, { type: 'notice' }>, 'audience' | 'message'> | undefined {
+  if (event === 'warn.elapsed') return { audience: 'agent', message: 'window-closing' }
+  if (after.state === 'wrap-up' && (event === 'window.elapsed' || event === 'grace.elapsed')) {
+    return { audience: 'agent', message: 'customer-disconnected' }
+  }
+  if (event === 'agent.ended' && before.state !== 'wrap-up' && after.state === 'wrap-up') {
+    return { audience: 'customer', message: 'agent-ended' }
+  }
+  if (event === 'agent.closed' && before.state === 'wrap-up' && after.state === 'closed' && after.endedBy === 'agent') {
+    return { audience: 'customer', message: 'session-ended' }
+  }
+  return undefined
+}

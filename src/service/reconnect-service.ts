@@ -1,0 +1,573 @@
+import { nanoid } from 'nanoid'
+import { type Clock, systemClock } from '../clock'
+import {
+  ConflictError,
+  InvalidTransitionError,
+  NotFoundError,
+  ReconnectError,
+  StoreError,
+  isConflictError,
+  isInvalidTransitionError,
+  isReconnectError,
+} from '../errors'
+import { plainReconnectIds, type ReconnectIdIssuer } from '../ids'
+import { buildReconnectUrl, expandQuickReply } from '../links'
+import type { ConversationEvent } from '../machine/conversation-machine'
+import { describeCreation, describeTransition } from '../machine/effects'
+import { createConversationRecord, expireConversation, stepConversation, type StepResult } from '../machine/step'
+import { decidePromptAnswer, decideReturn } from '../policy'
+import { defineSettings } from '../settings'
+import { createMemoryStore } from '../store/memory-store'
+import type { ConversationStore } from '../store/conversation-store'
+import type {
+  ConversationRecord,
+  ReconnectSettings,
+  ReconnectSettingsInput,
+  ReturnDecision,
+  ReturnRequest,
+  ServiceEvent,
+} from '../types'
+
+/** Settings for every widget: one input, or a function of the widget id (sync or async). */
+export type SettingsSource =
+  | ReconnectSettingsInput
+  | ((widgetId: string) => ReconnectSettingsInput | Promise<ReconnectSettingsInput>)
+
+/** Options of {@link createReconnectService}. */
+export interface ReconnectServiceOptions {
+  settings: SettingsSource
+  /** Where conversations live; an in-process memory store by default. */
+  store?: ConversationStore
+  /** Where time comes from; the system clock by default. */
+  clock?: Clock
+  /** Receives every transition, capacity change and notice after it has been stored. */
+  onEvent?: (event: ServiceEvent) => void | Promise<void>
+  /** Issues and verifies reconnect ids; plain 21-character nanoid ids by default. */
+  reconnectIds?: ReconnectIdIssuer
+  /** Receives failures of the background scheduler and of `onEvent` handlers. */
+  onError?: (error: unknown) => void
+  /** Attempts per call when another writer wins the compare-and-set (default 5). */
+  maxAttempts?: number
+  /**
+   * Issue a fresh reconnect id whenever a customer resumes through a link, so each link works once.
+   * The new link comes back in the `resume` decision's `reconnectUrl`. Off by default.
+   */
+  singleUseLinks?: boolean
+}
+
+/** What `start` accepts. */
+export interface StartConversationInput {
+  conversationId?: string
+  widgetId?: string
+  customerId?: string | null
+  agentId?: string | null
+}
+
+/** A resume decision as the service returns it: with a fresh link when single-use links are on. */
+export type ServiceReturnDecision = ReturnDecision & { reconnectUrl?: string }
+
+/** The reconnect service a contact-centre backend embeds (SPEC §9). */
+export interface ReconnectService {
+  start(input?: StartConversationInput): Promise<ConversationRecord>
+  assign(id: string, agentId: string): Promise<ConversationRecord>
+  disconnect(id: string): Promise<ConversationRecord>
+  returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision>
+  answerPrompt(conversationId: string, answer: 'continue' | 'new', customerId: string): Promise<ServiceReturnDecision>
+  endByAgent(id: string): Promise<ConversationRecord>
+  endByCustomer(id: string): Promise<ConversationRecord>
+  closeByAgent(id: string): Promise<ConversationRecord>
+  get(id: string): Promise<ConversationRecord>
+  reconnectUrl(id: string): Promise<string>
+  quickReply(id: string, text: string): Promise<string>
+  runDueTimers(options?: { limit?: number }): Promise<number>
+  startScheduler(): void
+  stopScheduler(): void
+  /** Resolves once the scheduler's sweep in progress (if any) has finished; for tests and shutdown. */
+  idle(): Promise<void>
+}
+
+const MAX_ID_LENGTH = 256
+const SWEEP_BATCH = 256
+/** The scheduler looks at the store at least this often, to notice deadlines other nodes wrote. */
+export const SCHEDULER_MAX_SLEEP_MS = 30_000
+const RESUME_ATTEMPTS = 4
+
+function checkId(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LENGTH) {
+    throw new ReconnectError(
+      'invalid-argument',
+      `${what} must be a non-empty string of at most ${MAX_ID_LENGTH} characters, got ${describe(value)}`,
+    )
+  }
+  return value
+}
+
+function checkOptionalId(value: unknown, what: string): string | null {
+  return value === undefined || value === null ? null : checkId(value, what)
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value)
+  if (value === null) return 'null'
+  return typeof value
+}
+
+/**
+ * Creates the service: load → XState transition → compare-and-set save → events, for every call.
+ *
+ * @example
+ * const service = createReconnectService({
+ *   settings: { enabled: true, timeLimit: { minutes: 30 }, portalUrl: 'https://shop.example/help' },
+ * })
+ * const chat = await service.start({ agentId: 'agent-7' })
+ * await service.disconnect(chat.id)
+ * const link = await service.reconnectUrl(chat.id)
+ */
+export function createReconnectService(options: ReconnectServiceOptions): ReconnectService {
+  if (typeof options !== 'object' || options === null) {
+    throw new ReconnectError('invalid-argument', 'createReconnectService: options must be an object with `settings`')
+  }
+  const store = options.store ?? createMemoryStore()
+  const clock = options.clock ?? systemClock
+  const ids = options.reconnectIds ?? plainReconnectIds
+  const maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 5))
+  const singleUse = options.singleUseLinks === true
+  const onError = options.onError
+  const source = options.settings
+  if (typeof source !== 'function') defineSettings(source) // fail fast on a static input
+  const validated = new WeakMap<object, ReconnectSettings>()
+
+  async function settingsFor(widgetId: string): Promise<ReconnectSettings> {
+    const input = typeof source === 'function' ? await source(widgetId) : source
+    if (typeof input === 'object' && input !== null) {
+      const known = validated.get(input)
+      if (known !== undefined) return known
+      const settings = defineSettings(input)
+      validated.set(input, settings)
+      return settings
+    }
+    return defineSettings(input)
+  }
+
+  function report(error: unknown): void {
+    try {
+      onError?.(error)
+    } catch {
+      // A failing error reporter must not take the service down with it.
+    }
+  }
+
+  function emit(events: readonly ServiceEvent[]): void {
+    if (options.onEvent === undefined) return
+    for (const event of events) {
+      try {
+        const result = options.onEvent(event)
+        if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+          ;(result as Promise<void>).then(undefined, report)
+        }
+      } catch (error) {
+        report(error)
+      }
+    }
+  }
+
+  async function storeCall<T>(operation: string, conversationId: string | undefined, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call()
+    } catch (error) {
+      if (isConflictError(error)) throw error
+      if (isReconnectError(error) && error.code === 'store-failure') throw error
+      throw new StoreError(operation, { cause: error, ...(conversationId === undefined ? {} : { conversationId }) })
+    }
+  }
+
+  async function load(id: string): Promise<ConversationRecord> {
+    const record = await storeCall('get', id, () => store.get(id))
+    if (record === undefined) throw new NotFoundError(id)
+    return record
+  }
+
+  // --- the one write path ---------------------------------------------------------------------
+
+  type Change = { record: ConversationRecord; events: ServiceEvent[] }
+
+  /** Lazy expiry then `event` on a loaded record, without I/O. `undefined` = nothing to write. */
+  function plan(
+    record: ConversationRecord,
+    settings: ReconnectSettings,
+    now: number,
+    event: ConversationEvent | null,
+    rewrite?: (record: ConversationRecord) => ConversationRecord,
+  ): { change: Change | undefined; current: ConversationRecord; rejected: boolean } {
+    const steps: Extract<StepResult, { kind: 'changed' }>[] = expireConversation(record, settings, now)
+    let current = steps.at(-1)?.record ?? record
+    let rejected = false
+    if (event !== null) {
+      const step = stepConversation(current, settings, event)
+      if (step.kind === 'changed') {
+        steps.push(step)
+        current = step.record
+      } else if (step.kind === 'rejected') {
+        rejected = true
+      }
+    }
+    if (steps.length === 0 || rejected) return { change: undefined, current, rejected }
+    const events: ServiceEvent[] = []
+    let before = record
+    for (const step of steps) {
+      events.push(...describeTransition(before, step.record, step.event))
+      before = step.record
+    }
+    const final = { ...(rewrite === undefined ? current : rewrite(current)), version: record.version + 1 }
+    return { change: { record: final, events }, current: final, rejected }
+  }
+
+  /** Loads, transitions and compare-and-set saves one conversation, retrying on conflicts. */
+  async function mutate(
+    id: string,
+    makeEvent: ((now: number) => ConversationEvent) | null,
+    rewrite?: (record: ConversationRecord) => Promise<ConversationRecord> | ConversationRecord,
+  ): Promise<ConversationRecord> {
+    let lastConflict: ConflictError | undefined
+    for (let attempt = 0; attempt < maxAttempts; attempt += 1) {
+      const record = await load(id)
+      const settings = await settingsFor(record.widgetId)
+      const now = clock.now()
+      const event = makeEvent === null ? null : makeEvent(now)
+      const outcome = plan(record, settings, now, event)
+      if (outcome.rejected && event !== null) {
+        throw new InvalidTransitionError(outcome.current.state, event.type, id)
+      }
+      if (outcome.change === undefined) return outcome.current
+      let change = outcome.change
+      if (rewrite !== undefined) change = { ...change, record: { ...(await rewrite(change.record)), version: record.version + 1 } }
+      try {
+        await storeCall('put', id, () => store.put(change.record, record.version))
+      } catch (error) {
+        if (!isConflictError(error)) throw error
+        lastConflict = error
+        continue
+      }
+      noteDeadline(change.record.nextDueAt)
+      emit(change.events)
+      return change.record
+    }
+    throw lastConflict ?? new ConflictError(id, null)
+  }
+
+  // --- conversations --------------------------------------------------------------------------
+
+  async function start(input: StartConversationInput = {}): Promise<ConversationRecord> {
+    if (typeof input !== 'object' || input === null) {
+      throw new ReconnectError('invalid-argument', 'start: input must be an object')
+    }
+    const requestedId = checkOptionalId(input.conversationId, 'start: conversationId')
+    const widgetId = checkOptionalId(input.widgetId, 'start: widgetId') ?? 'default'
+    const customerId = checkOptionalId(input.customerId, 'start: customerId')
+    const agentId = checkOptionalId(input.agentId, 'start: agentId')
+    if (requestedId !== null) {
+      const existing = await storeCall('get', requestedId, () => store.get(requestedId))
+      if (existing !== undefined) return get(requestedId)
+    }
+    const settings = await settingsFor(widgetId)
+    const id = requestedId ?? nanoid()
+    const reconnectId = await ids.issue()
+    const record = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now: clock.now(), settings })
+    try {
+      await storeCall('put', id, () => store.put(record, null))
+    } catch (error) {
+      // Someone created the same conversation id first: theirs is the conversation.
+      if (isConflictError(error) && requestedId !== null) return get(requestedId)
+      throw error
+    }
+    noteDeadline(record.nextDueAt)
+    emit(describeCreation(record))
+    return record
+  }
+
+  async function get(id: string): Promise<ConversationRecord> {
+    checkId(id, 'get: id')
+    const record = await load(id)
+    const settings = await settingsFor(record.widgetId)
+    return plan(record, settings, clock.now(), null).current
+  }
+
+  const simple =
+    (type: 'customer.disconnected' | 'customer.ended' | 'agent.ended' | 'agent.closed', name: string) =>
+    (id: string): Promise<ConversationRecord> =>
+      mutate(checkId(id, `${name}: id`), (at) => ({ type, at }))
+
+  async function assign(id: string, agentId: string): Promise<ConversationRecord> {
+    checkId(id, 'assign: id')
+    checkId(agentId, 'assign: agentId')
+    return mutate(id, (at) => ({ type: 'agent.assigned', agentId, at }))
+  }
+
+  async function renewLink(record: ConversationRecord): Promise<ConversationRecord> {
+    return { ...record, reconnectId: await ids.issue() }
+  }
+
+  async function linkFor(record: ConversationRecord): Promise<string | undefined> {
+    const settings = await settingsFor(record.widgetId)
+    if (!settings.enabled || settings.portalUrl === null) return undefined
+    return buildReconnectUrl(settings.portalUrl, record.reconnectId, { param: settings.linkParam })
+  }
+
+  /**
+   * Applies a resume decision. Returns the decision as it finally stands: if the conversation
+   * changed between the decision and the write (expired, ended), `undefined` asks for a new decision.
+   */
+  async function applyResume(
+    decision: Extract<ReturnDecision, { type: 'resume' }>,
+  ): Promise<ServiceReturnDecision | undefined> {
+    const renew = singleUse && decision.via === 'link'
+    let record: ConversationRecord
+    try {
+      record = await mutate(
+        decision.conversationId,
+        (at) => ({ type: 'customer.returned', via: decision.via, at }),
+        renew ? renewLink : undefined,
+      )
+    } catch (error) {
+      if (isInvalidTransitionError(error) || error instanceof NotFoundError) return undefined
+      throw error
+    }
+    if (record.state !== 'active' && record.state !== 'queued') return undefined
+    const resumed: ServiceReturnDecision = { ...decision, agentId: record.agentId }
+    if (renew) {
+      const url = await linkFor(record)
+      if (url !== undefined) resumed.reconnectUrl = url
+    }
+    return resumed
+  }
+
+  async function returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision> {
+    if (typeof request !== 'object' || request === null) {
+      throw new ReconnectError('invalid-argument', 'returnCustomer: request must be an object')
+    }
+    const widgetId = checkOptionalId(request.widgetId, 'returnCustomer: request.widgetId') ?? 'default'
+    const customerId = checkOptionalId(request.customerId, 'returnCustomer: request.customerId')
+    const settings = await settingsFor(widgetId)
+    const reconnectId = typeof request.reconnectId === 'string' && request.reconnectId !== '' ? request.reconnectId : null
+    const verified = reconnectId === null ? false : await verifyId(reconnectId)
+    for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
+      const now = clock.now()
+      const linked =
+        reconnectId !== null && verified
+          ? await storeCall('getByReconnectId', undefined, () => store.getByReconnectId(reconnectId))
+          : undefined
+      const resumable =
+        customerId !== null && settings.enabled && settings.authenticated
+          ? await storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now))
+          : undefined
+      const decision = decideReturn({
+        request: { ...request, widgetId },
+        settings,
+        now,
+        linked: linked ?? null,
+        resumable: resumable ?? null,
+        isValidId: () => verified,
+      })
+      if (decision.type !== 'resume') return decision
+      const applied = await applyResume(decision)
+      if (applied !== undefined) return applied
+    }
+    throw new ConflictError(reconnectId ?? customerId ?? widgetId, null)
+  }
+
+  async function verifyId(reconnectId: string): Promise<boolean> {
+    try {
+      return (await ids.verify(reconnectId)) === true
+    } catch {
+      return false
+    }
+  }
+
+  async function answerPrompt(
+    conversationId: string,
+    answer: 'continue' | 'new',
+    customerId: string,
+  ): Promise<ServiceReturnDecision> {
+    checkId(conversationId, 'answerPrompt: conversationId')
+    checkId(customerId, 'answerPrompt: customerId')
+    if (answer !== 'continue' && answer !== 'new') {
+      throw new ReconnectError('invalid-argument', `answerPrompt: answer must be 'continue' or 'new', got ${describe(answer)}`)
+    }
+    for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
+      const record = await load(conversationId)
+      const settings = await settingsFor(record.widgetId)
+      const now = clock.now()
+      const decision = decidePromptAnswer({ answer, record, customerId, settings, now })
+      if (answer === 'new') {
+        if (decision.type === 'new-chat' && decision.reason === 'identity-mismatch') return decision
+        if (record.state === 'reconnectable') {
+          try {
+            await mutate(conversationId, (at) => ({ type: 'customer.ended', at }))
+          } catch (error) {
+            if (!isInvalidTransitionError(error)) throw error
+          }
+        }
+        return decision
+      }
+      if (decision.type !== 'resume') return decision
+      const applied = await applyResume(decision)
+      if (applied !== undefined) return applied
+    }
+    throw new ConflictError(conversationId, null)
+  }
+
+  async function reconnectUrl(id: string): Promise<string> {
+    const record = await get(id)
+    const url = await linkFor(record)
+    if (url === undefined) {
+      throw new ReconnectError('reconnect-disabled', `Reconnect is off for widget "${record.widgetId}" of conversation "${id}"`)
+    }
+    return url
+  }
+
+  async function quickReply(id: string, text: string): Promise<string> {
+    if (typeof text !== 'string') {
+      throw new ReconnectError('invalid-argument', `quickReply: text must be a string, got ${describe(text)}`)
+    }
+    return expandQuickReply(text, await reconnectUrl(id))
+  }
+
+  // --- deadlines ------------------------------------------------------------------------------
+
+  /** Applies the passed deadlines of one due record; returns how many deadlines it applied. */
+  async function expireOne(seen: ConversationRecord): Promise<number> {
+    let record: ConversationRecord | undefined = seen
+    for (let attempt = 0; attempt < maxAttempts && record !== undefined; attempt += 1) {
+      const settings = await settingsFor(record.widgetId)
+      const steps = expireConversation(record, settings, clock.now())
+      if (steps.length === 0) return 0
+      const outcome = plan(record, settings, clock.now(), null)
+      if (outcome.change === undefined) return 0
+      const change = outcome.change
+      try {
+        await storeCall('put', record.id, () => store.put(change.record, record!.version))
+      } catch (error) {
+        if (!isConflictError(error)) throw error
+        // Another node got there first: look again, it may have applied the deadline already.
+        const id: string = record.id
+        record = await storeCall('get', id, () => store.get(id))
+        continue
+      }
+      noteDeadline(change.record.nextDueAt)
+      emit(change.events)
+      return change.events.filter((e) => e.type === 'transition').length
+    }
+    return 0
+  }
+
+  async function runDueTimers(runOptions: { limit?: number } = {}): Promise<number> {
+    const limit = runOptions.limit ?? Number.POSITIVE_INFINITY
+    if (!(limit > 0)) {
+      if (limit === 0) return 0
+      throw new ReconnectError('invalid-argument', `runDueTimers: limit must be a positive number, got ${String(limit)}`)
+    }
+    let applied = 0
+    let processed = 0
+    const tried = new Set<string>()
+    for (;;) {
+      const batch = Math.min(SWEEP_BATCH, limit - processed)
+      if (batch <= 0) break
+      const due = await storeCall('due', undefined, () => store.due(clock.now(), batch))
+      const fresh = due.filter((r) => !tried.has(r.id))
+      if (fresh.length === 0) break
+      for (const record of fresh) {
+        tried.add(record.id)
+        processed += 1
+        applied += await expireOne(record)
+      }
+      if (due.length < batch) break
+    }
+    return applied
+  }
+
+  // --- scheduler ------------------------------------------------------------------------------
+
+  let running = false
+  let handle: unknown = undefined
+  let wakeAt: number | null = null
+  let sweeping: Promise<void> | null = null
+
+  function arm(at: number): void {
+    if (!running) return
+    if (handle !== undefined) clock.clearTimeout(handle)
+    const now = clock.now()
+    const target = Math.min(at, now + SCHEDULER_MAX_SLEEP_MS)
+    wakeAt = target
+    handle = clock.setTimeout(wake, Math.max(0, target - now))
+  }
+
+  function noteDeadline(at: number | null): void {
+    if (!running || at === null || sweeping !== null) return
+    if (wakeAt === null || at < wakeAt) arm(at)
+  }
+
+  function wake(): void {
+    handle = undefined
+    wakeAt = null
+    if (!running) return
+    sweeping = (async () => {
+      try {
+        await runDueTimers()
+      } catch (error) {
+        report(error)
+      }
+      let next: number | null = null
+      try {
+        next = await storeCall('nextDueAt', undefined, () => store.nextDueAt())
+      } catch (error) {
+        report(error)
+      }
+      sweeping = null
+      arm(next ?? clock.now() + SCHEDULER_MAX_SLEEP_MS)
+    })()
+  }
+
+  function startScheduler(): void {
+    if (running) return
+    running = true
+    sweeping = (async () => {
+      let next: number | null = null
+      try {
+        next = await storeCall('nextDueAt', undefined, () => store.nextDueAt())
+      } catch (error) {
+        report(error)
+      }
+      sweeping = null
+      arm(next ?? clock.now() + SCHEDULER_MAX_SLEEP_MS)
+    })()
+  }
+
+  function stopScheduler(): void {
+    running = false
+    if (handle !== undefined) clock.clearTimeout(handle)
+    handle = undefined
+    wakeAt = null
+  }
+
+  async function idle(): Promise<void> {
+    while (sweeping !== null) await sweeping
+  }
+
+  return {
+    start,
+    assign,
+    disconnect: simple('customer.disconnected', 'disconnect'),
+    returnCustomer,
+    answerPrompt,
+    endByAgent: simple('agent.ended', 'endByAgent'),
+    endByCustomer: simple('customer.ended', 'endByCustomer'),
+    closeByAgent: simple('agent.closed', 'closeByAgent'),
+    get,
+    reconnectUrl,
+    quickReply,
+    runDueTimers,
+    startScheduler,
+    stopScheduler,
+    idle,
+  }
+}

@@ -1,0 +1,32 @@
+import type { ConversationRecord } from '../types'
+
+/**
+ * Where conversations live. Every adapter — the memory store, Redis, PostgreSQL, or a host's own —
+ * implements this port and passes `storeContract` from `chat-reconnect/testing`.
+ *
+ * Records handed in and out are copies: a caller that mutates a returned record changes nothing
+ * stored. Deadlines are absolute epoch ms computed by the service from one clock.
+ */
+export interface ConversationStore {
+  /** The record with this conversation id, or `undefined`. */
+  get(id: string): Promise<ConversationRecord | undefined>
+  /** The record whose current `reconnectId` is this one, or `undefined`. */
+  getByReconnectId(reconnectId: string): Promise<ConversationRecord | undefined>
+  /**
+   * The customer's most recently updated conversation on the widget that is `reconnectable` with its
+   * window still open at `now`, or `undefined`.
+   */
+  findResumable(widgetId: string, customerId: string, now: number): Promise<ConversationRecord | undefined>
+  /**
+   * Compare-and-set write: stores `record` when the stored version equals `expectedVersion`
+   * (`null` = no record with this id may exist yet), otherwise throws `ConflictError` and writes
+   * nothing. Indexes are updated in the same atomic step.
+   */
+  put(record: ConversationRecord, expectedVersion: number | null): Promise<void>
+  /** Up to `limit` records whose `nextDueAt <= now`, earliest `nextDueAt` first. */
+  due(now: number, limit: number): Promise<ConversationRecord[]>
+  /** The earliest `nextDueAt` of any stored record, or `null` when nothing is pending. */
+  nextDueAt(): Promise<number | null>
+  /** The records whose capacity is held by this agent. */
+  heldBy(agentId: string): Promise<ConversationRecord[]>
+}

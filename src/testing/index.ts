@@ -1,0 +1,4 @@
+export { MANUAL_CLOCK_EPOCH, createManualClock } from './manual-clock'
+export type { ManualClock } from './manual-clock'
+export { sampleRecord, storeContract } from './store-contract'
+export type { StoreContractCase } from './store-contract'

@@ -1,0 +1,280 @@
+import { isConflictError } from '../errors'
+import type { ConversationStore } from '../store/conversation-store'
+import type { ConversationRecord } from '../types'
+
+/** One case of the store contract: a name and an async check that throws on failure. */
+export interface StoreContractCase {
+  name: string
+  run(): Promise<void>
+}
+
+const T0 = 1_700_000_000_000
+let serial = 0
+
+/** A valid record for store tests; ids are unique per call unless overridden. */
+export function sampleRecord(overrides: Partial<ConversationRecord> = {}): ConversationRecord {
+  serial += 1
+  const n = `${serial.toString(36)}${Math.random().toString(36).slice(2, 8)}`
+  return {
+    id: `conv-${n}`,
+    widgetId: 'default',
+    reconnectId: `rid${n}`.padEnd(21, '0').slice(0, 21),
+    customerId: null,
+    agentId: 'agent-1',
+    previousAgentId: null,
+    state: 'active',
+    timers: {},
+    nextDueAt: null,
+    capacityHeld: true,
+    capacitySince: T0,
+    endedBy: null,
+    createdAt: T0,
+    updatedAt: T0,
+    version: 1,
+    history: [],
+    ...overrides,
+  }
+}
+
+function fail(message: string): never {
+  throw new Error(`storeContract: ${message}`)
+}
+
+/** JSON with object keys sorted, so records compare equal whatever order a store rebuilds them in. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  ) ?? 'undefined'
+}
+
+function same(actual: unknown, expected: unknown, what: string): void {
+  const a = canonical(actual)
+  const e = canonical(expected)
+  if (a !== e) fail(`${what}: expected ${e}, got ${a}`)
+}
+
+function sameSet(actual: readonly ConversationRecord[], expectedIds: readonly string[], what: string): void {
+  same(
+    actual.map((r) => r.id).sort(),
+    [...expectedIds].sort(),
+    what,
+  )
+}
+
+async function expectConflict(promise: Promise<unknown>, what: string): Promise<void> {
+  try {
+    await promise
+  } catch (error) {
+    if (isConflictError(error)) return
+    fail(`${what}: expected ConflictError, got ${String(error)}`)
+  }
+  fail(`${what}: expected ConflictError, but the write succeeded`)
+}
+
+function reconnectable(window: number, overrides: Partial<ConversationRecord> = {}): ConversationRecord {
+  return sampleRecord({
+    state: 'reconnectable',
+    customerId: 'customer-1',
+    timers: { window },
+    nextDueAt: window,
+    ...overrides,
+  })
+}
+
+/**
+ * The cases every {@link ConversationStore} must pass, as plain async functions any test runner can
+ * run. `makeStore` must return a fresh, empty store for each case.
+ *
+ * @example
+ * for (const c of storeContract(() => createMemoryStore())) it(c.name, c.run)
+ */
+export function storeContract(makeStore: () => ConversationStore | Promise<ConversationStore>): StoreContractCase[] {
+  const cases: [string, (store: ConversationStore) => Promise<void>][] = [
+    [
+      'get returns undefined for an unknown id',
+      async (store) => {
+        same(await store.get('missing'), undefined, 'get(missing)')
+        same(await store.getByReconnectId('missing'), undefined, 'getByReconnectId(missing)')
+      },
+    ],
+    [
+      'a created record reads back field for field',
+      async (store) => {
+        const record = sampleRecord({
+          customerId: 'c-1',
+          previousAgentId: 'agent-0',
+          timers: { window: T0 + 5, warn: T0 + 2 },
+          nextDueAt: T0 + 2,
+          state: 'reconnectable',
+          endedBy: null,
+          history: [{ at: T0, event: 'customer.disconnected', from: 'active', to: 'reconnectable' }],
+        })
+        await store.put(record, null)
+        same(await store.get(record.id), record, 'get after put')
+        same(await store.getByReconnectId(record.reconnectId), record, 'getByReconnectId after put')
+      },
+    ],
+    [
+      'stored records are copies in both directions',
+      async (store) => {
+        const record = sampleRecord()
+        const expected = JSON.parse(JSON.stringify(record)) as ConversationRecord
+        await store.put(record, null)
+        record.state = 'closed'
+        record.timers.wrapUp = 1
+        const read = await store.get(record.id)
+        same(read, expected, 'record after the caller mutated its input')
+        if (read === undefined) fail('record vanished')
+        read.agentId = 'someone-else'
+        read.history.push({ at: 1, event: 'x', from: 'active', to: 'closed' })
+        same(await store.get(record.id), expected, 'record after the caller mutated a returned copy')
+      },
+    ],
+    [
+      'put with expectedVersion null refuses an existing id and keeps the stored record',
+      async (store) => {
+        const record = sampleRecord()
+        await store.put(record, null)
+        await expectConflict(store.put({ ...record, agentId: 'intruder' }, null), 'second create')
+        same(await store.get(record.id), record, 'record after refused create')
+      },
+    ],
+    [
+      'put is compare-and-set on version',
+      async (store) => {
+        const record = sampleRecord()
+        await store.put(record, null)
+        await expectConflict(store.put({ ...record, version: 3, agentId: 'x' }, 2), 'stale version')
+        await expectConflict(store.put({ ...sampleRecord(), version: 2 }, 1), 'update of a missing record')
+        const next = { ...record, version: 2, state: 'wrap-up' as const, endedBy: 'agent' as const }
+        await store.put(next, 1)
+        same(await store.get(record.id), next, 'record after a matching update')
+        await expectConflict(store.put({ ...next, version: 3 }, 1), 'replayed update')
+      },
+    ],
+    [
+      'concurrent puts on one version: exactly one wins',
+      async (store) => {
+        const record = sampleRecord()
+        await store.put(record, null)
+        const contenders = Array.from({ length: 8 }, (_, i) => ({ ...record, version: 2, agentId: `agent-${i}` }))
+        const results = await Promise.allSettled(contenders.map((c) => store.put(c, 1)))
+        const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [contenders[i]!] : []))
+        if (winners.length !== 1) fail(`expected exactly one winner, got ${winners.length}`)
+        for (const r of results) {
+          if (r.status === 'rejected' && !isConflictError(r.reason)) fail(`a loser failed with ${String(r.reason)}`)
+        }
+        same(await store.get(record.id), winners[0], 'stored record is the winner')
+      },
+    ],
+    [
+      'concurrent creates of one id: exactly one wins',
+      async (store) => {
+        const base = sampleRecord()
+        const results = await Promise.allSettled(
+          Array.from({ length: 6 }, (_, i) => store.put({ ...base, agentId: `a${i}` }, null)),
+        )
+        const wins = results.filter((r) => r.status === 'fulfilled').length
+        if (wins !== 1) fail(`expected one create to win, got ${wins}`)
+      },
+    ],
+    [
+      'getByReconnectId follows a changed reconnect id',
+      async (store) => {
+        const record = sampleRecord()
+        await store.put(record, null)
+        const renewed = { ...record, version: 2, reconnectId: 'renewed-reconnect-id0' }
+        await store.put(renewed, 1)
+        same(await store.getByReconnectId(record.reconnectId), undefined, 'old reconnect id')
+        same((await store.getByReconnectId(renewed.reconnectId))?.id, record.id, 'new reconnect id')
+      },
+    ],
+    [
+      'findResumable returns the latest open window of that customer on that widget',
+      async (store) => {
+        const older = reconnectable(T0 + 1_000, { updatedAt: T0 + 1 })
+        const newer = reconnectable(T0 + 2_000, { updatedAt: T0 + 2 })
+        const otherWidget = reconnectable(T0 + 3_000, { widgetId: 'other', updatedAt: T0 + 3 })
+        const otherCustomer = reconnectable(T0 + 3_000, { customerId: 'customer-2', updatedAt: T0 + 3 })
+        const active = sampleRecord({ customerId: 'customer-1', updatedAt: T0 + 4 })
+        for (const r of [older, newer, otherWidget, otherCustomer, active]) await store.put(r, null)
+        same((await store.findResumable('default', 'customer-1', T0))?.id, newer.id, 'latest resumable')
+        same((await store.findResumable('default', 'customer-1', T0 + 1_500))?.id, newer.id, 'after the older window')
+        same(await store.findResumable('default', 'customer-1', T0 + 2_000), undefined, 'at the window deadline')
+        same(await store.findResumable('default', 'nobody', T0), undefined, 'unknown customer')
+        await store.put({ ...newer, version: 2, state: 'active', timers: {}, nextDueAt: null }, 1)
+        same((await store.findResumable('default', 'customer-1', T0))?.id, older.id, 'after the newer one resumed')
+      },
+    ],
+    [
+      'due returns passed deadlines earliest first, up to the limit, without removing them',
+      async (store) => {
+        const at = [50, 10, 40, 20, 30].map((d) => T0 + d)
+        const records = at.map((t) => sampleRecord({ state: 'reconnectable', timers: { window: t }, nextDueAt: t }))
+        for (const r of records) await store.put(r, null)
+        await store.put(sampleRecord(), null)
+        same((await store.due(T0 + 30, 10)).map((r) => r.nextDueAt), [T0 + 10, T0 + 20, T0 + 30], 'due at +30')
+        same((await store.due(T0 + 100, 2)).map((r) => r.nextDueAt), [T0 + 10, T0 + 20], 'limit 2')
+        same((await store.due(T0 + 9, 10)).length, 0, 'nothing due yet')
+        same((await store.due(T0 + 100, 10)).length, 5, 'due again: reading does not consume')
+      },
+    ],
+    [
+      'due and nextDueAt follow updates',
+      async (store) => {
+        same(await store.nextDueAt(), null, 'empty store')
+        const a = sampleRecord({ state: 'reconnectable', timers: { window: T0 + 10 }, nextDueAt: T0 + 10 })
+        const b = sampleRecord({ state: 'reconnectable', timers: { window: T0 + 20 }, nextDueAt: T0 + 20 })
+        await store.put(a, null)
+        await store.put(b, null)
+        same(await store.nextDueAt(), T0 + 10, 'earliest')
+        await store.put({ ...a, version: 2, state: 'wrap-up', timers: { wrapUp: T0 + 99 }, nextDueAt: T0 + 99 }, 1)
+        same(await store.nextDueAt(), T0 + 20, 'after the earliest moved later')
+        same((await store.due(T0 + 50, 10)).map((r) => r.id), [b.id], 'due after update')
+        await store.put({ ...b, version: 2, state: 'active', timers: {}, nextDueAt: null }, 1)
+        same(await store.nextDueAt(), T0 + 99, 'after one has no deadline')
+        await store.put({ ...a, version: 3, state: 'closed', timers: {}, nextDueAt: null }, 2)
+        same(await store.nextDueAt(), null, 'nothing pending')
+        same(await store.due(T0 + 1_000, 10), [], 'nothing due')
+      },
+    ],
+    [
+      'heldBy lists exactly the records whose capacity the agent holds',
+      async (store) => {
+        const a = sampleRecord({ agentId: 'agent-a' })
+        const b = sampleRecord({ agentId: 'agent-a' })
+        const c = sampleRecord({ agentId: 'agent-b' })
+        const free = sampleRecord({ agentId: 'agent-a', capacityHeld: false, capacitySince: null, state: 'wrap-up' })
+        for (const r of [a, b, c, free]) await store.put(r, null)
+        sameSet(await store.heldBy('agent-a'), [a.id, b.id], 'agent-a')
+        await store.put({ ...a, version: 2, agentId: null, previousAgentId: 'agent-a', capacityHeld: false, capacitySince: null, state: 'queued' }, 1)
+        sameSet(await store.heldBy('agent-a'), [b.id], 'agent-a after a release')
+        await store.put({ ...b, version: 2, agentId: 'agent-b' }, 1)
+        sameSet(await store.heldBy('agent-b'), [b.id, c.id], 'agent-b after a hand-over')
+        same(await store.heldBy('agent-z'), [], 'unknown agent')
+      },
+    ],
+    [
+      'a refused write changes no index',
+      async (store) => {
+        const record = sampleRecord({ state: 'reconnectable', customerId: 'customer-1', timers: { window: T0 + 10 }, nextDueAt: T0 + 10 })
+        await store.put(record, null)
+        const refused = { ...record, version: 2, reconnectId: 'refused-reconnect-id0', agentId: 'agent-x', nextDueAt: T0 + 1, timers: { window: T0 + 1 } }
+        await expectConflict(store.put(refused, 5), 'stale write')
+        same(await store.getByReconnectId(refused.reconnectId), undefined, 'reconnect id of the refused write')
+        same(await store.heldBy('agent-x'), [], 'agent of the refused write')
+        same(await store.nextDueAt(), T0 + 10, 'deadline of the refused write')
+        same((await store.findResumable('default', 'customer-1', T0 + 5))?.id, record.id, 'resumable unchanged')
+      },
+    ],
+  ]
+  return cases.map(([name, check]) => ({
+    name,
+    run: async () => {
+      const store = await makeStore()
+      await check(store)
+    },
+  }))
+}
