@@ -39,7 +39,7 @@ export type ConversationEvent =
   | { type: 'agent.assigned'; agentId: string; at: number }
   | { type: 'customer.disconnected'; at: number }
   | { type: 'customer.returned'; via: 'link' | 'prompt' | 'session'; at: number }
-  | { type: 'customer.ended'; at: number }
+  | { type: 'customer.ended'; at: number; /** Release the agent's capacity now, whatever `wrapUpCapacity` says. */ releaseCapacity?: boolean }
   | { type: 'agent.ended'; at: number }
   | { type: 'agent.closed'; at: number }
   | { type: 'timer.elapsed'; timer: TimerName; at: number }
@@ -89,6 +89,7 @@ export const conversationMachine = setup({
     hasTimer: ({ context }, params: TimerParams) => context.timers[params.timer] !== undefined,
     sameAgent: ({ context, event }) => event.type === 'agent.assigned' && event.agentId === context.agentId,
     agentGone: ({ context }) => context.agentId === null,
+    releasesCapacity: ({ event }) => event.type === 'customer.ended' && event.releaseCapacity === true,
     agentWasClosed: ({ context }) => context.agentId === null && context.previousAgentId !== null,
     withinWindow: ({ context, event }) => {
       const deadline = context.timers.window
@@ -263,7 +264,14 @@ export const conversationMachine = setup({
           { guard: 'withinWindowUnassigned', target: 'queued', actions: 'stamp' },
           { guard: 'withinWindow', target: 'active', actions: 'stamp' },
         ],
-        'customer.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
+        'customer.ended': [
+          {
+            guard: 'releasesCapacity',
+            target: 'wrap-up',
+            actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }, 'releaseCapacity'],
+          },
+          { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
+        ],
         'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
         'agent.closed': [{ guard: 'agentGone' }, { actions: ['stamp', 'releaseAgent'] }],
         'timer.elapsed': [

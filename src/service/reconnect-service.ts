@@ -376,6 +376,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   }
 
   async function verifyId(reconnectId: string): Promise<boolean> {
+    if (reconnectId.length > MAX_ID_LENGTH) return false
     try {
       return (await ids.verify(reconnectId)) === true
     } catch {
@@ -402,7 +403,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
         if (decision.type === 'new-chat' && decision.reason === 'identity-mismatch') return decision
         if (record.state === 'reconnectable') {
           try {
-            await mutate(conversationId, (at) => ({ type: 'customer.ended', at }))
+            await mutate(conversationId, (at) => ({ type: 'customer.ended', at, releaseCapacity: true }))
           } catch (error) {
             if (!isInvalidTransitionError(error)) throw error
           }
