@@ -91,6 +91,8 @@ const SWEEP_BATCH = 256
 /** The scheduler looks at the store at least this often, to notice deadlines other nodes wrote. */
 export const SCHEDULER_MAX_SLEEP_MS = 30_000
 const RESUME_ATTEMPTS = 4
+/** How long the scheduler waits before sweeping again after a failed sweep. */
+const SCHEDULER_RETRY_MS = 1_000
 
 function checkId(value: unknown, what: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LENGTH) {
@@ -289,7 +291,9 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     checkId(id, 'get: id')
     const record = await load(id)
     const settings = await settingsFor(record.widgetId)
-    return plan(record, settings, clock.now(), null).current
+    const expired = expireConversation(record, settings, clock.now()).at(-1)?.record
+    // A read applies passed deadlines to what it returns but writes nothing: the version stays the stored one.
+    return expired === undefined ? record : { ...expired, version: record.version }
   }
 
   const simple =
@@ -502,9 +506,33 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     handle = clock.setTimeout(wake, Math.max(0, target - now))
   }
 
+  // Deadlines written while a sweep is under way; the sweep's re-arm takes them into account.
+  let notedDuringSweep: number | null = null
+
   function noteDeadline(at: number | null): void {
-    if (!running || at === null || sweeping !== null) return
+    if (!running || at === null) return
+    if (sweeping !== null) {
+      notedDuringSweep = notedDuringSweep === null ? at : Math.min(notedDuringSweep, at)
+      return
+    }
     if (wakeAt === null || at < wakeAt) arm(at)
+  }
+
+  function rearm(next: number | null): void {
+    const noted = notedDuringSweep
+    notedDuringSweep = null
+    sweeping = null
+    const candidates = [next, noted].filter((at): at is number => at !== null)
+    arm(candidates.length === 0 ? clock.now() + SCHEDULER_MAX_SLEEP_MS : Math.min(...candidates))
+  }
+
+  async function nextDeadline(): Promise<number | null> {
+    try {
+      return await storeCall('nextDueAt', undefined, () => store.nextDueAt())
+    } catch (error) {
+      report(error)
+      return null
+    }
   }
 
   function wake(): void {
@@ -512,19 +540,16 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     wakeAt = null
     if (!running) return
     sweeping = (async () => {
+      let failed = false
       try {
         await runDueTimers()
       } catch (error) {
+        failed = true
         report(error)
       }
-      let next: number | null = null
-      try {
-        next = await storeCall('nextDueAt', undefined, () => store.nextDueAt())
-      } catch (error) {
-        report(error)
-      }
-      sweeping = null
-      arm(next ?? clock.now() + SCHEDULER_MAX_SLEEP_MS)
+      const next = await nextDeadline()
+      // After a failed sweep, wait a little instead of spinning on a deadline that is already due.
+      rearm(failed && next !== null ? Math.max(next, clock.now() + SCHEDULER_RETRY_MS) : next)
     })()
   }
 
@@ -532,14 +557,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     if (running) return
     running = true
     sweeping = (async () => {
-      let next: number | null = null
-      try {
-        next = await storeCall('nextDueAt', undefined, () => store.nextDueAt())
-      } catch (error) {
-        report(error)
-      }
-      sweeping = null
-      arm(next ?? clock.now() + SCHEDULER_MAX_SLEEP_MS)
+      rearm(await nextDeadline())
     })()
   }
 
