@@ -248,12 +248,12 @@ describe('decideReturn — rule 1: a reconnect id is present', () => {
       expect(decide({ request: { reconnectId: ID }, linked })).toEqual({ type: 'new-chat', reason: 'expired' })
     })
 
-    it('a queued conversation past its queue deadline is expired', () => {
+    it('a queued conversation past its queue deadline is closed, as the sweep will record it', () => {
       const linked = record({ state: 'queued', agentId: null, timers: { queue: NOW + 5 } })
       expect(decide({ request: { reconnectId: ID }, linked, now: NOW + 4 }).type).toBe('resume')
       expect(decide({ request: { reconnectId: ID }, linked, now: NOW + 5 })).toEqual({
         type: 'new-chat',
-        reason: 'expired',
+        reason: 'closed',
       })
     })
 

@@ -123,8 +123,8 @@ export function lostReason(record: ConversationRecord, now: number): LostReason 
     case 'active':
       return null
     case 'queued':
-      // An unassigned conversation auto-closes at its queue deadline; the timer is optional.
-      return record.timers.queue !== undefined && !isBefore(now, record.timers.queue) ? 'expired' : null
+      // Past its queue deadline it closes with nobody having ended it: the same reason the sweep will record.
+      return record.timers.queue !== undefined && !isBefore(now, record.timers.queue) ? 'closed' : null
     case 'reconnectable':
       return isBefore(now, record.timers.window) ? null : 'expired'
     case 'disconnected':
