@@ -49,8 +49,10 @@ export type ConversationEventType = ConversationEvent['type']
 
 type TimerParams = { timer: TimerName }
 
+// Clamped to `updatedAt` so that an event stamped by a node whose clock lags behind never moves a
+// record's time (or the deadlines computed from it) backwards.
 function eventTime(context: ConversationContext, event: { type: string; at?: unknown }): number {
-  return typeof event.at === 'number' ? event.at : context.updatedAt
+  return typeof event.at === 'number' ? Math.max(context.updatedAt, event.at) : context.updatedAt
 }
 
 function remaining(context: ConversationContext, timer: TimerName): number {
@@ -122,7 +124,7 @@ export const conversationMachine = setup({
     stamp: assign(({ context, event }, params: Partial<TimerParams> | undefined) => {
       const timer = params?.timer
       const fromTimer = timer === undefined ? undefined : context.timers[timer]
-      return { updatedAt: fromTimer ?? eventTime(context, event) }
+      return { updatedAt: fromTimer === undefined ? eventTime(context, event) : Math.max(context.updatedAt, fromTimer) }
     }),
     enterQueue: assign(({ context }) => ({
       timers: { queue: context.updatedAt + context.settings.queueAutoClose },
