@@ -18,6 +18,7 @@ import { createConversationRecord, expireConversation, stepConversation, type St
 import { decidePromptAnswer, decideReturn } from '../policy'
 import { defineSettings } from '../settings'
 import { createMemoryStore } from '../store/memory-store'
+import { isSameRecord } from '../store/record'
 import type { ConversationStore } from '../store/conversation-store'
 import type {
   ConversationRecord,
@@ -125,6 +126,9 @@ function describe(value: unknown): string {
  * await service.disconnect(chat.id)
  * const link = await service.reconnectUrl(chat.id)
  */
+/** A decision made on a record that has since changed in a way that voids it; the caller decides again. */
+class StaleDecision extends Error {}
+
 export function createReconnectService(options: ReconnectServiceOptions): ReconnectService {
   if (typeof options !== 'object' || options === null) {
     throw new ReconnectError('invalid-argument', 'createReconnectService: options must be an object with `settings`')
@@ -183,6 +187,25 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     }
   }
 
+  /**
+   * A compare-and-set write. When the store fails without a conflict, the write may still have
+   * landed (the reply was lost): one read tells, so a landed write is reported as done, with its
+   * events, instead of leaving the host to retry into a no-op that reports nothing.
+   */
+  async function save(record: ConversationRecord, expectedVersion: number | null): Promise<void> {
+    try {
+      await storeCall('put', record.id, () => store.put(record, expectedVersion))
+    } catch (error) {
+      if (isConflictError(error)) throw error
+      const stored = await store.get(record.id).then(
+        (found) => found,
+        () => undefined,
+      )
+      if (stored !== undefined && isSameRecord(stored, record)) return
+      throw error
+    }
+  }
+
   async function load(id: string): Promise<ConversationRecord> {
     const record = await storeCall('get', id, () => store.get(id))
     if (record === undefined) throw new NotFoundError(id)
@@ -228,11 +251,17 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   async function mutate(
     id: string,
     makeEvent: ((now: number) => ConversationEvent) | null,
-    rewrite?: (record: ConversationRecord) => Promise<ConversationRecord> | ConversationRecord,
+    how: {
+      rewrite?: (record: ConversationRecord) => Promise<ConversationRecord> | ConversationRecord
+      /** Checked on every load; a record it refuses ends the call with {@link StaleDecision}. */
+      accept?: (record: ConversationRecord) => boolean
+    } = {},
   ): Promise<ConversationRecord> {
+    const { rewrite, accept } = how
     let lastConflict: ConflictError | undefined
     for (let attempt = 0; attempt < maxAttempts; attempt += 1) {
       const record = await load(id)
+      if (accept !== undefined && !accept(record)) throw new StaleDecision()
       const settings = await settingsFor(record.widgetId)
       const now = clock.now()
       const event = makeEvent === null ? null : makeEvent(now)
@@ -244,7 +273,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       let change = outcome.change
       if (rewrite !== undefined) change = { ...change, record: { ...(await rewrite(change.record)), version: record.version + 1 } }
       try {
-        await storeCall('put', id, () => store.put(change.record, record.version))
+        await save(change.record, record.version)
       } catch (error) {
         if (!isConflictError(error)) throw error
         lastConflict = error
@@ -276,7 +305,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     const reconnectId = await ids.issue()
     const record = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now: clock.now(), settings })
     try {
-      await storeCall('put', id, () => store.put(record, null))
+      await save(record, null)
     } catch (error) {
       // Someone created the same conversation id first: theirs is the conversation.
       if (isConflictError(error) && requestedId !== null) return get(requestedId)
@@ -323,17 +352,19 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
    */
   async function applyResume(
     decision: Extract<ReturnDecision, { type: 'resume' }>,
+    presentedId: string | null,
   ): Promise<ServiceReturnDecision | undefined> {
     const renew = singleUse && decision.via === 'link'
     let record: ConversationRecord
     try {
-      record = await mutate(
-        decision.conversationId,
-        (at) => ({ type: 'customer.returned', via: decision.via, at }),
-        renew ? renewLink : undefined,
-      )
+      record = await mutate(decision.conversationId, (at) => ({ type: 'customer.returned', via: decision.via, at }), {
+        ...(renew ? { rewrite: renewLink } : {}),
+        // A link resumes only while it is still the conversation's link: a single-use link that
+        // another return has just renewed must not resume (or hand out the renewal) a second time.
+        ...(decision.via === 'link' && presentedId !== null ? { accept: (r: ConversationRecord) => r.reconnectId === presentedId } : {}),
+      })
     } catch (error) {
-      if (isInvalidTransitionError(error) || error instanceof NotFoundError) return undefined
+      if (isInvalidTransitionError(error) || error instanceof NotFoundError || error instanceof StaleDecision) return undefined
       throw error
     }
     if (record.state !== 'active' && record.state !== 'queued') return undefined
@@ -373,7 +404,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
         isValidId: () => verified,
       })
       if (decision.type !== 'resume') return decision
-      const applied = await applyResume(decision)
+      const applied = await applyResume(decision, reconnectId)
       if (applied !== undefined) return applied
     }
     throw new ConflictError(reconnectId ?? customerId ?? widgetId, null)
@@ -415,7 +446,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
         return decision
       }
       if (decision.type !== 'resume') return decision
-      const applied = await applyResume(decision)
+      const applied = await applyResume(decision, null)
       if (applied !== undefined) return applied
     }
     throw new ConflictError(conversationId, null)
@@ -450,7 +481,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       if (outcome.change === undefined) return 0
       const change = outcome.change
       try {
-        await storeCall('put', record.id, () => store.put(change.record, record!.version))
+        await save(change.record, record.version)
       } catch (error) {
         if (!isConflictError(error)) throw error
         // Another node got there first: look again, it may have applied the deadline already.
@@ -495,7 +526,8 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   let running = false
   let handle: unknown = undefined
   let wakeAt: number | null = null
-  let sweeping: Promise<void> | null = null
+  // Every sweep (or first look at the store) under way; a stop/start while one runs starts another.
+  const sweeps = new Set<Promise<void>>()
 
   function arm(at: number): void {
     if (!running) return
@@ -511,7 +543,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
 
   function noteDeadline(at: number | null): void {
     if (!running || at === null) return
-    if (sweeping !== null) {
+    if (sweeps.size > 0) {
       notedDuringSweep = notedDuringSweep === null ? at : Math.min(notedDuringSweep, at)
       return
     }
@@ -521,9 +553,21 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   function rearm(next: number | null): void {
     const noted = notedDuringSweep
     notedDuringSweep = null
-    sweeping = null
     const candidates = [next, noted].filter((at): at is number => at !== null)
     arm(candidates.length === 0 ? clock.now() + SCHEDULER_MAX_SLEEP_MS : Math.min(...candidates))
+  }
+
+  function track(work: () => Promise<void>): void {
+    const sweep = work().finally(() => {
+      sweeps.delete(sweep)
+      // A deadline written after the sweep re-armed but before it finished would wait for the next wake.
+      const noted = notedDuringSweep
+      if (sweeps.size === 0 && noted !== null) {
+        notedDuringSweep = null
+        if (wakeAt === null || noted < wakeAt) arm(noted)
+      }
+    })
+    sweeps.add(sweep)
   }
 
   async function nextDeadline(): Promise<number | null> {
@@ -539,7 +583,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     handle = undefined
     wakeAt = null
     if (!running) return
-    sweeping = (async () => {
+    track(async () => {
       let failed = false
       try {
         await runDueTimers()
@@ -550,15 +594,13 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       const next = await nextDeadline()
       // After a failed sweep, wait a little instead of spinning on a deadline that is already due.
       rearm(failed && next !== null ? Math.max(next, clock.now() + SCHEDULER_RETRY_MS) : next)
-    })()
+    })
   }
 
   function startScheduler(): void {
     if (running) return
     running = true
-    sweeping = (async () => {
-      rearm(await nextDeadline())
-    })()
+    track(async () => rearm(await nextDeadline()))
   }
 
   function stopScheduler(): void {
@@ -569,7 +611,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   }
 
   async function idle(): Promise<void> {
-    while (sweeping !== null) await sweeping
+    while (sweeps.size > 0) await Promise.all(sweeps)
   }
 
   return {

@@ -48,3 +48,21 @@ export function isConversationRecord(value: unknown): value is ConversationRecor
       STATES.has((h as Record<string, unknown>).to as string),
   )
 }
+
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  const aKeys = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined)
+  const bKeys = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined)
+  if (aKeys.length !== bKeys.length) return false
+  return aKeys.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+}
+
+/**
+ * Whether two records hold the same data, whatever the key order (a JSON column may reorder keys).
+ * The service uses it to tell a write whose reply was lost from a write that never happened.
+ */
+export function isSameRecord(a: ConversationRecord, b: ConversationRecord): boolean {
+  return a.version === b.version && sameJson(a, b)
+}
