@@ -1,0 +1,9 @@
+export { createPostgresStore } from './postgres-store'
+export type {
+  PostgresPool,
+  PostgresPoolClient,
+  PostgresQueryResult,
+  PostgresStore,
+  PostgresStoreOptions,
+} from './postgres-store'
+export { POSTGRES_DEFAULT_TABLE, postgresSchema } from './schema'

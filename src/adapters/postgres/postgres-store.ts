@@ -1,0 +1,368 @@
+import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError, isReconnectError } from '../../errors'
+import type { ConversationStore } from '../../store/conversation-store'
+import { isConversationRecord } from '../../store/record'
+import type { ConversationRecord } from '../../types'
+import { schemaSql, tableNames, type TableNames } from './schema'
+
+/** What the store reads from a query result; `pg`'s `QueryResult` has this shape. */
+export interface PostgresQueryResult {
+  rows: unknown[]
+  rowCount: number | null
+}
+
+/** A connection checked out of the pool; `pg`'s `PoolClient` has this shape. */
+export interface PostgresPoolClient {
+  /** Runs one statement on this connection. */
+  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
+  /** Returns the connection; passing an error or `true` destroys it instead. */
+  release(destroy?: Error | boolean): void
+  /** Listens for connection errors (`pg` emits `'error'` when the server drops a checked-out connection). */
+  on?(event: 'error', listener: (error: Error) => void): unknown
+  /** Stops listening, see {@link PostgresPoolClient.on}. */
+  removeListener?(event: 'error', listener: (error: Error) => void): unknown
+}
+
+/**
+ * The part of a `pg` `Pool` the store uses. Declared structurally so that the published types do not
+ * depend on `@types/pg`; a `pg.Pool` (or a wrapper that counts or traces queries) fits as it is.
+ */
+export interface PostgresPool {
+  /** Runs one statement on any idle connection. */
+  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
+  /** Checks out one connection for a transaction. */
+  connect(): Promise<PostgresPoolClient>
+}
+
+/** Options of {@link createPostgresStore}. */
+export interface PostgresStoreOptions {
+  /** A pool the caller built and owns (`new pg.Pool(...)`); the store never ends it. */
+  pool: PostgresPool
+  /** Table name, optionally `schema.table`; default `chat_reconnect_conversations`. */
+  table?: string
+}
+
+/** A {@link ConversationStore} backed by one PostgreSQL table. */
+export interface PostgresStore extends ConversationStore {
+  /** The table as configured, e.g. `'chat_reconnect_conversations'`. */
+  readonly table: string
+  /** Creates the table and its indexes when missing; safe to call on every start, from many nodes at once. */
+  migrate(): Promise<void>
+}
+
+// Any two integers identify a session-level advisory lock; these keep migrate() of one table
+// serialised across nodes without blocking anything else (0x63_72 is "cr").
+const MIGRATE_LOCK_NAMESPACE = 0x6372
+const UNIQUE_VIOLATION = '23505'
+const COLUMNS = 'id, version, record::text AS record'
+
+// NUL cannot live in PostgreSQL text or jsonb, and the driver would replace an unpaired surrogate
+// with U+FFFD, so such a key could match another one: no stored key contains either.
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+function storable(key: string): boolean {
+  return typeof key === 'string' && !UNSTORABLE.test(key)
+}
+
+// Epoch ms beyond ±2^53 cannot be compared exactly as numbers anyway; clamping keeps bigint
+// columns in range and the order of every realistic instant intact.
+function clamp(ms: number): number {
+  return Math.min(Number.MAX_SAFE_INTEGER, Math.max(-Number.MAX_SAFE_INTEGER, ms))
+}
+
+/**
+ * Deadlines are indexed at whole milliseconds rounded up, and queried with `now` rounded down, so a
+ * fractional deadline is never reported early (at worst it is due in the next millisecond).
+ */
+function deadlineColumn(at: number | null): number | null {
+  return at === null ? null : clamp(Math.ceil(at))
+}
+
+/** A window end rounded down: a fractional window never looks open after it has ended. */
+function windowColumn(at: number | undefined): number | null {
+  return at === undefined ? null : clamp(Math.floor(at))
+}
+
+function instant(ms: number): number {
+  return clamp(Math.floor(ms))
+}
+
+function toSafeInteger(value: unknown): number | undefined {
+  const n = typeof value === 'string' ? Number(value) : typeof value === 'bigint' ? Number(value) : value
+  return typeof n === 'number' && Number.isSafeInteger(n) ? n : undefined
+}
+
+function describeId(id: string): string {
+  return JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)
+}
+
+/** Serialises a record, refusing strings that PostgreSQL text could not hold. */
+function serialise(record: ConversationRecord): string {
+  let bad: string | undefined
+  const json = JSON.stringify(record, (key, value: unknown) => {
+    if (bad === undefined && typeof value === 'string' && !storable(value)) bad = key === '' ? 'record' : key
+    return value
+  })
+  if (bad !== undefined) {
+    throw new ReconnectError(
+      'invalid-argument',
+      `put: ${bad} of conversation ${describeId(record.id)} contains a NUL character or an unpaired surrogate, which PostgreSQL cannot store`,
+    )
+  }
+  return json
+}
+
+function errorCode(error: unknown): unknown {
+  return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
+}
+
+function isPool(value: unknown): value is PostgresPool {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as PostgresPool).query === 'function' &&
+    typeof (value as PostgresPool).connect === 'function'
+  )
+}
+
+/**
+ * A shared store for several backend nodes: one row per conversation in a PostgreSQL table, the
+ * whole record in a `jsonb` column and the fields the queries need in indexed columns. `put` is a
+ * single conditional `INSERT`/`UPDATE` (compare-and-set on `version`); `due` reads with
+ * `FOR UPDATE SKIP LOCKED` in a short transaction that ends before it resolves, so sweepers running
+ * at the same moment load disjoint rows (correctness still rests on compare-and-set). Call
+ * `migrate()` once at start-up, or apply `postgresSchema()` with your own migration tool.
+ *
+ * Driver failures reject with `StoreError` (the driver's error in `cause`); a row whose record is
+ * not a valid conversation rejects with `StoreError` instead of being passed on.
+ *
+ * @example
+ * import pg from 'pg'
+ * import { createPostgresStore } from 'chat-reconnect/postgres'
+ *
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 5_000 })
+ * pool.on('error', (error) => log.warn(error)) // an idle connection dropped; the pool replaces it
+ * const store = createPostgresStore({ pool })
+ * await store.migrate()
+ * const service = createReconnectService({ settings, store })
+ */
+export function createPostgresStore(options: PostgresStoreOptions): PostgresStore {
+  if (typeof options !== 'object' || options === null) {
+    throw new SettingsError([{ path: '', message: 'createPostgresStore needs an options object with `pool`' }])
+  }
+  const names: TableNames = tableNames(options.table)
+  if (!isPool(options.pool)) {
+    throw new SettingsError([{ path: 'pool', message: 'must be a pg Pool (an object with query() and connect())' }])
+  }
+  const pool = options.pool
+  const t = names.table
+  const sql = {
+    get: `SELECT ${COLUMNS} FROM ${t} WHERE id = $1`,
+    byReconnectId: `SELECT ${COLUMNS} FROM ${t} WHERE reconnect_id = $1`,
+    resumable:
+      `SELECT ${COLUMNS} FROM ${t} WHERE widget_id = $1 AND customer_id = $2 AND state = 'reconnectable'` +
+      ` AND window_ends_at > $3 ORDER BY updated_at DESC, id LIMIT 1`,
+    insert:
+      `INSERT INTO ${t} (id, widget_id, reconnect_id, customer_id, agent_id, state, next_due_at, capacity_held,` +
+      ` window_ends_at, updated_at, version, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)` +
+      ` ON CONFLICT (id) DO NOTHING`,
+    update:
+      `UPDATE ${t} SET widget_id = $2, reconnect_id = $3, customer_id = $4, agent_id = $5, state = $6,` +
+      ` next_due_at = $7, capacity_held = $8, window_ends_at = $9, updated_at = $10, version = $11,` +
+      ` record = $12::jsonb WHERE id = $1 AND version = $13`,
+    exists: `SELECT 1 FROM ${t} WHERE id = $1`,
+    due:
+      `SELECT ${COLUMNS} FROM ${t} WHERE next_due_at IS NOT NULL AND next_due_at <= $1` +
+      ` ORDER BY next_due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    nextDueAt: `SELECT next_due_at::text AS at FROM ${t} WHERE next_due_at IS NOT NULL ORDER BY next_due_at LIMIT 1`,
+    heldBy: `SELECT ${COLUMNS} FROM ${t} WHERE agent_id = $1 AND capacity_held ORDER BY id`,
+  }
+
+  function failure(operation: string, conversationId: string | undefined, error: unknown): Error {
+    if (isConflictError(error) || (isReconnectError(error) && error.code === 'store-failure')) return error
+    return new StoreError(operation, { cause: error, ...(conversationId === undefined ? {} : { conversationId }) })
+  }
+
+  async function query(operation: string, conversationId: string | undefined, text: string, values?: unknown[]) {
+    try {
+      return await (values === undefined ? pool.query(text) : pool.query(text, values))
+    } catch (error) {
+      throw failure(operation, conversationId, error)
+    }
+  }
+
+  /** Runs `work` in one transaction on one connection; rolls back and releases whatever happens. */
+  async function transaction<T>(
+    operation: string,
+    work: (client: PostgresPoolClient) => Promise<T>,
+  ): Promise<T> {
+    let client: PostgresPoolClient
+    try {
+      client = await pool.connect()
+    } catch (error) {
+      throw failure(operation, undefined, error)
+    }
+    // A server that goes away between two statements makes `pg` emit 'error' on the checked-out
+    // connection; unheard, that would crash the host's process. The next statement fails anyway.
+    let dropped: Error | undefined
+    const onError = (error: Error) => {
+      dropped = error
+    }
+    client.on?.('error', onError)
+    const stopListening = () => client.removeListener?.('error', onError)
+    try {
+      await client.query('BEGIN')
+      const result = await work(client)
+      await client.query('COMMIT')
+      stopListening()
+      if (dropped === undefined) client.release()
+      else client.release(dropped)
+      return result
+    } catch (error) {
+      let broken: Error | undefined
+      try {
+        await client.query('ROLLBACK')
+      } catch (rollbackError) {
+        // A connection that cannot even roll back is not fit to go back into the pool.
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError))
+      }
+      stopListening()
+      client.release(broken ?? dropped)
+      throw failure(operation, undefined, error)
+    }
+  }
+
+  function decode(row: unknown, operation: string): ConversationRecord {
+    const { id, version, record } = (row ?? {}) as { id?: unknown; version?: unknown; record?: unknown }
+    const conversationId = typeof id === 'string' ? id : undefined
+    let value: unknown = record
+    if (typeof record === 'string') {
+      try {
+        value = JSON.parse(record)
+      } catch (error) {
+        throw new StoreError(operation, { conversationId, cause: error })
+      }
+    }
+    if (!isConversationRecord(value)) {
+      throw new StoreError(operation, {
+        conversationId,
+        cause: new Error(`the row of ${describeId(String(id))} in ${names.name} does not hold a valid conversation record`),
+      })
+    }
+    if (value.id !== id || value.version !== toSafeInteger(version)) {
+      throw new StoreError(operation, {
+        conversationId,
+        cause: new Error(`the id or version columns of ${describeId(String(id))} in ${names.name} disagree with its record`),
+      })
+    }
+    return value
+  }
+
+  async function one(operation: string, conversationId: string | undefined, text: string, values: unknown[]) {
+    const result = await query(operation, conversationId, text, values)
+    const row = result.rows[0]
+    return row === undefined ? undefined : decode(row, operation)
+  }
+
+  function columns(record: ConversationRecord, json: string): unknown[] {
+    return [
+      record.id,
+      record.widgetId,
+      record.reconnectId,
+      record.customerId,
+      record.agentId,
+      record.state,
+      deadlineColumn(record.nextDueAt),
+      record.capacityHeld,
+      windowColumn(record.timers.window),
+      instant(record.updatedAt),
+      record.version,
+      json,
+    ]
+  }
+
+  /** A unique violation is either a lost create race (a conflict) or a reconnect id owned by another conversation. */
+  async function explainUniqueViolation(record: ConversationRecord, expectedVersion: number | null, error: unknown): Promise<Error> {
+    if (expectedVersion === null) {
+      const existing = await query('put', record.id, sql.exists, [record.id])
+      if (existing.rows.length > 0) return new ConflictError(record.id, null, { cause: error })
+    }
+    const reason = new Error(`reconnect id ${describeId(record.reconnectId)} already belongs to another conversation`, { cause: error })
+    return new StoreError('put', { conversationId: record.id, cause: reason })
+  }
+
+  return {
+    table: names.name,
+
+    async migrate() {
+      await transaction('migrate', async (client) => {
+        await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [MIGRATE_LOCK_NAMESPACE, t])
+        // No parameters: the driver then uses the simple protocol, which accepts several statements.
+        await client.query(schemaSql(names))
+      })
+    },
+
+    async get(id) {
+      if (!storable(id)) return undefined
+      return one('get', id, sql.get, [id])
+    },
+
+    async getByReconnectId(reconnectId) {
+      if (!storable(reconnectId)) return undefined
+      return one('getByReconnectId', undefined, sql.byReconnectId, [reconnectId])
+    },
+
+    async findResumable(widgetId, customerId, now) {
+      if (!storable(widgetId) || !storable(customerId) || Number.isNaN(now)) return undefined
+      return one('findResumable', undefined, sql.resumable, [widgetId, customerId, instant(now)])
+    },
+
+    async put(record, expectedVersion) {
+      if (!isConversationRecord(record)) {
+        throw new ReconnectError('invalid-argument', 'put: record is not a valid ConversationRecord; refusing to store what could not be read back')
+      }
+      if (expectedVersion !== null && !Number.isInteger(expectedVersion)) {
+        throw new ReconnectError('invalid-argument', `put: expectedVersion must be an integer or null, got ${String(expectedVersion)}`)
+      }
+      const values = columns(record, serialise(record))
+      let rowCount: number | null
+      try {
+        const result =
+          expectedVersion === null
+            ? await pool.query(sql.insert, values)
+            : await pool.query(sql.update, [...values, expectedVersion])
+        rowCount = result.rowCount
+      } catch (error) {
+        if (errorCode(error) === UNIQUE_VIOLATION) throw await explainUniqueViolation(record, expectedVersion, error)
+        throw failure('put', record.id, error)
+      }
+      if (rowCount !== 1) throw new ConflictError(record.id, expectedVersion)
+    },
+
+    async due(now, limit) {
+      if (Number.isNaN(now) || !(limit > 0)) return []
+      const rows = await transaction('due', async (client) => {
+        // Like the memory store, a fractional limit rounds up.
+        const result = await client.query(sql.due, [instant(now), Math.min(Math.ceil(limit), Number.MAX_SAFE_INTEGER)])
+        return result.rows
+      })
+      return rows.map((row) => decode(row, 'due'))
+    },
+
+    async nextDueAt() {
+      const result = await query('nextDueAt', undefined, sql.nextDueAt)
+      const row = result.rows[0] as { at?: unknown } | undefined
+      if (row === undefined) return null
+      const at = toSafeInteger(row.at)
+      if (at === undefined) {
+        throw new StoreError('nextDueAt', { cause: new Error(`next_due_at ${String(row.at)} in ${names.name} is not an epoch ms`) })
+      }
+      return at
+    },
+
+    async heldBy(agentId) {
+      if (!storable(agentId)) return []
+      const result = await query('heldBy', undefined, sql.heldBy, [agentId])
+      return result.rows.map((row) => decode(row, 'heldBy'))
+    },
+  }
+}

@@ -1,0 +1,242 @@
+import type { Cluster, Redis } from 'ioredis'
+import { ConflictError, ReconnectError, StoreError, isReconnectError } from '../../errors'
+import type { ConversationStore } from '../../store/conversation-store'
+import { isConversationRecord } from '../../store/record'
+import type { ConversationRecord } from '../../types'
+import { DEFAULT_REDIS_PREFIX, hashTagOf, redisKeys } from './keys'
+import {
+  DUE_SCRIPT,
+  GET_BY_RECONNECT_ID_SCRIPT,
+  HELD_BY_SCRIPT,
+  PUT_SCRIPT,
+  RESUMABLE_CANDIDATES_SCRIPT,
+} from './scripts'
+
+/** Options of {@link createRedisStore}. */
+export interface RedisStoreOptions {
+  /**
+   * An ioredis client (or `Cluster`) that the caller built, connects and eventually quits; the
+   * store only sends commands through it and never changes it.
+   */
+  client: Redis | Cluster
+  /**
+   * Namespace of every key the store writes (default `'chat-reconnect:'`). With Redis Cluster it
+   * must contain a hash tag such as `'{chat-reconnect}:'`, which puts every key in one slot.
+   */
+  prefix?: string
+}
+
+/** The few commands the store sends; both `Redis` and `Cluster` have them. */
+type Commands = Pick<Redis, 'evalsha' | 'eval' | 'get' | 'zrange'>
+
+interface LuaScript {
+  readonly source: string
+  sha: Promise<string | null> | undefined
+}
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+function invalid(message: string): ReconnectError {
+  return new ReconnectError('invalid-argument', `createRedisStore: ${message}`)
+}
+
+async function sha1Hex(source: string): Promise<string | null> {
+  const subtle = globalThis.crypto?.subtle
+  if (subtle === undefined) return null
+  const digest = await subtle.digest('SHA-1', new TextEncoder().encode(source))
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT')
+}
+
+/** A score bound Redis parses exactly: integers and shortest round-trip decimals as JS prints them. */
+function scoreArg(value: number, what: string): string {
+  if (Number.isNaN(value)) throw invalid(`${what} must be a number of epoch ms, got NaN`)
+  if (value === Infinity) return '+inf'
+  if (value === -Infinity) return '-inf'
+  return String(value)
+}
+
+function checkRecordForWrite(record: ConversationRecord, expectedVersion: number | null): void {
+  if (!isConversationRecord(record)) {
+    throw invalid('put() needs a valid ConversationRecord (see isConversationRecord); refusing to store it')
+  }
+  if (expectedVersion !== null && !Number.isInteger(expectedVersion)) {
+    throw invalid(`put() expectedVersion must be an integer or null, got ${String(expectedVersion)}`)
+  }
+  // ioredis sends strings as UTF-8, which turns every lone surrogate into U+FFFD: two different
+  // ids would then share one key.
+  for (const field of ['id', 'widgetId', 'reconnectId', 'customerId', 'agentId'] as const) {
+    const value = record[field]
+    if (typeof value === 'string' && LONE_SURROGATE.test(value)) {
+      throw invalid(`put() record.${field} contains a lone UTF-16 surrogate, which Redis keys cannot represent`)
+    }
+  }
+}
+
+/**
+ * A {@link ConversationStore} in Redis, shared by every backend node that uses the same Redis and
+ * prefix. Each `put` is one Lua script that compares the version and updates the record with all
+ * of its indexes atomically; each read is one round trip.
+ *
+ * It is written for one Redis primary (standalone, Sentinel or a managed single-shard service).
+ * On Redis Cluster give a prefix with a hash tag (`'{chat-reconnect}:'`): every key then lives in
+ * one slot, so all conversations of that prefix share one shard.
+ *
+ * @example
+ * import Redis from 'ioredis'
+ * import { createRedisStore } from 'chat-reconnect/redis'
+ *
+ * const client = new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false })
+ * const store = createRedisStore({ client, prefix: 'support-chat:' })
+ * const service = createReconnectService({ settings, store })
+ */
+export function createRedisStore(options: RedisStoreOptions): ConversationStore {
+  if (typeof options !== 'object' || options === null) throw invalid('options must be an object with `client`')
+  const { client } = options
+  if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
+    throw invalid('options.client must be an ioredis Redis or Cluster client')
+  }
+  const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX
+  if (typeof prefix !== 'string') throw invalid(`options.prefix must be a string, got ${typeof prefix}`)
+
+  // ioredis adds its own `keyPrefix` to KEYS but not to key names the scripts build from ARGV.
+  const clientPrefix = (client.options as { keyPrefix?: unknown } | undefined)?.keyPrefix
+  const scriptPrefix = (typeof clientPrefix === 'string' ? clientPrefix : '') + prefix
+  if (client.isCluster && hashTagOf(scriptPrefix) === undefined) {
+    throw invalid(
+      `with Redis Cluster, options.prefix must contain a hash tag such as "{chat-reconnect}:" so that every key ` +
+        `lives in one slot; got ${JSON.stringify(prefix)}`,
+    )
+  }
+
+  const redis: Commands = client
+  const keys = redisKeys(prefix)
+  const scriptKeys = redisKeys(scriptPrefix)
+
+  const script = (source: string): LuaScript => ({ source, sha: undefined })
+  const put = script(PUT_SCRIPT)
+  const byReconnectId = script(GET_BY_RECONNECT_ID_SCRIPT)
+  const resumableCandidates = script(RESUMABLE_CANDIDATES_SCRIPT)
+  const dueRecords = script(DUE_SCRIPT)
+  const heldRecords = script(HELD_BY_SCRIPT)
+
+  async function run(lua: LuaScript, scriptKeyNames: string[], args: string[]): Promise<unknown> {
+    lua.sha ??= sha1Hex(lua.source).catch(() => null)
+    const sha = await lua.sha
+    if (sha !== null) {
+      try {
+        return await redis.evalsha(sha, scriptKeyNames.length, ...scriptKeyNames, ...args)
+      } catch (error) {
+        // The server forgot the script (restart, failover, SCRIPT FLUSH): EVAL also caches it again.
+        if (!isNoScript(error)) throw error
+      }
+    }
+    return redis.eval(lua.source, scriptKeyNames.length, ...scriptKeyNames, ...args)
+  }
+
+  async function guarded<T>(operation: string, conversationId: string | undefined, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (error) {
+      if (isReconnectError(error)) throw error
+      throw new StoreError(operation, { cause: error, conversationId })
+    }
+  }
+
+  function parse(json: unknown, operation: string, conversationId: string | undefined): ConversationRecord {
+    let value: unknown
+    try {
+      value = JSON.parse(String(json))
+    } catch (error) {
+      throw new StoreError(operation, { cause: error, conversationId })
+    }
+    if (!isConversationRecord(value) || (conversationId !== undefined && value.id !== conversationId)) {
+      const where = conversationId === undefined ? 'a stored value' : `the value stored for "${conversationId}"`
+      throw new StoreError(operation, { conversationId, cause: new Error(`${where} is not a valid conversation record`) })
+    }
+    return value
+  }
+
+  function parseList(reply: unknown, operation: string): ConversationRecord[] {
+    if (!Array.isArray(reply)) throw new StoreError(operation, { cause: new Error('unexpected reply from Redis') })
+    return reply.map((json) => parse(json, operation, undefined))
+  }
+
+  return {
+    get(id) {
+      return guarded('get', id, async () => {
+        const json = await redis.get(keys.record(id))
+        return json === null ? undefined : parse(json, 'get', id)
+      })
+    },
+
+    getByReconnectId(reconnectId) {
+      return guarded('getByReconnectId', undefined, async () => {
+        const json = await run(byReconnectId, [keys.reconnectId(reconnectId)], [scriptPrefix])
+        if (json === null || json === undefined) return undefined
+        const record = parse(json, 'getByReconnectId', undefined)
+        // A reconnect id must never open someone else's conversation, whatever happened to the keys.
+        return record.reconnectId === reconnectId ? record : undefined
+      })
+    },
+
+    findResumable(widgetId, customerId, now) {
+      return guarded('findResumable', undefined, async () => {
+        const reply = await run(resumableCandidates, [keys.resumable(widgetId, customerId)], [scriptPrefix])
+        // Candidates come most recently updated first; expired windows stay indexed until swept.
+        return parseList(reply, 'findResumable').find((record) => {
+          const window = record.timers.window
+          return record.state === 'reconnectable' && window !== undefined && now < window
+        })
+      })
+    },
+
+    put(record, expectedVersion) {
+      return guarded('put', typeof record?.id === 'string' ? record.id : undefined, async () => {
+        checkRecordForWrite(record, expectedVersion)
+        const resumable = record.state === 'reconnectable' && record.customerId !== null
+        const held = record.capacityHeld && record.agentId !== null
+        const written = await run(
+          put,
+          [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due],
+          [
+            scriptPrefix,
+            record.id,
+            expectedVersion === null ? '' : String(expectedVersion),
+            JSON.stringify(record),
+            resumable ? scriptKeys.resumable(record.widgetId, record.customerId!) : '',
+            String(record.updatedAt),
+            held ? scriptKeys.held(record.agentId!) : '',
+            record.nextDueAt === null ? '' : String(record.nextDueAt),
+          ],
+        )
+        if (written !== 1) throw new ConflictError(record.id, expectedVersion)
+      })
+    },
+
+    due(now, limit) {
+      return guarded('due', undefined, async () => {
+        const until = scoreArg(now, 'due(now)')
+        if (!(limit > 0)) return []
+        const count = Number.isFinite(limit) ? String(Math.ceil(limit)) : '-1'
+        return parseList(await run(dueRecords, [keys.due], [scriptPrefix, until, count]), 'due')
+      })
+    },
+
+    nextDueAt() {
+      return guarded('nextDueAt', undefined, async () => {
+        const [, score] = await redis.zrange(keys.due, 0, 0, 'WITHSCORES')
+        return score === undefined ? null : Number(score)
+      })
+    },
+
+    heldBy(agentId) {
+      return guarded('heldBy', undefined, async () =>
+        parseList(await run(heldRecords, [keys.held(agentId)], [scriptPrefix]), 'heldBy'),
+      )
+    },
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Lua scripts of the Redis store. Each one is a single round trip and runs atomically on the
+ * server. Numbers travel as strings and are handed to Redis untouched, so epoch ms never pass
+ * through Lua's number formatting; only small integer versions are compared with `tonumber`.
+ *
+ * Key layout (the prefix `p` ends each script's ARGV[1]); `keys.ts` builds the same names in
+ * TypeScript and must stay in step with `resumable_key` below:
+ *   p..'conv:'..id                      record JSON (string)
+ *   p..'rid:'..reconnectId              conversation id (string)
+ *   p..'due'                            sorted set id → nextDueAt
+ *   p..'resumable:'..#w..':'..w..':'..c sorted set id → updatedAt, reconnectable records of one customer
+ *   p..'held:'..agentId                 set of ids whose capacity the agent holds
+ */
+
+/** Reads the records of a list of ids, skipping any that vanished; MGET in chunks to stay under Lua's unpack limit. */
+const LOAD_RECORDS = `
+local function load_records(p, ids)
+  local out = {}
+  for i = 1, #ids, 500 do
+    local keys = {}
+    for j = i, math.min(i + 499, #ids) do keys[#keys + 1] = p .. 'conv:' .. ids[j] end
+    local values = redis.call('MGET', unpack(keys))
+    for k = 1, #keys do
+      if values[k] then out[#out + 1] = values[k] end
+    end
+  end
+  return out
+end
+`
+
+/**
+ * Compare-and-set write of one record with every index. Every key is type-checked before the first
+ * write, so the script either fails before changing anything or applies all of its writes.
+ *
+ * KEYS: record, new reconnect id, due.
+ * ARGV: prefix, id, expected version ('' = must not exist), JSON, resumable key ('' = none),
+ *       updatedAt, held key ('' = none), nextDueAt ('' = none).
+ * Returns 1 when written, 0 on a version conflict.
+ */
+export const PUT_SCRIPT = `
+local record_key, rid_key, due_key = KEYS[1], KEYS[2], KEYS[3]
+local p, id, expected, json = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local resumable_key, updated_at, held_key, due_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+
+local function resumable_key_of(widget, customer)
+  return p .. 'resumable:' .. #widget .. ':' .. widget .. ':' .. customer
+end
+
+local function check_type(key, kind)
+  local found = redis.call('TYPE', key).ok
+  if found ~= 'none' and found ~= kind then
+    return redis.error_reply('WRONGTYPE chat-reconnect: key ' .. key .. ' holds a ' .. found .. ', expected a ' .. kind)
+  end
+  return nil
+end
+
+local checks = { { record_key, 'string' }, { rid_key, 'string' }, { due_key, 'zset' } }
+if resumable_key ~= '' then checks[#checks + 1] = { resumable_key, 'zset' } end
+if held_key ~= '' then checks[#checks + 1] = { held_key, 'set' } end
+
+local stale_rid_key, stale_resumable_key, stale_held_key
+local stored = redis.call('GET', record_key)
+if stored then
+  local ok, old = pcall(cjson.decode, stored)
+  if not ok or type(old) ~= 'table' then
+    return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
+  end
+  if expected == '' or tonumber(old.version) ~= tonumber(expected) then return 0 end
+  if type(old.reconnectId) == 'string' then
+    stale_rid_key = p .. 'rid:' .. old.reconnectId
+    checks[#checks + 1] = { stale_rid_key, 'string' }
+  end
+  if old.state == 'reconnectable' and type(old.widgetId) == 'string' and type(old.customerId) == 'string' then
+    stale_resumable_key = resumable_key_of(old.widgetId, old.customerId)
+    checks[#checks + 1] = { stale_resumable_key, 'zset' }
+  end
+  if old.capacityHeld == true and type(old.agentId) == 'string' then
+    stale_held_key = p .. 'held:' .. old.agentId
+    checks[#checks + 1] = { stale_held_key, 'set' }
+  end
+elseif expected ~= '' then
+  return 0
+end
+
+for _, check in ipairs(checks) do
+  local failure = check_type(check[1], check[2])
+  if failure then return failure end
+end
+
+if stale_rid_key and redis.call('GET', stale_rid_key) == id then redis.call('DEL', stale_rid_key) end
+if stale_resumable_key then redis.call('ZREM', stale_resumable_key, id) end
+if stale_held_key then redis.call('SREM', stale_held_key, id) end
+
+redis.call('SET', record_key, json)
+redis.call('SET', rid_key, id)
+if resumable_key ~= '' then redis.call('ZADD', resumable_key, updated_at, id) end
+if held_key ~= '' then redis.call('SADD', held_key, id) end
+if due_at == '' then redis.call('ZREM', due_key, id) else redis.call('ZADD', due_key, due_at, id) end
+return 1
+`
+
+/** KEYS: reconnect id key. ARGV: prefix. Returns the record JSON or nil. */
+export const GET_BY_RECONNECT_ID_SCRIPT = `
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+return redis.call('GET', ARGV[1] .. 'conv:' .. id)
+`
+
+/** KEYS: resumable key. ARGV: prefix. Returns the candidates' JSON, most recently updated first. */
+export const RESUMABLE_CANDIDATES_SCRIPT = `${LOAD_RECORDS}
+return load_records(ARGV[1], redis.call('ZREVRANGE', KEYS[1], 0, -1))
+`
+
+/** KEYS: due key. ARGV: prefix, now, limit (-1 = all). Returns JSON, earliest deadline first. */
+export const DUE_SCRIPT = `${LOAD_RECORDS}
+return load_records(ARGV[1], redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3]))
+`
+
+/** KEYS: held key. ARGV: prefix. Returns the JSON of the agent's held conversations. */
+export const HELD_BY_SCRIPT = `${LOAD_RECORDS}
+return load_records(ARGV[1], redis.call('SMEMBERS', KEYS[1]))
+`

@@ -1,0 +1,519 @@
+import fc from 'fast-check'
+import type { Cluster, Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRedisStore, DEFAULT_REDIS_PREFIX } from '../src/adapters/redis'
+import { isConflictError, isReconnectError, isStoreError, type StoreError } from '../src/errors'
+import type { ConversationStore } from '../src/store/conversation-store'
+import { createMemoryStore } from '../src/store/memory-store'
+import { sampleRecord, storeContract } from '../src/testing/store-contract'
+import type { ConversationRecord, State } from '../src/types'
+import { replayParameters } from './support/fc-replay'
+import {
+  connect,
+  describeWithRedis,
+  describeWithRedisServer,
+  dropPrefixes,
+  freePort,
+  keysUnder,
+  randomPrefix,
+  startOwnedRedis,
+  type OwnedRedis,
+} from './support/redis'
+
+const T0 = 1_700_000_000_000
+
+async function storeError(promise: Promise<unknown>): Promise<StoreError> {
+  const error: unknown = await promise.then(
+    () => new Error('expected a StoreError, but the call succeeded'),
+    (e: unknown) => e,
+  )
+  if (!isStoreError(error)) throw error
+  return error
+}
+
+/** Records every command the client sends; one command is one round trip. */
+function recordCommands(client: Redis): string[] {
+  const sent: string[] = []
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = ((command, stream) => {
+    sent.push(command.name)
+    return send(command, stream)
+  }) as typeof client.sendCommand
+  return sent
+}
+
+describe('redis store: options', () => {
+  const fake = { evalsha: () => Promise.resolve(1), options: {}, isCluster: false }
+
+  it('refuses a missing or foreign client with a typed error', () => {
+    for (const bad of [undefined, null, {}, { client: {} }, { client: { get: () => 1 } }]) {
+      let thrown: unknown
+      try {
+        createRedisStore(bad as never)
+      } catch (error) {
+        thrown = error
+      }
+      expect(isReconnectError(thrown) && thrown.code === 'invalid-argument').toBe(true)
+    }
+  })
+
+  it('refuses a non-string prefix', () => {
+    expect(() => createRedisStore({ client: fake as never, prefix: 42 as never })).toThrow(/options\.prefix must be a string/)
+  })
+
+  it('on Redis Cluster insists on a hash tag, so every key shares one slot', () => {
+    const cluster = { ...fake, isCluster: true }
+    for (const prefix of [DEFAULT_REDIS_PREFIX, 'a{}b{c}:', 'open{only:', '']) {
+      expect(() => createRedisStore({ client: cluster as never, prefix })).toThrow(/hash tag/)
+    }
+    expect(() => createRedisStore({ client: cluster as never, prefix: '{chat-reconnect}:' })).not.toThrow()
+    const tagged = { ...cluster, options: { keyPrefix: '{app}:' } }
+    expect(() => createRedisStore({ client: tagged as never })).not.toThrow()
+  })
+})
+
+describe('redis store: an unreachable server', () => {
+  it('turns every failure into a StoreError naming the operation and conversation', async () => {
+    const port = await freePort()
+    const { Redis } = await import('ioredis')
+    const client = new Redis(port, '127.0.0.1', {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    })
+    client.on('error', () => undefined)
+    const store = createRedisStore({ client })
+    try {
+      const record = sampleRecord()
+      const put = await storeError(store.put(record, null))
+      expect(put.operation).toBe('put')
+      expect(put.conversationId).toBe(record.id)
+      expect(put.cause).toBeInstanceOf(Error)
+      const get = await storeError(store.get('conv-x'))
+      expect([get.operation, get.conversationId]).toEqual(['get', 'conv-x'])
+      const calls: [string, () => Promise<unknown>][] = [
+        ['getByReconnectId', () => store.getByReconnectId('r')],
+        ['findResumable', () => store.findResumable('default', 'c', T0)],
+        ['due', () => store.due(T0, 10)],
+        ['nextDueAt', () => store.nextDueAt()],
+        ['heldBy', () => store.heldBy('agent-1')],
+      ]
+      for (const [operation, call] of calls) expect((await storeError(call())).operation).toBe(operation)
+    } finally {
+      client.disconnect()
+    }
+  })
+})
+
+describeWithRedis('redis store', (url) => {
+  let client: Awaited<ReturnType<typeof connect>>
+  const prefixes: string[] = []
+  const fresh = (label?: string): string => {
+    const prefix = randomPrefix(label)
+    prefixes.push(prefix)
+    return prefix
+  }
+
+  beforeAll(async () => {
+    client = await connect(url)
+  })
+  afterAll(async () => {
+    await dropPrefixes(client, prefixes)
+    client.disconnect()
+  })
+
+  describe('storeContract', () => {
+    for (const c of storeContract(() => createRedisStore({ client, prefix: fresh('contract') }))) it(c.name, c.run)
+  })
+
+  it('costs one round trip per put and per read once its scripts are cached', async () => {
+    const counted = await connect(url)
+    try {
+      const store = createRedisStore({ client: counted, prefix: fresh('trips') })
+      const warmUp = sampleRecord({ agentId: 'warm-up' })
+      await store.put(warmUp, null)
+      await store.getByReconnectId(warmUp.reconnectId)
+      await store.findResumable('default', 'c-1', T0)
+      await store.due(T0, 1)
+      await store.heldBy('warm-up')
+      const sent = recordCommands(counted)
+      const trips = async (call: () => Promise<unknown>): Promise<string[]> => {
+        sent.length = 0
+        await call()
+        return [...sent]
+      }
+
+      const record = sampleRecord({ state: 'reconnectable', customerId: 'c-1', timers: { window: T0 + 10 }, nextDueAt: T0 + 10 })
+      expect(await trips(() => store.put(record, null))).toEqual(['evalsha'])
+      expect(await trips(() => store.put({ ...record, version: 2 }, 1))).toEqual(['evalsha'])
+      expect(await trips(() => store.put({ ...record, version: 3 }, 1).catch(() => undefined))).toEqual(['evalsha'])
+      expect(await trips(() => store.get(record.id))).toEqual(['get'])
+      expect(await trips(() => store.getByReconnectId(record.reconnectId))).toEqual(['evalsha'])
+      expect(await trips(() => store.findResumable('default', 'c-1', T0))).toEqual(['evalsha'])
+      expect(await trips(() => store.due(T0 + 10, 10))).toEqual(['evalsha'])
+      expect(await trips(() => store.nextDueAt())).toEqual(['zrange'])
+      expect(await trips(() => store.heldBy('agent-1'))).toEqual(['evalsha'])
+    } finally {
+      counted.disconnect()
+    }
+  })
+
+  it('falls back to EVAL when the server has forgotten its scripts', async () => {
+    const counted = await connect(url)
+    try {
+      const store = createRedisStore({ client: counted, prefix: fresh('noscript') })
+      const record = sampleRecord()
+      await store.put(record, null)
+      await counted.script('FLUSH')
+      const sent = recordCommands(counted)
+      await store.put({ ...record, version: 2, state: 'wrap-up', endedBy: 'agent' }, 1)
+      expect(sent).toEqual(['evalsha', 'eval'])
+      expect((await store.get(record.id))?.state).toBe('wrap-up')
+      sent.length = 0
+      await store.put({ ...record, version: 3, state: 'closed' }, 2)
+      expect(sent).toEqual(['evalsha'])
+    } finally {
+      counted.disconnect()
+    }
+  })
+
+  it('keeps every epoch ms exact through Lua and sorted-set scores', async () => {
+    const prefix = fresh('precision')
+    const store = createRedisStore({ client, prefix })
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), async (at) => {
+        const record = sampleRecord({ state: 'reconnectable', customerId: 'c', timers: { window: at }, nextDueAt: at, updatedAt: at })
+        await store.put(record, null)
+        expect(await store.get(record.id)).toEqual(record)
+        expect((await store.due(at, 1_000)).some((r) => r.id === record.id)).toBe(true)
+        expect((await store.due(at - 1, 1_000)).some((r) => r.id === record.id)).toBe(false)
+        expect(await store.nextDueAt()).toBeLessThanOrEqual(at)
+        await store.put({ ...record, version: 2, state: 'closed', timers: {}, nextDueAt: null }, 1)
+      }),
+      replayParameters(40),
+    )
+    expect(await store.nextDueAt()).toBeNull()
+  })
+
+  describe('corrupted data', () => {
+    it('a record key holding something that is not a record is a StoreError on read', async () => {
+      const prefix = fresh('corrupt')
+      const store = createRedisStore({ client, prefix })
+      const record = sampleRecord({ nextDueAt: T0, timers: { queue: T0 }, state: 'queued', agentId: null, capacityHeld: false, capacitySince: null })
+      await store.put(record, null)
+      const unreadable = ['{not json', '"a string"', JSON.stringify({ ...record, state: 'lost' })]
+      for (const bad of [...unreadable, JSON.stringify({ ...record, id: 'other' })]) {
+        await client.set(`${prefix}conv:${record.id}`, bad)
+        const error = await storeError(store.get(record.id))
+        expect(error.operation).toBe('get')
+        expect(error.conversationId).toBe(record.id)
+        expect(error.cause).toBeInstanceOf(Error)
+        if (unreadable.includes(bad)) expect((await storeError(store.due(T0, 10))).operation).toBe('due')
+      }
+      await client.set(`${prefix}conv:${record.id}`, '{not json')
+      expect((await storeError(store.getByReconnectId(record.reconnectId))).operation).toBe('getByReconnectId')
+      const put = await storeError(store.put({ ...record, version: 2 }, 1))
+      expect(put.message).toMatch(/not valid JSON/)
+      expect(await client.get(`${prefix}conv:${record.id}`)).toBe('{not json')
+    })
+
+    it('a script that cannot apply every write applies none', async () => {
+      const prefix = fresh('wrongtype')
+      const store = createRedisStore({ client, prefix })
+      const record = sampleRecord({ agentId: 'agent-a' })
+      await store.put(record, null)
+      await client.set(`${prefix}held:agent-b`, 'not a set')
+      const moved = { ...record, version: 2, agentId: 'agent-b', reconnectId: 'moved-reconnect-id-00', nextDueAt: T0 + 5, timers: { window: T0 + 5 }, state: 'reconnectable' as State }
+      const error = await storeError(store.put(moved, 1))
+      expect(error.message).toMatch(/WRONGTYPE/)
+      expect(await store.get(record.id)).toEqual(record)
+      expect((await store.heldBy('agent-a')).map((r) => r.id)).toEqual([record.id])
+      expect(await store.getByReconnectId(moved.reconnectId)).toBeUndefined()
+      expect(await store.nextDueAt()).toBeNull()
+    })
+
+    it('refuses to store a value that is not a record, with a typed error', async () => {
+      const store = createRedisStore({ client, prefix: fresh('refuse') })
+      const invalid = [
+        { ...sampleRecord(), state: 'gone' },
+        { ...sampleRecord(), nextDueAt: Number.NaN },
+        { ...sampleRecord(), id: 'lone\ud800surrogate' },
+      ]
+      for (const record of invalid) {
+        let thrown: unknown
+        await store.put(record as ConversationRecord, null).catch((e: unknown) => (thrown = e))
+        expect(isReconnectError(thrown) && thrown.code === 'invalid-argument').toBe(true)
+      }
+      await expect(store.put(sampleRecord(), 1.5)).rejects.toThrow(/expectedVersion must be an integer/)
+      await expect(store.due(Number.NaN, 1)).rejects.toThrow(/due\(now\)/)
+    })
+  })
+
+  it('works under an ioredis keyPrefix: every key lands under keyPrefix + prefix', async () => {
+    const keyPrefix = fresh('ioredis')
+    const prefixed = await connect(url, { keyPrefix })
+    try {
+      const store = createRedisStore({ client: prefixed, prefix: 'inner:' })
+      const a = sampleRecord({ state: 'reconnectable', customerId: 'c-1', agentId: 'agent-k', timers: { window: T0 + 9 }, nextDueAt: T0 + 9 })
+      await store.put(a, null)
+      await store.put({ ...a, version: 2, reconnectId: 'renewed-reconnect-id0', agentId: 'agent-m' }, 1)
+      expect((await store.heldBy('agent-m')).map((r) => r.id)).toEqual([a.id])
+      expect(await store.heldBy('agent-k')).toEqual([])
+      expect((await store.findResumable('default', 'c-1', T0))?.id).toBe(a.id)
+      expect(await store.getByReconnectId('renewed-reconnect-id0')).toMatchObject({ id: a.id, version: 2 })
+      expect(await keysUnder(client, keyPrefix)).toEqual(
+        [
+          `${keyPrefix}inner:conv:${a.id}`,
+          `${keyPrefix}inner:due`,
+          `${keyPrefix}inner:held:agent-m`,
+          `${keyPrefix}inner:resumable:7:default:c-1`,
+          `${keyPrefix}inner:rid:renewed-reconnect-id0`,
+        ].sort(),
+      )
+    } finally {
+      prefixed.disconnect()
+    }
+  })
+
+  it('answers every query like the memory store and leaves no stale index key (model-based)', async () => {
+    const ids = ['conv-0', 'conv-1', 'conv-2', 'conv-3']
+    const reconnectIds = ['rid-aaaaaaaaaaaaaaaaaa', 'rid-b:bbbbbbbbbbbbbbbb', 'rid-ü☃ccccccccccccccc']
+    const widgets = ['default', 'w:1', 'ñ{x}']
+    const customers = [null, 'c1', 'c:1', '☃ü']
+    const agents = [null, 'a1', 'a:2', 'é']
+    const states: State[] = ['queued', 'active', 'disconnected', 'reconnectable', 'wrap-up', 'closed']
+    const write = fc.record({
+      slot: fc.nat({ max: ids.length - 1 }),
+      wrongVersion: fc.boolean(),
+      reconnectId: fc.constantFrom(...reconnectIds),
+      widgetId: fc.constantFrom(...widgets),
+      customerId: fc.constantFrom(...customers),
+      agentId: fc.constantFrom(...agents),
+      state: fc.constantFrom(...states),
+      capacityHeld: fc.boolean(),
+      window: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+    })
+
+    await fc.assert(
+      fc.asyncProperty(fc.array(write, { minLength: 1, maxLength: 25 }), fc.integer({ min: 0, max: 100 }), async (writes, probe) => {
+        const prefix = fresh('model')
+        const redisStore = createRedisStore({ client, prefix })
+        const memory = createMemoryStore()
+        let clock = T0
+        for (const { slot, wrongVersion, window, ...fields } of writes) {
+          const id = ids[slot]!
+          const current = await memory.get(id)
+          clock += 1
+          const version = (current?.version ?? 0) + 1
+          const record = sampleRecord({
+            ...fields,
+            id,
+            timers: window === undefined ? {} : { window: T0 + window },
+            nextDueAt: window === undefined ? null : T0 + window,
+            capacitySince: fields.capacityHeld ? clock : null,
+            createdAt: current?.createdAt ?? clock,
+            updatedAt: clock,
+            version,
+          })
+          const expected = wrongVersion ? version + 7 : current === undefined ? null : current.version
+          const outcomes = await Promise.allSettled([memory.put(record, expected), redisStore.put(record, expected)])
+          expect(outcomes.map((o) => o.status)).toEqual([outcomes[0]!.status, outcomes[0]!.status])
+          for (const o of outcomes) if (o.status === 'rejected') expect(isConflictError(o.reason)).toBe(true)
+        }
+        await expectSameAnswers(memory, redisStore, { ids, reconnectIds, widgets, customers, agents, now: T0 + probe })
+        expect(await keysUnder(client, prefix)).toEqual(await expectedKeys(memory, prefix, { ids, reconnectIds }))
+        await dropPrefixes(client, [prefix])
+      }),
+      replayParameters(30),
+    )
+  })
+
+  it('never lets two concurrent writers both win, across clients', async () => {
+    const prefix = fresh('race')
+    const other = await connect(url)
+    try {
+      const stores = [createRedisStore({ client, prefix }), createRedisStore({ client: other, prefix })]
+      const records = Array.from({ length: 50 }, () => sampleRecord())
+      await Promise.all(records.map((r) => stores[0]!.put(r, null)))
+      const attempts = records.flatMap((r) =>
+        [0, 1, 2, 3].map((n) => ({ store: stores[n % 2]!, record: { ...r, version: 2, agentId: `agent-${n}` } })),
+      )
+      const results = await Promise.allSettled(attempts.map((a) => a.store.put(a.record, 1)))
+      for (const record of records) {
+        const won = attempts.filter((a, i) => a.record.id === record.id && results[i]!.status === 'fulfilled')
+        expect(won).toHaveLength(1)
+        expect(await stores[1]!.get(record.id)).toEqual(won[0]!.record)
+      }
+      for (const r of results) if (r.status === 'rejected') expect(isConflictError(r.reason)).toBe(true)
+    } finally {
+      other.disconnect()
+    }
+  })
+})
+
+async function expectSameAnswers(
+  memory: ConversationStore,
+  redis: ConversationStore,
+  domain: { ids: string[]; reconnectIds: string[]; widgets: string[]; customers: (string | null)[]; agents: (string | null)[]; now: number },
+): Promise<void> {
+  for (const id of domain.ids) expect(await redis.get(id)).toEqual(await memory.get(id))
+  for (const rid of domain.reconnectIds) expect(await redis.getByReconnectId(rid)).toEqual(await memory.getByReconnectId(rid))
+  for (const widget of domain.widgets) {
+    for (const customer of domain.customers) {
+      if (customer === null) continue
+      expect(await redis.findResumable(widget, customer, domain.now)).toEqual(await memory.findResumable(widget, customer, domain.now))
+    }
+  }
+  const byId = (a: ConversationRecord, b: ConversationRecord): number => (a.id < b.id ? -1 : 1)
+  for (const agent of domain.agents) {
+    if (agent === null) continue
+    expect((await redis.heldBy(agent)).sort(byId)).toEqual((await memory.heldBy(agent)).sort(byId))
+  }
+  for (const limit of [1, 2, 100]) expect(await redis.due(domain.now, limit)).toEqual(await memory.due(domain.now, limit))
+  expect(await redis.nextDueAt()).toBe(await memory.nextDueAt())
+}
+
+/** The keys the Redis store should hold for the memory store's records, built independently of keys.ts. */
+async function expectedKeys(memory: ConversationStore, prefix: string, domain: { ids: string[]; reconnectIds: string[] }): Promise<string[]> {
+  const keys = new Set<string>()
+  for (const id of domain.ids) {
+    const r = await memory.get(id)
+    if (r === undefined) continue
+    keys.add(`${prefix}conv:${r.id}`)
+    if (r.nextDueAt !== null) keys.add(`${prefix}due`)
+    if (r.state === 'reconnectable' && r.customerId !== null) {
+      keys.add(`${prefix}resumable:${Buffer.byteLength(r.widgetId)}:${r.widgetId}:${r.customerId}`)
+    }
+    if (r.capacityHeld && r.agentId !== null) keys.add(`${prefix}held:${r.agentId}`)
+  }
+  for (const rid of domain.reconnectIds) if ((await memory.getByReconnectId(rid)) !== undefined) keys.add(`${prefix}rid:${rid}`)
+  return [...keys].sort()
+}
+
+describeWithRedisServer('redis store: a server killed mid-run', () => {
+  let server: OwnedRedis | undefined
+  afterAll(async () => {
+    await server?.dispose()
+  })
+
+  it('rejects with StoreError while down, then has every acknowledged write and works again', async () => {
+    server = await startOwnedRedis()
+    const owned = server
+    const client = await connect(owned.url)
+    const prefix = randomPrefix('fault')
+    const store = createRedisStore({ client, prefix })
+    try {
+      // Latest acknowledged version of each record, and writes whose outcome the kill left unknown.
+      const acknowledged = new Map<string, ConversationRecord>()
+      const unknown = new Map<string, ConversationRecord>()
+      const failures: unknown[] = []
+      let killing: Promise<void> | undefined
+
+      async function lane(lane: number): Promise<void> {
+        for (let i = 0; failures.length < 12 && i < 2_000; i += 1) {
+          const previous = i % 3 === 2 ? acknowledged.get(`fault-${lane}-${i - 1}`) : undefined
+          const record =
+            previous === undefined
+              ? sampleRecord({ id: `fault-${lane}-${i}`, state: 'reconnectable', customerId: `c-${lane}`, timers: { window: T0 + i }, nextDueAt: T0 + i })
+              : { ...previous, version: previous.version + 1, state: 'wrap-up' as const, endedBy: 'agent' as const, timers: { wrapUp: T0 + i }, nextDueAt: T0 + i }
+          try {
+            await store.put(record, previous === undefined ? null : previous.version)
+            acknowledged.set(record.id, record)
+          } catch (error) {
+            failures.push(error)
+            unknown.set(record.id, record)
+          }
+          if (acknowledged.size >= 150) killing ??= owned.kill()
+        }
+      }
+      await Promise.all([0, 1, 2, 3].map(lane))
+      await killing
+
+      expect(failures.length).toBeGreaterThan(0)
+      for (const failure of failures) expect(isStoreError(failure)).toBe(true)
+      expect((await storeError(store.get('fault-0-0'))).operation).toBe('get')
+      expect((await storeError(store.nextDueAt())).operation).toBe('nextDueAt')
+
+      await owned.restart()
+      await waitUntilReady(client)
+
+      for (const [id, record] of acknowledged) {
+        const stored = await store.get(id)
+        const maybe = unknown.get(id)
+        if (maybe !== undefined && stored?.version === maybe.version) expect(stored).toEqual(maybe)
+        else expect(stored).toEqual(record)
+      }
+      for (const [id, record] of unknown) {
+        if (acknowledged.has(id)) continue
+        const stored = await store.get(id)
+        if (stored !== undefined) expect(stored).toEqual(record)
+      }
+      // Indexes came back with the records: nothing was half-written.
+      const stored = (await Promise.all([...new Set([...acknowledged.keys(), ...unknown.keys()])].map((id) => store.get(id)))).filter(
+        (r): r is ConversationRecord => r !== undefined,
+      )
+      const due = await store.due(Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY)
+      expect(due.map((r) => r.id).sort()).toEqual(stored.map((r) => r.id).sort())
+      for (const r of stored) expect((await store.getByReconnectId(r.reconnectId))?.id).toBe(r.id)
+
+      const after = sampleRecord()
+      await store.put(after, null)
+      expect(await store.get(after.id)).toEqual(after)
+      const first = stored[0]!
+      await store.put({ ...first, version: first.version + 1, state: 'closed', timers: {}, nextDueAt: null }, first.version)
+      expect((await store.get(first.id))?.state).toBe('closed')
+    } finally {
+      client.disconnect()
+    }
+  })
+})
+
+async function waitUntilReady(client: Redis): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (client.status !== 'ready') {
+    if (Date.now() > deadline) throw new Error(`client did not reconnect (status ${client.status})`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+describeWithRedisServer('redis store: Redis Cluster with a hash-tagged prefix', () => {
+  let server: OwnedRedis | undefined
+  let admin: Redis | undefined
+  let cluster: Cluster | undefined
+
+  beforeAll(async () => {
+    server = await startOwnedRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1'])
+    // One node serving every slot: Redis still enforces the cluster's same-slot rule inside scripts.
+    admin = await connect(server.url)
+    await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383')
+    const deadline = Date.now() + 10_000
+    while (!String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) {
+      if (Date.now() > deadline) throw new Error('single-node cluster did not become ready')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const { Cluster } = await import('ioredis')
+    cluster = new Cluster([{ host: '127.0.0.1', port: server.port }], { enableOfflineQueue: true })
+    await new Promise<void>((resolve, reject) => {
+      cluster!.once('ready', resolve)
+      cluster!.once('error', reject)
+    })
+  })
+  afterAll(async () => {
+    cluster?.disconnect()
+    admin?.disconnect()
+    await server?.dispose()
+  })
+
+  for (const c of storeContract(() => createRedisStore({ client: cluster!, prefix: `{${randomPrefix('cluster')}}` }))) {
+    it(c.name, c.run)
+  }
+
+  it('needs the hash tag: keys built inside a script must share the slot of the declared ones', async () => {
+    // Hide the cluster flag to get past the prefix check and show why it exists.
+    const disguised = new Proxy(cluster!, { get: (target, key) => (key === 'isCluster' ? false : Reflect.get(target, key)) })
+    const store = createRedisStore({ client: disguised, prefix: randomPrefix('untagged') })
+    const error = await storeError(store.put(sampleRecord({ state: 'reconnectable', customerId: 'c-1' }), null))
+    expect(String(error.cause)).toMatch(/slot|CROSSSLOT/i)
+  })
+})
