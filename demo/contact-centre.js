@@ -1,0 +1,312 @@
+// The contact centre behind the demo pages: one agent, chats, transcripts and live updates.
+// Everything about the conversation lifecycle comes from chat-reconnect's public API; the demo
+// itself only keeps what a real host keeps too (who is online, transcripts, open streams).
+import { createMemoryStore, createReconnectService, defineSettings, isInvalidTransitionError } from 'chat-reconnect'
+
+/** The single agent of the demo. */
+export const AGENT = Object.freeze({ id: 'agent-1', name: 'Alex' })
+
+/** What the agent's quick-reply button inserts; the library expands the slug into the reconnect link. */
+export const QUICK_REPLY = 'If we get cut off, this link brings you back to me: {ReconnectUrl{ReconnectID}}'
+
+const NOTICES = {
+  'customer-disconnected': 'Customer disconnected: the reconnect window has passed.',
+  'agent-ended': `${AGENT.name} ended the chat.`,
+  'session-ended': 'This chat session has ended.',
+  'window-closing': 'The reconnect window closes soon.',
+}
+
+// Which deadline the agent page counts down to, per state.
+const COUNTDOWNS = {
+  queued: ['queue', 'closes unanswered in'],
+  reconnectable: ['window', 'window ends in'],
+  disconnected: ['grace', 'grace ends in'],
+  'wrap-up': ['wrapUp', 'auto-closes in'],
+}
+
+const MAX_MESSAGE_LENGTH = 2000
+
+/**
+ * Creates the demo's contact centre on top of a reconnect service.
+ * `settings` is the widget's settings input (validated here and by the service).
+ */
+export function createContactCentre({ settings, store = createMemoryStore(), log = console }) {
+  defineSettings(settings) // a bad start-up configuration fails here, with every issue listed
+  let widgetSettings = { ...settings }
+
+  /** conversation id → { name, messages: { from, text, at, audience }[] } — the demo keeps transcripts. */
+  const chats = new Map()
+  const agentStreams = new Set()
+  /** conversation id → Set of customer stream senders */
+  const customerStreams = new Map()
+
+  const service = createReconnectService({
+    // The service asks per widget; the demo has one widget whose settings the panel can change.
+    settings: () => widgetSettings,
+    store,
+    onEvent: (event) => {
+      const chat = chats.get(event.conversationId)
+      if (chat === undefined) return
+      if (event.type === 'notice') {
+        say(chat, 'system', NOTICES[event.message], event.audience)
+        if (event.audience === 'agent') chat.agentNotice = event.message
+      }
+      if (event.type === 'transition') describeTransition(chat, event)
+      publish(event.conversationId)
+    },
+    onError: (error) => log.error('chat-reconnect:', error),
+  })
+  service.startScheduler() // windows expire live, not only when someone looks
+
+  function describeTransition(chat, { from, to }) {
+    if (to === 'reconnectable') say(chat, 'system', 'Customer lost connection. The chat stays with you until the window ends.', 'agent')
+    if (to === 'disconnected') say(chat, 'system', 'Customer lost connection (reconnect is off).', 'agent')
+    if ((from === 'reconnectable' || from === 'disconnected') && (to === 'active' || to === 'queued')) {
+      say(chat, 'system', 'Customer reconnected.', 'agent')
+      say(chat, 'system', 'Reconnected. Welcome back!', 'customer')
+    }
+  }
+
+  function say(chat, from, text, audience = 'both') {
+    chat.messages.push({ from, text, audience, at: Date.now() })
+  }
+
+  function chatFor(record) {
+    let chat = chats.get(record.id)
+    // A conversation from a shared store (Redis) that this process has not seen yet.
+    if (chat === undefined) {
+      chat = { name: record.customerId ?? 'Customer', messages: [] }
+      chats.set(record.id, chat)
+    }
+    return chat
+  }
+
+  // --- live updates ----------------------------------------------------------------------------
+
+  const dirty = new Set()
+  let flushing = Promise.resolve()
+  let flushQueued = false
+
+  /** Pushes the conversation's new state to every page watching it, coalesced and in order. */
+  function publish(id) {
+    dirty.add(id)
+    if (flushQueued) return
+    flushQueued = true
+    flushing = flushing.then(flush).catch((error) => log.error('demo: publishing failed:', error))
+  }
+
+  async function flush() {
+    flushQueued = false
+    const ids = [...dirty]
+    dirty.clear()
+    for (const id of ids) {
+      const record = await service.get(id)
+      const chat = chatFor(record)
+      for (const send of agentStreams) send('conversation', agentView(record, chat))
+      for (const send of customerStreams.get(id) ?? []) send('conversation', customerView(record, chat))
+    }
+    if (agentStreams.size > 0) {
+      const capacity = await capacityView()
+      for (const send of agentStreams) send('capacity', capacity)
+    }
+  }
+
+  function agentView(record, chat) {
+    const countdown = COUNTDOWNS[record.state]
+    const at = countdown && record.timers[countdown[0]]
+    return {
+      id: record.id,
+      name: chat.name,
+      customerId: record.customerId,
+      state: record.state,
+      agentId: record.agentId,
+      capacityHeld: record.capacityHeld,
+      deadline: at === undefined || at === null ? null : { at, label: countdown[1] },
+      notice: chat.agentNotice ?? null,
+      messages: chat.messages.filter((m) => m.audience !== 'customer'),
+      now: Date.now(),
+    }
+  }
+
+  function customerView(record, chat) {
+    return {
+      id: record.id,
+      state: record.state,
+      agent: record.agentId === null ? null : { id: record.agentId, name: AGENT.name },
+      messages: chat.messages.filter((m) => m.audience !== 'agent'),
+    }
+  }
+
+  /** The agent's held capacity, read through the store port the service writes to. */
+  async function capacityView() {
+    const held = await store.heldBy(AGENT.id)
+    return {
+      now: Date.now(),
+      held: held.map((record) => ({ ...agentView(record, chatFor(record)), messages: undefined })),
+    }
+  }
+
+  // --- routing ---------------------------------------------------------------------------------
+
+  /** Auto-assigns waiting conversations to the agent while the agent page is open. */
+  async function routeWaiting() {
+    if (agentStreams.size === 0) return
+    for (const id of chats.keys()) {
+      const record = await service.get(id)
+      if (record.state === 'queued') await assign(id)
+    }
+  }
+
+  async function assign(id) {
+    try {
+      await service.assign(id, AGENT.id)
+    } catch (error) {
+      // Someone else changed it first (the customer left, the queue timed out): nothing to route.
+      if (!isInvalidTransitionError(error)) throw error
+    }
+  }
+
+  // --- what the pages can do -------------------------------------------------------------------
+
+  async function startChat({ name, customerId = null }) {
+    const record = await service.start({ customerId })
+    chats.set(record.id, { name: cleanName(name) ?? cleanName(customerId) ?? 'Customer', messages: [] })
+    if (agentStreams.size > 0) await assign(record.id)
+    publish(record.id)
+    return { conversationId: record.id, reconnectId: record.reconnectId }
+  }
+
+  /** Decides what a returning customer gets (link, own session or sign-in) and routes a resume. */
+  async function returnCustomer({ reconnectId = null, customerId = null, via = 'link' }) {
+    const decision = await service.returnCustomer({ reconnectId, customerId, via })
+    return afterDecision(decision)
+  }
+
+  async function answerPrompt({ conversationId, answer, customerId }) {
+    const decision = await service.answerPrompt(conversationId, answer, customerId)
+    return afterDecision(decision)
+  }
+
+  async function afterDecision(decision) {
+    if (decision.type !== 'resume') return decision
+    const record = await service.get(decision.conversationId)
+    chatFor(record)
+    // agentId null: the agent closed the session while waiting; route again, with affinity.
+    if (record.state === 'queued' && agentStreams.size > 0) await assign(record.id)
+    publish(record.id)
+    return { ...decision, reconnectId: record.reconnectId }
+  }
+
+  async function customerSays(id, text) {
+    const record = await service.get(id)
+    if (record.state !== 'active' && record.state !== 'queued') {
+      throw Object.assign(new Error(`this chat is ${record.state}; messages are not accepted`), { status: 409 })
+    }
+    say(chatFor(record), 'customer', cleanText(text))
+    publish(id)
+  }
+
+  async function agentSays(id, text) {
+    const record = await service.get(id)
+    if (record.state !== 'active') {
+      throw Object.assign(new Error(`the customer is not connected (${record.state})`), { status: 409 })
+    }
+    say(chatFor(record), 'agent', cleanText(text))
+    publish(id)
+  }
+
+  /** The customer's connection dropped: the library decides between reconnectable, disconnected and closed. */
+  async function customerLost(id) {
+    try {
+      return await service.disconnect(id)
+    } catch (error) {
+      if (!isInvalidTransitionError(error)) throw error
+      return service.get(id) // already ended: nothing to hold
+    }
+  }
+
+  // --- streams ---------------------------------------------------------------------------------
+
+  async function connectAgent(send) {
+    const leave = () => agentStreams.delete(send)
+    agentStreams.add(send) // before the snapshot, so no update falls between the two
+    try {
+      const views = []
+      for (const id of chats.keys()) views.push(agentView(await service.get(id), chats.get(id)))
+      send('snapshot', { agent: AGENT, conversations: views, capacity: await capacityView() })
+      await routeWaiting()
+    } catch (error) {
+      leave()
+      throw error
+    }
+    return leave
+  }
+
+  /** A customer page's live stream; when the last one for a conversation closes, the customer is gone. */
+  async function connectCustomer(id, send) {
+    let record = await service.get(id)
+    // A page that came back before its previous page's stream was seen closing: it is here after all.
+    if (record.state === 'reconnectable' || record.state === 'disconnected') {
+      const decision = await returnCustomer({ reconnectId: record.reconnectId, customerId: record.customerId, via: 'session' })
+      if (decision.type === 'resume') record = await service.get(id)
+    }
+    const streams = customerStreams.get(id) ?? new Set()
+    customerStreams.set(id, streams)
+    streams.add(send)
+    send('conversation', customerView(record, chatFor(record)))
+    return () => {
+      streams.delete(send)
+      if (streams.size > 0) return
+      customerStreams.delete(id)
+      customerLost(id).catch((error) => log.error('demo: disconnect failed:', error))
+    }
+  }
+
+  // --- settings --------------------------------------------------------------------------------
+
+  /** Validates and applies changed widget settings; throws the library's SettingsError with every issue. */
+  function updateSettings(changes) {
+    const next = { ...widgetSettings, ...changes }
+    defineSettings(next)
+    widgetSettings = next
+    for (const id of chats.keys()) publish(id) // deadlines already stored keep their time; labels may change
+    return widgetSettings
+  }
+
+  return {
+    service,
+    store,
+    settings: () => widgetSettings,
+    updateSettings,
+    startChat,
+    returnCustomer,
+    answerPrompt,
+    customerSays,
+    agentSays,
+    customerLost,
+    endByCustomer: (id) => service.endByCustomer(id),
+    endByAgent: (id) => service.endByAgent(id),
+    closeByAgent: (id) => service.closeByAgent(id),
+    quickReply: (id) => service.quickReply(id, QUICK_REPLY),
+    connectAgent,
+    connectCustomer,
+    async close() {
+      service.stopScheduler()
+      await service.idle()
+      await flushing
+    },
+  }
+}
+
+function cleanName(name) {
+  const text = typeof name === 'string' ? name.trim().slice(0, 40) : ''
+  return text === '' ? null : text
+}
+
+function cleanText(text) {
+  const value = typeof text === 'string' ? text.trim() : ''
+  if (value === '' || value.length > MAX_MESSAGE_LENGTH) {
+    throw Object.assign(new Error(`text must be 1–${MAX_MESSAGE_LENGTH} characters`), { status: 400 })
+  }
+  return value
+}
