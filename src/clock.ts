@@ -6,7 +6,9 @@
 export interface Clock {
   /** Current time as epoch milliseconds. */
   now(): number
+  /** Calls `callback` once, `ms` milliseconds from now; returns a handle for {@link Clock.clearTimeout}. */
   setTimeout(callback: () => void, ms: number): unknown
+  /** Cancels a pending callback by the handle `setTimeout` returned; unknown handles are ignored. */
   clearTimeout(handle: unknown): void
 }
 

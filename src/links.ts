@@ -26,7 +26,9 @@ export interface ReadReconnectIdOptions {
 
 /** The part of `window.history` that {@link consumeReconnectId} uses. */
 export interface ReconnectHistoryLike {
+  /** The current history entry's state, kept as it is when the address is rewritten. */
   readonly state?: unknown
+  /** Replaces the current address without adding a history entry (`history.replaceState`). */
   replaceState(data: unknown, unused: string, url?: string): void
 }
 

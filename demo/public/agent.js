@@ -1,6 +1,6 @@
 // The agent's desk: conversations and their states live over server-sent events.
+import { $, post } from './page.js'
 
-const $ = (id) => document.getElementById(id)
 const cards = new Map() // conversation id → card element
 let clockOffset = 0 // server time − page time, so countdowns follow the server's deadlines
 
@@ -21,17 +21,6 @@ const ENABLED = {
   'quick-reply': ['active'],
   end: ['active', 'reconnectable', 'disconnected'],
   close: ['reconnectable', 'disconnected', 'wrap-up'],
-}
-
-async function post(path, body = {}) {
-  const response = await fetch(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  const data = await response.json()
-  if (!response.ok) throw new Error(data.message ?? response.statusText)
-  return data
 }
 
 function cardFor(id) {

@@ -1,6 +1,7 @@
 // The customer's chat widget. The library runs here too: consumeReconnectId reads the link's id and
 // removes it from the address bar, so a refresh or a bookmark does not replay it.
 import { consumeReconnectId } from 'chat-reconnect'
+import { $, post } from './page.js'
 
 const hadLink = new URLSearchParams(location.search).has('oc.reconnectid')
 const linkId = consumeReconnectId() // null when missing or malformed
@@ -33,22 +34,10 @@ const OFFLINE = {
   disconnected: 'Reconnect links are off for this chat, but for a few minutes this tab can still pick it up.',
 }
 
-const $ = (id) => document.getElementById(id)
 let settings = {}
 let conversationId = null
 let promptConversationId = null
 let events = null
-
-async function post(path, body = {}) {
-  const response = await fetch(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  const data = await response.json()
-  if (!response.ok) throw new Error(data.message ?? response.statusText)
-  return data
-}
 
 const readSession = () => JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? 'null')
 const saveSession = (session) => sessionStorage.setItem(SESSION_KEY, JSON.stringify(session))

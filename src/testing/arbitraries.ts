@@ -319,7 +319,10 @@ export interface LifecycleReplay {
 /** Options of {@link replayLifecycleCommands}. */
 export interface ReplayLifecycleOptions {
   /** Moves time for `advance` commands, e.g. a `createManualClock()`. */
-  clock?: { advance(ms: number): void }
+  clock?: {
+    /** Moves time forward by `ms` milliseconds, as `ManualClock.advance` does. */
+    advance(ms: number): void
+  }
   /** Called after each command with its outcome, before the next one starts: a place to check invariants. */
   onStep?: (outcome: LifecycleOutcome, conversationIds: readonly string[]) => void | Promise<void>
 }

@@ -4,7 +4,9 @@ import type { ConversationRecord } from '../types'
 
 /** One case of the store contract: a name and an async check that throws on failure. */
 export interface StoreContractCase {
+  /** What the case checks, written as a sentence (use it as the test's name). */
   name: string
+  /** Runs the case on a fresh store; rejects with an `Error` explaining what the store got wrong. */
   run(): Promise<void>
 }
 
