@@ -1,5 +1,5 @@
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import {
   createMemoryStore,
   createReconnectService,
@@ -20,6 +20,7 @@ import {
 import { settingsInputArbitrary } from '../src/testing/arbitraries'
 import { createManualClock, type ManualClock } from '../src/testing/manual-clock'
 import { replayParameters, replayPath } from './support/fc-replay'
+import { closeStores, storeKinds, type StoreKind } from './support/stores'
 
 // A deliberately small model of SPEC §3–§5: per conversation only its state, agent, the one deadline
 // that moves it on, and whether it holds the agent's capacity. No XState, no history, no versions.
@@ -586,13 +587,13 @@ function commandsArbitrary() {
   return fc.commands([command], { maxCommands: 40, size: 'max', replayPath: replayPath() })
 }
 
-async function runModel(options: { enabled: boolean; authenticated?: boolean }): Promise<void> {
+async function runModel(options: { enabled: boolean; authenticated?: boolean }, kind: StoreKind, runs: number): Promise<void> {
   const settingsInput = settingsInputArbitrary({ ...options, minDurationMs: 60_000, maxDurationMs: MAX_DURATION })
   await fc.assert(
     fc.asyncProperty(settingsInput, commandsArbitrary(), async (input, commands) => {
-      const setup = () => {
+      const setup = async () => {
         const clock = createManualClock()
-        const store = createMemoryStore()
+        const store = await kind.make()
         const events: ServiceEvent[] = []
         const problems: string[] = []
         const holding = new Map<string, string>()
@@ -615,20 +616,25 @@ async function runModel(options: { enabled: boolean; authenticated?: boolean }):
       }
       await fc.asyncModelRun(setup, commands)
     }),
-    replayParameters(150),
+    replayParameters(runs),
   )
 }
 
-describe('service against a model (SPEC §3–§5)', () => {
+afterAll(closeStores)
+
+// The memory store gets the most runs; the shared stores run the same model on real servers.
+describe.each(storeKinds())('service against a model (SPEC §3–§5), on the $name store', (kind) => {
+  const runs = kind.name === 'memory' ? 150 : 40
+
   it('matches the model with reconnect on', async () => {
-    await runModel({ enabled: true })
+    await runModel({ enabled: true }, kind, runs)
   })
 
   it('matches the model with reconnect on for signed-in customers (prompt)', async () => {
-    await runModel({ enabled: true, authenticated: true })
+    await runModel({ enabled: true, authenticated: true }, kind, runs)
   })
 
   it('matches the model with reconnect off', async () => {
-    await runModel({ enabled: false })
+    await runModel({ enabled: false }, kind, runs)
   })
 })
