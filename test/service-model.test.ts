@@ -1,7 +1,6 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
-  createMemoryStore,
   createReconnectService,
   defineSettings,
   isInvalidTransitionError,
