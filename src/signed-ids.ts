@@ -1,6 +1,7 @@
 import { SettingsError } from './errors'
 import type { SettingsIssue } from './errors'
 import type { ReconnectIdIssuer } from './ids'
+import { equalInConstantTime } from './constant-time'
 
 /** A signing secret: a string (measured in UTF-8 bytes) or raw bytes; at least 32 bytes. */
 export type ReconnectIdSecret = string | Uint8Array | ArrayBuffer
@@ -151,20 +152,6 @@ function secretBytes(value: unknown): Uint8Array<ArrayBuffer> | undefined {
     return new Uint8Array(value as ArrayBuffer).slice()
   }
   return undefined
-}
-
-/**
- * subtle.verify would compare in constant time, but only against the full 256-bit MAC, and the
- * tag is truncated to fit the id. So compare the two encodings ourselves, visiting every
- * character whatever the first difference: timing reveals nothing about how much of a forged tag
- * was right. Comparing the canonical encoding (not decoded bytes) also refuses the spare low
- * bits of the last base64url character, so no two spellings of one tag both verify.
- */
-function equalInConstantTime(expected: string, actual: string): boolean {
-  if (expected.length !== actual.length) return false
-  let difference = 0
-  for (let i = 0; i < expected.length; i++) difference |= expected.charCodeAt(i) ^ actual.charCodeAt(i)
-  return difference === 0
 }
 
 function base64url(bytes: Uint8Array): string {
