@@ -99,13 +99,16 @@ describe('postgres store: options and schema', () => {
     const sql = postgresSchema()
     expect(sql).toContain(`CREATE TABLE IF NOT EXISTS "${POSTGRES_DEFAULT_TABLE}"`)
     expect(sql).toMatch(/record jsonb NOT NULL/)
-    expect(sql.match(/CREATE (UNIQUE )?INDEX IF NOT EXISTS/g)).toHaveLength(4)
+    expect(sql).toMatch(/claimed_until bigint,\s+claimed_by text\s+\)/)
+    // Safe to run at every start-up: nothing that takes a lock blocking readers of an existing table.
+    expect(sql).not.toMatch(/ALTER TABLE|DROP /)
+    expect(sql.match(/CREATE (UNIQUE )?INDEX IF NOT EXISTS/g)).toHaveLength(5)
     expect(postgresSchema('app.Conversations')).toContain('ON "app"."Conversations" (reconnect_id)')
     fc.assert(
       fc.property(fc.stringMatching(/^[a-z_][a-z0-9_]{0,62}$/), (table) => {
         const names = [...postgresSchema(table).matchAll(/INDEX IF NOT EXISTS "([^"]+)"/g)].map((m) => m[1]!)
-        expect(names).toHaveLength(4)
-        expect(new Set(names).size).toBe(4)
+        expect(names).toHaveLength(5)
+        expect(new Set(names).size).toBe(5)
         for (const n of names) expect(n.length).toBeLessThanOrEqual(63)
       }),
     )
@@ -147,10 +150,10 @@ describe('postgres store: options and schema', () => {
   })
 
   it('rolls a failed transaction back and releases its connection', async () => {
-    const failing = fakePool((text) => (text.startsWith('SELECT') ? new Error('boom') : empty))
-    const error = await rejection(createPostgresStore({ pool: failing.pool }).due(T0, 10))
-    expect(error).toMatchObject({ code: 'store-failure', operation: 'due' })
-    expect(failing.log).toEqual(['connect', 'BEGIN', 'SELECT', 'ROLLBACK'])
+    const failing = fakePool((text) => (text.startsWith('CREATE') ? new Error('boom') : empty))
+    const error = await rejection(createPostgresStore({ pool: failing.pool }).migrate())
+    expect(error).toMatchObject({ code: 'store-failure', operation: 'migrate' })
+    expect(failing.log).toEqual(['connect', 'BEGIN', 'SELECT', 'CREATE', 'ROLLBACK'])
     expect(failing.releases).toEqual([[undefined]])
 
     // A connection that cannot roll back is destroyed rather than returned to the pool.
@@ -161,9 +164,32 @@ describe('postgres store: options and schema', () => {
     expect(broken.releases[0]?.[0]).toBeInstanceOf(Error)
 
     const committed = fakePool(() => empty)
-    await createPostgresStore({ pool: committed.pool }).due(T0, 10)
-    expect(committed.log).toEqual(['connect', 'BEGIN', 'SELECT', 'COMMIT'])
+    await createPostgresStore({ pool: committed.pool }).migrate()
+    expect(committed.log).toEqual(['connect', 'BEGIN', 'SELECT', 'CREATE', 'COMMIT'])
     expect(committed.releases).toEqual([[]])
+  })
+
+  it('claims due rows in one statement on any pooled connection, with no transaction around it', async () => {
+    const fake = fakePool(() => empty)
+    await createPostgresStore({ pool: fake.pool }).due(T0, 10)
+    expect(fake.log).toEqual(['WITH'])
+  })
+
+  it('refuses a claimMs that is not a whole number of milliseconds of at least 1', () => {
+    const { pool } = fakePool(() => empty)
+    for (const claimMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '30000', null]) {
+      const error = (() => {
+        try {
+          createPostgresStore({ pool, claimMs: claimMs as number })
+        } catch (e) {
+          return e
+        }
+        return undefined
+      })()
+      expect(isSettingsError(error), String(claimMs)).toBe(true)
+      expect((error as { issues: { path: string }[] }).issues[0]?.path).toBe('claimMs')
+    }
+    expect(() => createPostgresStore({ pool, claimMs: 1 })).not.toThrow()
   })
 
   it('reports a refused compare-and-set as ConflictError, not StoreError', async () => {
@@ -269,7 +295,7 @@ describeWithPostgres('postgres store', (url) => {
     await stores[2]!.migrate() // a later migrate keeps the data
     expect(await stores[3]!.get(record.id)).toEqual(record)
     const indexes = await pool.query('SELECT indexname FROM pg_indexes WHERE tablename = $1', [table])
-    expect(indexes.rows).toHaveLength(5) // primary key + four
+    expect(indexes.rows).toHaveLength(6) // primary key + five
   })
 
   it('uses the default table name unless told, and works in a schema-qualified table', async () => {
@@ -298,6 +324,8 @@ describeWithPostgres('postgres store', (url) => {
       ['getByReconnectId', () => store.getByReconnectId(record.reconnectId), 1],
       ['findResumable', () => store.findResumable('default', 'c', T0), 1],
       ['nextDueAt', () => store.nextDueAt(), 1],
+      ['due, nothing due', () => store.due(T0, 10), 1],
+      ['due, one due', () => store.due(T0 + 5, 10), 1],
       ['heldBy', () => store.heldBy('agent-1'), 1],
     ]
     for (const [what, run, expected] of checks) {
@@ -324,46 +352,91 @@ describeWithPostgres('postgres store', (url) => {
     expect((await store.due(T0 + 10, 10)).map((r) => r.id)).toEqual(records.map((r) => r.id))
   })
 
-  it('due: two sweepers in overlapping transactions load disjoint rows; one after the other both see them', async () => {
-    const store = await freshStore()
-    const table = store.table
-    const records = Array.from({ length: 6 }, (_, i) =>
-      sampleRecord({ state: 'reconnectable', timers: { window: T0 + i }, nextDueAt: T0 + i }),
-    )
-    for (const r of records) await store.put(r, null)
-    // Each sweeper's COMMIT waits until both have run their SELECT, so the transactions overlap.
-    let selected = 0
-    let bothSelected!: () => void
-    // The fallback only keeps a broken store from hanging the test (it then fails on the rows).
-    const overlap = new Promise<void>((resolve) => {
-      bothSelected = resolve
-      setTimeout(resolve, 3_000)
+  describe('due claims the rows it returns', () => {
+    const CLAIM_MS = 30_000
+    let other: pg.Pool
+    beforeAll(() => {
+      other = createTestPool(url)
     })
-    const gated: PostgresPool = {
-      query: (text, values) => pool.query(text, values),
-      async connect() {
-        const client = await pool.connect()
-        return {
-          async query(text, values) {
-            if (text === 'COMMIT') await overlap
-            const result = await client.query(text, values)
-            if (!['BEGIN', 'COMMIT', 'ROLLBACK'].includes(text) && ++selected === 2) bothSelected()
-            return result
-          },
-          release: (destroy) => client.release(destroy),
-        }
-      },
+    afterAll(async () => {
+      await other.end()
+    })
+
+    /** One table seen by two nodes, each with its own pool, and `count` rows due at T0 + 0, 1, 2… */
+    async function twoNodes(count: number) {
+      const a = await freshStore()
+      const b = createPostgresStore({ pool: other, table: a.table })
+      const records = Array.from({ length: count }, (_, i) =>
+        sampleRecord({ state: 'reconnectable', timers: { window: T0 + i }, nextDueAt: T0 + i }),
+      )
+      for (const r of records) await a.put(r, null)
+      return { a, b, records }
     }
-    const a = createPostgresStore({ pool: gated, table })
-    const b = createPostgresStore({ pool: gated, table })
-    const [first, second] = await Promise.all([a.due(T0 + 10, 3), b.due(T0 + 10, 3)])
-    expect(first).toHaveLength(3)
-    expect(second).toHaveLength(3)
-    const ids = [...first, ...second].map((r) => r.id)
-    expect(new Set(ids).size).toBe(6)
-    expect(ids.sort()).toEqual(records.map((r) => r.id).sort())
-    // The lock ends with the query's transaction: due() alone never consumes anything.
-    expect((await store.due(T0 + 10, 3)).map((r) => r.id)).toEqual((await store.due(T0 + 10, 3)).map((r) => r.id))
+    const ids = (rows: ConversationRecord[]) => rows.map((r) => r.id)
+
+    it('two nodes sweeping at the same moment load disjoint rows, each earliest first', async () => {
+      for (let round = 0; round < 5; round += 1) {
+        const { a, b, records } = await twoNodes(60)
+        const [first, second] = await Promise.all([a.due(T0 + 100, 40), b.due(T0 + 100, 40)])
+        for (const rows of [first, second]) {
+          const at = rows.map((r) => r.nextDueAt!)
+          expect(at).toEqual([...at].sort((x, y) => x - y))
+        }
+        const seen = [...ids(first), ...ids(second)]
+        expect(new Set(seen).size).toBe(seen.length)
+        expect(seen.sort()).toEqual(ids(records).sort())
+      }
+    })
+
+    it('a node sweeping right after another loads only what that one left, until its claim ends', async () => {
+      const { a, b, records } = await twoNodes(6)
+      const now = T0 + 10
+      expect(ids(await a.due(now, 4))).toEqual(ids(records.slice(0, 4)))
+      expect(ids(await b.due(now, 10))).toEqual(ids(records.slice(4)))
+      expect(await b.due(now + 1, 10)).toEqual(records.slice(4)) // b's own claims never hide rows from b
+      expect(ids(await b.due(now + CLAIM_MS - 1, 10))).toEqual(ids(records.slice(4)))
+      // a's claim ends CLAIM_MS after the `now` a swept at, on the service's clock.
+      expect(ids(await b.due(now + CLAIM_MS, 10))).toEqual(ids(records))
+      expect(await a.due(now + CLAIM_MS, 10)).toEqual([])
+      // a's own view never changed: due() on one store reads like the memory store's.
+      expect(ids(await a.due(now + 2 * CLAIM_MS + 1, 10))).toEqual(ids(records))
+    })
+
+    it('a put that moves the deadline clears the claim; one that keeps it does not', async () => {
+      const { a, b, records } = await twoNodes(3)
+      const [r0, r1] = records as [ConversationRecord, ConversationRecord]
+      expect(ids(await a.due(T0 + 10, 10))).toEqual(ids(records))
+      await a.put({ ...r0, version: 2, timers: { window: T0 + 5 }, nextDueAt: T0 + 5 }, 1)
+      await a.put({ ...r1, version: 2, agentId: 'agent-2' }, 1)
+      expect((await b.due(T0 + 10, 10)).map((r) => [r.id, r.version])).toEqual([[r0.id, 2]])
+      // The moved row is b's now; the kept one is still a's.
+      expect(ids(await a.due(T0 + 11, 10))).toEqual([r1.id, records[2]!.id])
+    })
+
+    it('nextDueAt counts a row another node claimed from the end of the claim', async () => {
+      const { a, b, records } = await twoNodes(3)
+      const later = sampleRecord({ state: 'reconnectable', timers: { window: T0 + 50_000 }, nextDueAt: T0 + 50_000 })
+      await a.put(later, null)
+      await a.due(T0 + 10, 2)
+      expect(await a.nextDueAt()).toBe(T0) // a's own claims: as if unclaimed
+      expect(await b.nextDueAt()).toBe(T0 + 2) // the one row a did not claim
+      await b.due(T0 + 10, 10)
+      expect(await b.nextDueAt()).toBe(T0 + 2) // its own claim; a's two count from their end
+      expect(await a.nextDueAt()).toBe(T0) // b claimed only records[2]; a's are still a's
+      expect(await createPostgresStore({ pool: other, table: a.table }).nextDueAt()).toBe(T0 + 10 + CLAIM_MS)
+      await b.put({ ...records[2]!, version: 2, state: 'closed', timers: {}, nextDueAt: null }, 1)
+      await a.put({ ...records[0]!, version: 2, state: 'closed', timers: {}, nextDueAt: null }, 1)
+      await a.put({ ...records[1]!, version: 2, state: 'closed', timers: {}, nextDueAt: null }, 1)
+      expect(await b.nextDueAt()).toBe(T0 + 50_000)
+    })
+
+    it('honours claimMs', async () => {
+      const { a, records } = await twoNodes(2)
+      const short = createPostgresStore({ pool: other, table: a.table, claimMs: 5 })
+      expect(ids(await short.due(T0 + 10, 10))).toEqual(ids(records))
+      expect(await createPostgresStore({ pool, table: a.table }).due(T0 + 14, 10)).toEqual([])
+      expect(ids(await createPostgresStore({ pool, table: a.table }).due(T0 + 15, 10))).toEqual(ids(records))
+    })
   })
 
   it('refuses a corrupted row with StoreError instead of passing it on', async () => {

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import type { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRedisStore, DEFAULT_REDIS_PREFIX } from '../src/adapters/redis'
-import { isConflictError, isReconnectError, isStoreError, type StoreError } from '../src/errors'
+import { isConflictError, isReconnectError, isSettingsError, isStoreError, type StoreError } from '../src/errors'
 import type { ConversationStore } from '../src/store/conversation-store'
 import { createMemoryStore } from '../src/store/memory-store'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
@@ -45,25 +45,36 @@ function recordCommands(client: Redis): string[] {
 describe('redis store: options', () => {
   const fake = { evalsha: () => Promise.resolve(1), options: {}, isCluster: false }
 
-  it('refuses a missing or foreign client with a typed error', () => {
-    for (const bad of [undefined, null, {}, { client: {} }, { client: { get: () => 1 } }]) {
-      let thrown: unknown
-      try {
-        createRedisStore(bad as never)
-      } catch (error) {
-        thrown = error
-      }
-      expect(isReconnectError(thrown) && thrown.code === 'invalid-argument').toBe(true)
+  /** The path of the one issue of the SettingsError that `create` throws. */
+  function settingsIssue(create: () => unknown): string {
+    let thrown: unknown
+    try {
+      create()
+    } catch (error) {
+      thrown = error
+    }
+    if (!isSettingsError(thrown)) throw new Error(`expected a SettingsError, got ${String(thrown)}`)
+    expect(thrown.issues).toHaveLength(1)
+    return thrown.issues[0]!.path
+  }
+
+  it('refuses a missing or foreign client with SettingsError naming the field', () => {
+    expect(settingsIssue(() => createRedisStore(undefined as never))).toBe('')
+    expect(settingsIssue(() => createRedisStore(null as never))).toBe('')
+    for (const bad of [{}, { client: null }, { client: {} }, { client: { get: () => 1 } }]) {
+      expect(settingsIssue(() => createRedisStore(bad as never)), JSON.stringify(bad)).toBe('client')
     }
   })
 
-  it('refuses a non-string prefix', () => {
-    expect(() => createRedisStore({ client: fake as never, prefix: 42 as never })).toThrow(/options\.prefix must be a string/)
+  it('refuses a non-string prefix with SettingsError naming the field', () => {
+    expect(settingsIssue(() => createRedisStore({ client: fake as never, prefix: 42 as never }))).toBe('prefix')
+    expect(() => createRedisStore({ client: fake as never, prefix: 42 as never })).toThrow(/prefix: must be a string/)
   })
 
   it('on Redis Cluster insists on a hash tag, so every key shares one slot', () => {
     const cluster = { ...fake, isCluster: true }
     for (const prefix of [DEFAULT_REDIS_PREFIX, 'a{}b{c}:', 'open{only:', '']) {
+      expect(settingsIssue(() => createRedisStore({ client: cluster as never, prefix }))).toBe('prefix')
       expect(() => createRedisStore({ client: cluster as never, prefix })).toThrow(/hash tag/)
     }
     expect(() => createRedisStore({ client: cluster as never, prefix: '{chat-reconnect}:' })).not.toThrow()
@@ -250,6 +261,37 @@ describeWithRedis('redis store', (url) => {
     })
   })
 
+  it('refuses a reconnect id another conversation holds with StoreError, writing nothing', async () => {
+    const prefix = fresh('rid-clash')
+    const store = createRedisStore({ client, prefix })
+    const first = sampleRecord()
+    const second = sampleRecord({ state: 'reconnectable', customerId: 'c-1', timers: { window: T0 + 5 }, nextDueAt: T0 + 5 })
+    await store.put(first, null)
+    await store.put(second, null)
+    const before = await contentsUnder(client, prefix)
+
+    const moved = { ...second, version: 2, reconnectId: first.reconnectId, agentId: 'agent-z', state: 'active' as State, timers: {}, nextDueAt: null }
+    const clash = await storeError(store.put(moved, 1))
+    expect(clash).toMatchObject({ code: 'store-failure', operation: 'put', conversationId: second.id })
+    expect(String(clash.cause)).toMatch(/already belongs to another conversation/)
+    const created = sampleRecord({ reconnectId: first.reconnectId })
+    expect((await storeError(store.put(created, null))).conversationId).toBe(created.id)
+    expect(await contentsUnder(client, prefix)).toEqual(before)
+    expect((await store.getByReconnectId(first.reconnectId))?.id).toBe(first.id)
+
+    // A version conflict is reported first, as on PostgreSQL.
+    expect(isConflictError(await store.put({ ...moved, version: 6 }, 5).catch((e: unknown) => e))).toBe(true)
+    expect(isConflictError(await store.put({ ...first, reconnectId: second.reconnectId }, null).catch((e: unknown) => e))).toBe(true)
+
+    // An index entry whose conversation no longer holds the id (or is gone) does not block it.
+    await client.set(`${prefix}rid:left-behind-rid-00000`, first.id)
+    await client.set(`${prefix}rid:vanished-rid-0000000`, 'conv-that-is-gone')
+    await store.put({ ...second, version: 2, reconnectId: 'left-behind-rid-00000' }, 1)
+    await store.put({ ...first, version: 2, reconnectId: 'vanished-rid-0000000' }, 1)
+    expect((await store.getByReconnectId('left-behind-rid-00000'))?.id).toBe(second.id)
+    expect((await store.getByReconnectId('vanished-rid-0000000'))?.id).toBe(first.id)
+  })
+
   it('works under an ioredis keyPrefix: every key lands under keyPrefix + prefix', async () => {
     const keyPrefix = fresh('ioredis')
     const prefixed = await connect(url, { keyPrefix })
@@ -262,6 +304,8 @@ describeWithRedis('redis store', (url) => {
       expect(await store.heldBy('agent-k')).toEqual([])
       expect((await store.findResumable('default', 'c-1', T0))?.id).toBe(a.id)
       expect(await store.getByReconnectId('renewed-reconnect-id0')).toMatchObject({ id: a.id, version: 2 })
+      // The reconnect id check compares key names built in Lua with the prefixed one ioredis sent.
+      expect((await storeError(store.put(sampleRecord({ reconnectId: 'renewed-reconnect-id0' }), null))).operation).toBe('put')
       expect(await keysUnder(client, keyPrefix)).toEqual(
         [
           `${keyPrefix}inner:conv:${a.id}`,
@@ -317,6 +361,13 @@ describeWithRedis('redis store', (url) => {
             version,
           })
           const expected = wrongVersion ? version + 7 : current === undefined ? null : current.version
+          // The memory store re-points a reconnect id that another conversation holds; Redis refuses
+          // that write (after the version check), like PostgreSQL, so the model skips it.
+          const holder = await memory.getByReconnectId(record.reconnectId)
+          if (!wrongVersion && holder !== undefined && holder.id !== id) {
+            expect((await storeError(redisStore.put(record, expected))).message).toMatch(/already belongs to another conversation/)
+            continue
+          }
           const outcomes = await Promise.allSettled([memory.put(record, expected), redisStore.put(record, expected)])
           expect(outcomes.map((o) => o.status)).toEqual([outcomes[0]!.status, outcomes[0]!.status])
           for (const o of outcomes) if (o.status === 'rejected') expect(isConflictError(o.reason)).toBe(true)
@@ -372,6 +423,19 @@ async function expectSameAnswers(
   }
   for (const limit of [1, 2, 100]) expect(await redis.due(domain.now, limit)).toEqual(await memory.due(domain.now, limit))
   expect(await redis.nextDueAt()).toBe(await memory.nextDueAt())
+}
+
+/** Every key under `prefix` with its type and whole value, to show that a refused write changed nothing. */
+async function contentsUnder(client: Redis, prefix: string): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {}
+  for (const key of await keysUnder(client, prefix)) {
+    const type = await client.type(key)
+    if (type === 'string') out[key] = await client.get(key)
+    else if (type === 'zset') out[key] = await client.zrange(key, 0, -1, 'WITHSCORES')
+    else if (type === 'set') out[key] = (await client.smembers(key)).sort()
+    else out[key] = type
+  }
+  return out
 }
 
 /** The keys the Redis store should hold for the memory store's records, built independently of keys.ts. */

@@ -39,13 +39,23 @@ export interface PostgresStoreOptions {
   pool: PostgresPool
   /** Table name, optionally `schema.table`; default `chat_reconnect_conversations`. */
   table?: string
+  /**
+   * How long, in ms of the service's clock, rows that `due` returned stay hidden from the `due` of
+   * every other store object; default 30 000. A node that stops mid-sweep delays its rows by this
+   * much at most; a sweep that takes longer lets another node load the same rows (compare-and-set
+   * still applies each deadline once).
+   */
+  claimMs?: number
 }
 
 /** A {@link ConversationStore} backed by one PostgreSQL table. */
 export interface PostgresStore extends ConversationStore {
   /** The table as configured, e.g. `'chat_reconnect_conversations'`. */
   readonly table: string
-  /** Creates the table and its indexes when missing; safe to call on every start, from many nodes at once. */
+  /**
+   * Creates the table and its indexes when missing, and adds the claim columns to a table an earlier
+   * version created; safe to call on every start, from many nodes at once.
+   */
   migrate(): Promise<void>
 }
 
@@ -54,6 +64,8 @@ export interface PostgresStore extends ConversationStore {
 const MIGRATE_LOCK_NAMESPACE = 0x6372
 const UNIQUE_VIOLATION = '23505'
 const COLUMNS = 'id, version, record::text AS record'
+/** Default {@link PostgresStoreOptions.claimMs}: long enough for any sweep batch, short enough to wait out. */
+const DEFAULT_CLAIM_MS = 30_000
 
 // NUL cannot live in PostgreSQL text or jsonb, and the driver would replace an unpaired surrogate
 // with U+FFFD, so such a key could match another one: no stored key contains either.
@@ -115,6 +127,13 @@ function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
 }
 
+/** Names this store object in `claimed_by`: its own claims never hide rows from itself. */
+function claimerId(): string {
+  const random = globalThis.crypto?.randomUUID?.()
+  if (random !== undefined) return random
+  return Array.from({ length: 4 }, () => Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0')).join('')
+}
+
 function isPool(value: unknown): value is PostgresPool {
   return (
     typeof value === 'object' &&
@@ -127,9 +146,11 @@ function isPool(value: unknown): value is PostgresPool {
 /**
  * A shared store for several backend nodes: one row per conversation in a PostgreSQL table, the
  * whole record in a `jsonb` column and the fields the queries need in indexed columns. `put` is a
- * single conditional `INSERT`/`UPDATE` (compare-and-set on `version`); `due` reads with
- * `FOR UPDATE SKIP LOCKED` in a short transaction that ends before it resolves, so sweepers running
- * at the same moment load disjoint rows (correctness still rests on compare-and-set). Call
+ * single conditional `INSERT`/`UPDATE` (compare-and-set on `version`). `due` is one statement that
+ * picks rows with `FOR UPDATE SKIP LOCKED` and claims them for `claimMs`: until then (or until a
+ * `put` moves their deadline) the `due` and `nextDueAt` of other store objects — other nodes — pass
+ * them by, so nodes sweeping at once or one after the other load disjoint rows. A store object's
+ * own claims never hide rows from itself; correctness still rests on compare-and-set. Call
  * `migrate()` once at start-up, or apply `postgresSchema()` with your own migration tool.
  *
  * Driver failures reject with `StoreError` (the driver's error in `cause`); a row whose record is
@@ -153,7 +174,14 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   if (!isPool(options.pool)) {
     throw new SettingsError([{ path: 'pool', message: 'must be a pg Pool (an object with query() and connect())' }])
   }
+  const claimMs = options.claimMs === undefined ? DEFAULT_CLAIM_MS : options.claimMs
+  if (typeof claimMs !== 'number' || !Number.isSafeInteger(claimMs) || claimMs < 1) {
+    throw new SettingsError([
+      { path: 'claimMs', message: `must be a whole number of milliseconds, at least 1; got ${String(claimMs)}` },
+    ])
+  }
   const pool = options.pool
+  const claimer = claimerId()
   const t = names.table
   const sql = {
     get: `SELECT ${COLUMNS} FROM ${t} WHERE id = $1`,
@@ -168,12 +196,29 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     update:
       `UPDATE ${t} SET widget_id = $2, reconnect_id = $3, customer_id = $4, agent_id = $5, state = $6,` +
       ` next_due_at = $7, capacity_held = $8, window_ends_at = $9, updated_at = $10, version = $11,` +
-      ` record = $12::jsonb WHERE id = $1 AND version = $13`,
+      ` record = $12::jsonb,` +
+      // A moved deadline is new work: whoever claimed the old one must not hide it.
+      ` claimed_until = CASE WHEN next_due_at IS DISTINCT FROM $7 THEN NULL ELSE claimed_until END,` +
+      ` claimed_by = CASE WHEN next_due_at IS DISTINCT FROM $7 THEN NULL ELSE claimed_by END` +
+      ` WHERE id = $1 AND version = $13`,
     exists: `SELECT 1 FROM ${t} WHERE id = $1`,
+    // $1 now, $2 limit, $3 this store's claimer id, $4 claim end. SKIP LOCKED keeps sweeps that run
+    // at the same moment apart; the claim keeps apart those that run one after the other.
     due:
-      `SELECT ${COLUMNS} FROM ${t} WHERE next_due_at IS NOT NULL AND next_due_at <= $1` +
-      ` ORDER BY next_due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-    nextDueAt: `SELECT next_due_at::text AS at FROM ${t} WHERE next_due_at IS NOT NULL ORDER BY next_due_at LIMIT 1`,
+      `WITH picked AS (SELECT id FROM ${t} WHERE next_due_at IS NOT NULL AND next_due_at <= $1` +
+      ` AND (claimed_until IS NULL OR claimed_until <= $1 OR claimed_by = $3)` +
+      ` ORDER BY next_due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),` +
+      ` claimed AS (UPDATE ${t} AS c SET claimed_until = $4, claimed_by = $3 FROM picked WHERE c.id = picked.id` +
+      ` RETURNING c.id, c.version, c.record, c.next_due_at)` +
+      ` SELECT ${COLUMNS} FROM claimed ORDER BY next_due_at, id`,
+    // A row another store claimed counts from the end of its claim: waking for it earlier would
+    // find nothing to do, again and again until the claim ends.
+    nextDueAt:
+      `SELECT LEAST(` +
+      `(SELECT next_due_at FROM ${t} WHERE next_due_at IS NOT NULL AND (claimed_until IS NULL OR claimed_by = $1)` +
+      ` ORDER BY next_due_at LIMIT 1),` +
+      ` (SELECT min(GREATEST(next_due_at, claimed_until)) FROM ${t} WHERE claimed_until IS NOT NULL` +
+      ` AND claimed_by IS DISTINCT FROM $1 AND next_due_at IS NOT NULL))::text AS at`,
     heldBy: `SELECT ${COLUMNS} FROM ${t} WHERE agent_id = $1 AND capacity_held ORDER BY id`,
   }
 
@@ -340,18 +385,17 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
     async due(now, limit) {
       if (Number.isNaN(now) || !(limit > 0)) return []
-      const rows = await transaction('due', async (client) => {
-        // Like the memory store, a fractional limit rounds up.
-        const result = await client.query(sql.due, [instant(now), Math.min(Math.ceil(limit), Number.MAX_SAFE_INTEGER)])
-        return result.rows
-      })
-      return rows.map((row) => decode(row, 'due'))
+      const at = instant(now)
+      // Like the memory store, a fractional limit rounds up.
+      const count = Math.min(Math.ceil(limit), Number.MAX_SAFE_INTEGER)
+      const result = await query('due', undefined, sql.due, [at, count, claimer, clamp(at + claimMs)])
+      return result.rows.map((row) => decode(row, 'due'))
     },
 
     async nextDueAt() {
-      const result = await query('nextDueAt', undefined, sql.nextDueAt)
+      const result = await query('nextDueAt', undefined, sql.nextDueAt, [claimer])
       const row = result.rows[0] as { at?: unknown } | undefined
-      if (row === undefined) return null
+      if (row === undefined || row.at === null) return null
       const at = toSafeInteger(row.at)
       if (at === undefined) {
         throw new StoreError('nextDueAt', { cause: new Error(`next_due_at ${String(row.at)} in ${names.name} is not an epoch ms`) })

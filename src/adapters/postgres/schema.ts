@@ -17,6 +17,7 @@ export interface TableNames {
   readonly resumableIndex: string
   readonly dueIndex: string
   readonly heldIndex: string
+  readonly claimedIndex: string
 }
 
 function quote(identifier: string): string {
@@ -65,10 +66,14 @@ export function tableNames(input: unknown): TableNames {
     resumableIndex: indexName(tablePart, 'resumable_idx'),
     dueIndex: indexName(tablePart, 'due_idx'),
     heldIndex: indexName(tablePart, 'held_idx'),
+    claimedIndex: indexName(tablePart, 'claimed_idx'),
   }
 }
 
-/** The migration SQL for validated names (statements separated by `;`, safe to run again). */
+/**
+ * The migration SQL for validated names (statements separated by `;`, safe to run again). Only
+ * `IF NOT EXISTS` creations: running it on every start-up takes no lock that blocks readers.
+ */
 export function schemaSql(names: TableNames): string {
   const t = names.table
   return [
@@ -84,18 +89,22 @@ export function schemaSql(names: TableNames): string {
   window_ends_at bigint,
   updated_at bigint NOT NULL,
   version integer NOT NULL,
-  record jsonb NOT NULL
+  record jsonb NOT NULL,
+  claimed_until bigint,
+  claimed_by text
 )`,
     `CREATE UNIQUE INDEX IF NOT EXISTS ${names.reconnectIndex} ON ${t} (reconnect_id)`,
     `CREATE INDEX IF NOT EXISTS ${names.resumableIndex} ON ${t} (widget_id, customer_id, updated_at DESC) WHERE state = 'reconnectable'`,
     `CREATE INDEX IF NOT EXISTS ${names.dueIndex} ON ${t} (next_due_at, id) WHERE next_due_at IS NOT NULL`,
     `CREATE INDEX IF NOT EXISTS ${names.heldIndex} ON ${t} (agent_id) WHERE capacity_held`,
+    `CREATE INDEX IF NOT EXISTS ${names.claimedIndex} ON ${t} (claimed_until) WHERE claimed_until IS NOT NULL`,
   ].join(';\n') + ';\n'
 }
 
 /**
  * The SQL that creates the conversations table and its indexes — what `store.migrate()` runs — for
- * hosts that apply migrations with their own tool. Every statement uses `IF NOT EXISTS`.
+ * hosts that apply migrations with their own tool. Every statement uses `IF NOT EXISTS`, and it adds
+ * the claim columns (`claimed_until`, `claimed_by`) to a table created by an earlier version.
  *
  * @example
  * fs.writeFileSync('migrations/001_chat_reconnect.sql', postgresSchema())

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
-import { ConflictError, ReconnectError, StoreError, isReconnectError } from '../../errors'
+import { ConflictError, ReconnectError, SettingsError, StoreError, isReconnectError } from '../../errors'
 import type { ConversationStore } from '../../store/conversation-store'
 import { isConversationRecord } from '../../store/record'
 import type { ConversationRecord } from '../../types'
@@ -36,8 +36,9 @@ interface LuaScript {
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
+/** A bad argument to one of the store's methods (bad options are a `SettingsError` instead). */
 function invalid(message: string): ReconnectError {
-  return new ReconnectError('invalid-argument', `createRedisStore: ${message}`)
+  return new ReconnectError('invalid-argument', `redis store: ${message}`)
 }
 
 async function sha1Hex(source: string): Promise<string | null> {
@@ -45,6 +46,10 @@ async function sha1Hex(source: string): Promise<string | null> {
   if (subtle === undefined) return null
   const digest = await subtle.digest('SHA-1', new TextEncoder().encode(source))
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+function describe(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)
 }
 
 function isNoScript(error: unknown): boolean {
@@ -94,22 +99,30 @@ function checkRecordForWrite(record: ConversationRecord, expectedVersion: number
  * const service = createReconnectService({ settings, store })
  */
 export function createRedisStore(options: RedisStoreOptions): ConversationStore {
-  if (typeof options !== 'object' || options === null) throw invalid('options must be an object with `client`')
+  if (typeof options !== 'object' || options === null) {
+    throw new SettingsError([{ path: '', message: 'createRedisStore needs an options object with `client`' }])
+  }
   const { client } = options
   if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
-    throw invalid('options.client must be an ioredis Redis or Cluster client')
+    throw new SettingsError([{ path: 'client', message: 'must be an ioredis Redis or Cluster client' }])
   }
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX
-  if (typeof prefix !== 'string') throw invalid(`options.prefix must be a string, got ${typeof prefix}`)
+  if (typeof prefix !== 'string') {
+    throw new SettingsError([{ path: 'prefix', message: `must be a string, got ${typeof prefix}` }])
+  }
 
   // ioredis adds its own `keyPrefix` to KEYS but not to key names the scripts build from ARGV.
   const clientPrefix = (client.options as { keyPrefix?: unknown } | undefined)?.keyPrefix
   const scriptPrefix = (typeof clientPrefix === 'string' ? clientPrefix : '') + prefix
   if (client.isCluster && hashTagOf(scriptPrefix) === undefined) {
-    throw invalid(
-      `with Redis Cluster, options.prefix must contain a hash tag such as "{chat-reconnect}:" so that every key ` +
-        `lives in one slot; got ${JSON.stringify(prefix)}`,
-    )
+    throw new SettingsError([
+      {
+        path: 'prefix',
+        message:
+          `with Redis Cluster, must contain a hash tag such as "{chat-reconnect}:" so that every key lives in one ` +
+          `slot; got ${JSON.stringify(prefix)}`,
+      },
+    ])
   }
 
   const redis: Commands = client
@@ -213,6 +226,10 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
             record.nextDueAt === null ? '' : String(record.nextDueAt),
           ],
         )
+        if (written === 2) {
+          const reason = new Error(`reconnect id ${describe(record.reconnectId)} already belongs to another conversation`)
+          throw new StoreError('put', { conversationId: record.id, cause: reason })
+        }
         if (written !== 1) throw new ConflictError(record.id, expectedVersion)
       })
     },

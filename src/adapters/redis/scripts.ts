@@ -29,13 +29,15 @@ end
 `
 
 /**
- * Compare-and-set write of one record with every index. Every key is type-checked before the first
- * write, so the script either fails before changing anything or applies all of its writes.
+ * Compare-and-set write of one record with every index. Every key is type-checked, and the reconnect
+ * id checked to be free, before the first write, so the script either changes nothing or applies all
+ * of its writes.
  *
  * KEYS: record, new reconnect id, due.
  * ARGV: prefix, id, expected version ('' = must not exist), JSON, resumable key ('' = none),
  *       updatedAt, held key ('' = none), nextDueAt ('' = none).
- * Returns 1 when written, 0 on a version conflict.
+ * Returns 1 when written, 0 on a version conflict, 2 when another stored conversation has that
+ * reconnect id (a version conflict is reported first).
  */
 export const PUT_SCRIPT = `
 local record_key, rid_key, due_key = KEYS[1], KEYS[2], KEYS[3]
@@ -85,6 +87,21 @@ end
 for _, check in ipairs(checks) do
   local failure = check_type(check[1], check[2])
   if failure then return failure end
+end
+
+-- The index may point at a conversation that was deleted or has moved on to another reconnect id;
+-- only a stored record that still holds the id keeps it.
+local rid_owner = redis.call('GET', rid_key)
+if rid_owner and rid_owner ~= id then
+  local owner_key = p .. 'conv:' .. rid_owner
+  local other = redis.call('GET', owner_key)
+  if other then
+    local ok, owner = pcall(cjson.decode, other)
+    if not ok or type(owner) ~= 'table' then
+      return redis.error_reply('ERR chat-reconnect: stored record at ' .. owner_key .. ' is not valid JSON')
+    end
+    if type(owner.reconnectId) == 'string' and p .. 'rid:' .. owner.reconnectId == rid_key then return 2 end
+  end
 end
 
 if stale_rid_key and redis.call('GET', stale_rid_key) == id then redis.call('DEL', stale_rid_key) end
