@@ -14,6 +14,6 @@ export default defineConfig({
   target: 'es2022',
   platform: 'neutral',
   treeshake: true,
-  splitting: false,
+  splitting: true,
   external: ['xstate', 'nanoid', 'date-fns', 'fast-check', 'ioredis', 'pg'],
 })

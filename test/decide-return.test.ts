@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { isReconnectError } from '../src/errors'
-import { decidePromptAnswer, decideReturn, isResumable, lostReason } from '../src/policy'
+import { couldOfferResumable, decidePromptAnswer, decideReturn, isResumable, lostReason } from '../src/policy'
 import { isWellFormedReconnectId } from '../src/policy/decide-return'
 import type { DecideReturnInput } from '../src/policy'
 import type {
@@ -767,6 +767,17 @@ function deepFreeze<T>(value: T): T {
 }
 
 describe('decideReturn — properties', () => {
+  // The service decides once without the resumable record and looks it up only when this says it matters.
+  it('couldOfferResumable is false only when the resumable record cannot change the decision', () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const without = decideReturn({ ...input, resumable: null })
+        if (!couldOfferResumable(without)) expect(decideReturn(input)).toEqual(without)
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
   it('always returns one of the four types with a valid shape', () => {
     fc.assert(
       fc.property(inputArb, (input) => {

@@ -108,6 +108,21 @@ describe('single-use links', () => {
     expect(await service.returnCustomer({ reconnectId: newId })).toMatchObject({ type: 'resume', conversationId: chat.id })
   })
 
+  it('also spends a link opened while the chat is still live (another tab), without touching its state', async () => {
+    const events: unknown[] = []
+    const service = createReconnectService({ settings, clock: createManualClock(), singleUseLinks: true, onEvent: (e) => void events.push(e) })
+    const chat = await service.start({ agentId: 'agent-1' })
+    events.length = 0
+    const resumed = await service.returnCustomer({ reconnectId: chat.reconnectId })
+    expect(resumed).toMatchObject({ type: 'resume', conversationId: chat.id, agentId: 'agent-1', via: 'link' })
+    const after = await service.get(chat.id)
+    expect(after).toMatchObject({ state: 'active', version: chat.version + 1, history: chat.history })
+    expect(after.reconnectId).not.toBe(chat.reconnectId)
+    expect(resumed.type === 'resume' && readReconnectId(resumed.reconnectUrl ?? '')).toBe(after.reconnectId)
+    expect(events, 'no lifecycle events for a renewal alone').toEqual([])
+    expect(await service.returnCustomer({ reconnectId: chat.reconnectId })).toEqual({ type: 'new-chat', reason: 'not-found' })
+  })
+
   it('is off by default: the same link resumes again', async () => {
     const service = createReconnectService({ settings, clock: createManualClock() })
     const chat = await service.start({ agentId: 'agent-1' })

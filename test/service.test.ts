@@ -107,6 +107,24 @@ describe.each(storeKinds())('on the $name store', (kind) => {
       expect(error).toMatchObject({ conversationId: 'c-9', operation: 'get' })
     })
 
+    it('refuses a maxAttempts that is not a whole number from 1 to 100', () => {
+      for (const maxAttempts of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 101]) {
+        expect(() => createReconnectService({ settings, maxAttempts }), String(maxAttempts)).toThrow(/maxAttempts/)
+      }
+      expect(() => createReconnectService({ settings, maxAttempts: 1 })).not.toThrow()
+    })
+
+    it("reads an empty customerId as a guest, as decideReturn does", async () => {
+      const { service } = await setup({ ...settings, authenticated: true })
+      const chat = await service.start({ agentId: 'agent-1', customerId: 'cust-1' })
+      await service.disconnect(chat.id)
+      expect(await service.returnCustomer({ customerId: '' })).toEqual({ type: 'new-chat', reason: 'none' })
+      expect(await service.returnCustomer({ reconnectId: chat.reconnectId, customerId: '' })).toEqual({
+        type: 'new-chat',
+        reason: 'identity-mismatch',
+      })
+    })
+
     it('keeps working when onEvent throws', async () => {
       const clock = createManualClock()
       const errors: unknown[] = []

@@ -60,8 +60,265 @@ function remaining(context: ConversationContext, timer: TimerName): number {
   return deadline === undefined ? 0 : Math.max(0, deadline - context.updatedAt)
 }
 
-
 const released = { capacityHeld: false, capacitySince: null } as const
+
+// Built by a function, and called once below under `@__PURE__`: a bare module-scope
+// `setup(…).createMachine(…)` is a call bundlers cannot prove side-effect free, so it would pull
+// XState into every bundle that imports anything from the main entry (a browser's decideReturn).
+function createConversationMachine() {
+  return setup({
+    types: {
+      context: {} as ConversationContext,
+      events: {} as ConversationEvent,
+      input: {} as ConversationInput,
+    },
+    guards: {
+      startsAssigned: ({ context }) => context.agentId !== null,
+      reconnectEnabled: ({ context }) => context.settings.enabled && context.settings.timeLimit !== null,
+      timerDue: ({ context, event }, params: TimerParams) => {
+        if (event.type !== 'timer.elapsed' || event.timer !== params.timer) return false
+        const deadline = context.timers[params.timer]
+        return deadline !== undefined && event.at >= deadline
+      },
+      hasTimer: ({ context }, params: TimerParams) => context.timers[params.timer] !== undefined,
+      sameAgent: ({ context, event }) => event.type === 'agent.assigned' && event.agentId === context.agentId,
+      agentGone: ({ context }) => context.agentId === null,
+      releasesCapacity: ({ event }) => event.type === 'customer.ended' && event.releaseCapacity === true,
+      agentWasClosed: ({ context }) => context.agentId === null && context.previousAgentId !== null,
+      withinWindow: ({ context, event }) => {
+        const deadline = context.timers.window
+        return deadline !== undefined && eventTime(context, event) < deadline
+      },
+      withinWindowUnassigned: ({ context, event }) => {
+        const deadline = context.timers.window
+        return deadline !== undefined && eventTime(context, event) < deadline && context.agentId === null
+      },
+      sessionWithinGrace: ({ context, event }, params: { unassigned: boolean }) => {
+        const deadline = context.timers.grace
+        return (
+          event.type === 'customer.returned' &&
+          (context.agentId === null) === params.unassigned &&
+          event.via === 'session' &&
+          deadline !== undefined &&
+          event.at < deadline
+        )
+      },
+    },
+    delays: {
+      queueDelay: ({ context }) => remaining(context, 'queue'),
+      graceDelay: ({ context }) => remaining(context, 'grace'),
+      windowDelay: ({ context }) => remaining(context, 'window'),
+      warnDelay: ({ context }) => remaining(context, 'warn'),
+      wrapUpDelay: ({ context }) => remaining(context, 'wrapUp'),
+      capacityDelay: ({ context }) => remaining(context, 'capacity'),
+    },
+    actions: {
+      stamp: assign(({ context, event }, params: Partial<TimerParams> | undefined) => {
+        const timer = params?.timer
+        const fromTimer = timer === undefined ? undefined : context.timers[timer]
+        return { updatedAt: fromTimer === undefined ? eventTime(context, event) : Math.max(context.updatedAt, fromTimer) }
+      }),
+      enterQueue: assign(({ context }) => ({
+        timers: { queue: context.updatedAt + context.settings.queueAutoClose },
+        agentId: null,
+        ...released,
+      })),
+      assignAgent: assign(({ context, event }) => {
+        const agentId = event.type === 'agent.assigned' ? event.agentId : context.agentId
+        return { agentId, capacityHeld: true, capacitySince: context.updatedAt }
+      }),
+      enterActive: assign(({ context }) => ({
+        timers: {},
+        capacityHeld: context.agentId !== null,
+        capacitySince: context.agentId !== null ? (context.capacitySince ?? context.updatedAt) : null,
+      })),
+      enterDisconnected: assign(({ context }) => ({
+        timers: { grace: context.updatedAt + context.settings.disconnectGrace },
+      })),
+      enterReconnectable: assign(({ context }) => {
+        const window = context.updatedAt + (context.settings.timeLimit ?? 0)
+        const timers: Partial<Record<TimerName, number>> = { window }
+        const warnBefore = context.settings.warnBefore
+        if (warnBefore !== null && window - warnBefore > context.updatedAt) timers.warn = window - warnBefore
+        return { timers }
+      }),
+      enterWrapUp: assign(({ context }) => {
+        const timers: Partial<Record<TimerName, number>> = {
+          wrapUp: context.updatedAt + wrapUpCloseAfter(context.settings),
+        }
+        const capacity = context.settings.wrapUpCapacity
+        if (!context.capacityHeld || capacity === 'never') return { timers, ...released }
+        if (typeof capacity === 'number') timers.capacity = context.updatedAt + capacity
+        return { timers }
+      }),
+      enterClosed: assign(() => ({ timers: {}, ...released })),
+      releaseAgent: assign(({ context }) => ({
+        previousAgentId: context.agentId ?? context.previousAgentId,
+        agentId: null,
+        ...released,
+      })),
+      releaseCapacity: assign(({ context }) => {
+        const { capacity: _done, ...timers } = context.timers
+        return { timers, ...released }
+      }),
+      clearWarning: assign(({ context }) => {
+        const { warn: _done, ...timers } = context.timers
+        return { timers }
+      }),
+      endBy: assign((_, params: { by: EndedBy | null }) => ({ endedBy: params.by })),
+    },
+  }).createMachine({
+    id: 'conversation',
+    context: ({ input }) => ({
+      id: input.id,
+      widgetId: input.widgetId,
+      reconnectId: input.reconnectId,
+      customerId: input.customerId ?? null,
+      agentId: input.agentId ?? null,
+      previousAgentId: null,
+      timers: {},
+      capacityHeld: false,
+      capacitySince: null,
+      endedBy: null,
+      createdAt: input.now,
+      updatedAt: input.now,
+      settings: input.settings,
+    }),
+    initial: 'starting',
+    states: {
+      starting: {
+        always: [
+          { guard: 'startsAssigned', target: 'active', actions: 'assignAgent' },
+          { target: 'queued' },
+        ],
+      },
+      queued: {
+        entry: 'enterQueue',
+        on: {
+          'agent.assigned': { target: 'active', actions: ['stamp', 'assignAgent'] },
+          'customer.disconnected': { target: 'closed', actions: ['stamp', { type: 'endBy', params: { by: null } }] },
+          'customer.ended': { target: 'closed', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
+          'customer.returned': {},
+          'agent.closed': { guard: 'agentWasClosed' },
+          'timer.elapsed': {
+            guard: { type: 'timerDue', params: { timer: 'queue' } },
+            target: 'closed',
+            actions: ['stamp', { type: 'endBy', params: { by: null } }],
+          },
+        },
+        after: {
+          queueDelay: {
+            target: 'closed',
+            actions: [{ type: 'stamp', params: { timer: 'queue' } }, { type: 'endBy', params: { by: null } }],
+          },
+        },
+      },
+      active: {
+        entry: 'enterActive',
+        on: {
+          'agent.assigned': { guard: 'sameAgent' },
+          'customer.disconnected': [
+            { guard: 'reconnectEnabled', target: 'reconnectable', actions: 'stamp' },
+            { target: 'disconnected', actions: 'stamp' },
+          ],
+          'customer.returned': {},
+          'customer.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
+          'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
+          'agent.closed': { target: 'queued', actions: ['stamp', 'releaseAgent'] },
+        },
+      },
+      disconnected: {
+        entry: 'enterDisconnected',
+        on: {
+          'customer.disconnected': {},
+          'customer.returned': [
+            { guard: { type: 'sessionWithinGrace', params: { unassigned: true } }, target: 'queued', actions: 'stamp' },
+            { guard: { type: 'sessionWithinGrace', params: { unassigned: false } }, target: 'active', actions: 'stamp' },
+          ],
+          'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
+          'agent.closed': [{ guard: 'agentGone' }, { actions: ['stamp', 'releaseAgent'] }],
+          'timer.elapsed': {
+            guard: { type: 'timerDue', params: { timer: 'grace' } },
+            target: 'wrap-up',
+            actions: ['stamp', { type: 'endBy', params: { by: 'timeout' } }],
+          },
+        },
+        after: {
+          graceDelay: {
+            target: 'wrap-up',
+            actions: [{ type: 'stamp', params: { timer: 'grace' } }, { type: 'endBy', params: { by: 'timeout' } }],
+          },
+        },
+      },
+      reconnectable: {
+        entry: 'enterReconnectable',
+        on: {
+          'customer.disconnected': {},
+          'customer.returned': [
+            { guard: 'withinWindowUnassigned', target: 'queued', actions: 'stamp' },
+            { guard: 'withinWindow', target: 'active', actions: 'stamp' },
+          ],
+          'customer.ended': [
+            {
+              guard: 'releasesCapacity',
+              target: 'wrap-up',
+              actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }, 'releaseCapacity'],
+            },
+            { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
+          ],
+          'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
+          'agent.closed': [{ guard: 'agentGone' }, { actions: ['stamp', 'releaseAgent'] }],
+          'timer.elapsed': [
+            {
+              guard: { type: 'timerDue', params: { timer: 'window' } },
+              target: 'wrap-up',
+              actions: ['stamp', { type: 'endBy', params: { by: 'timeout' } }],
+            },
+            { guard: { type: 'timerDue', params: { timer: 'warn' } }, actions: ['stamp', 'clearWarning'] },
+          ],
+        },
+        after: {
+          windowDelay: {
+            target: 'wrap-up',
+            actions: [{ type: 'stamp', params: { timer: 'window' } }, { type: 'endBy', params: { by: 'timeout' } }],
+          },
+          warnDelay: {
+            guard: { type: 'hasTimer', params: { timer: 'warn' } },
+            actions: [{ type: 'stamp', params: { timer: 'warn' } }, 'clearWarning'],
+          },
+        },
+      },
+      'wrap-up': {
+        entry: 'enterWrapUp',
+        on: {
+          'customer.disconnected': {},
+          'customer.ended': {},
+          'agent.ended': {},
+          'agent.closed': { target: 'closed', actions: 'stamp' },
+          'timer.elapsed': [
+            {
+              guard: { type: 'timerDue', params: { timer: 'wrapUp' } },
+              target: 'closed',
+              actions: 'stamp',
+            },
+            { guard: { type: 'timerDue', params: { timer: 'capacity' } }, actions: ['stamp', 'releaseCapacity'] },
+          ],
+        },
+        after: {
+          wrapUpDelay: { target: 'closed', actions: { type: 'stamp', params: { timer: 'wrapUp' } } },
+          capacityDelay: {
+            guard: { type: 'hasTimer', params: { timer: 'capacity' } },
+            actions: [{ type: 'stamp', params: { timer: 'capacity' } }, 'releaseCapacity'],
+          },
+        },
+      },
+      closed: {
+        type: 'final',
+        entry: 'enterClosed',
+      },
+    },
+  })
+}
 
 /**
  * The lifecycle of one conversation (SPEC §3–§4) as an XState v5 machine.
@@ -74,261 +331,10 @@ const released = { capacityHeld: false, capacitySince: null } as const
  * const [snapshot] = initialTransition(conversationMachine, { id: 'c1', widgetId: 'default',
  *   reconnectId: createReconnectId(), agentId: 'agent-7', now: Date.now(), settings })
  */
-export const conversationMachine = setup({
-  types: {
-    context: {} as ConversationContext,
-    events: {} as ConversationEvent,
-    input: {} as ConversationInput,
-  },
-  guards: {
-    startsAssigned: ({ context }) => context.agentId !== null,
-    reconnectEnabled: ({ context }) => context.settings.enabled && context.settings.timeLimit !== null,
-    timerDue: ({ context, event }, params: TimerParams) => {
-      if (event.type !== 'timer.elapsed' || event.timer !== params.timer) return false
-      const deadline = context.timers[params.timer]
-      return deadline !== undefined && event.at >= deadline
-    },
-    hasTimer: ({ context }, params: TimerParams) => context.timers[params.timer] !== undefined,
-    sameAgent: ({ context, event }) => event.type === 'agent.assigned' && event.agentId === context.agentId,
-    agentGone: ({ context }) => context.agentId === null,
-    releasesCapacity: ({ event }) => event.type === 'customer.ended' && event.releaseCapacity === true,
-    agentWasClosed: ({ context }) => context.agentId === null && context.previousAgentId !== null,
-    withinWindow: ({ context, event }) => {
-      const deadline = context.timers.window
-      return deadline !== undefined && eventTime(context, event) < deadline
-    },
-    withinWindowUnassigned: ({ context, event }) => {
-      const deadline = context.timers.window
-      return deadline !== undefined && eventTime(context, event) < deadline && context.agentId === null
-    },
-    sessionWithinGrace: ({ context, event }, params: { unassigned: boolean }) => {
-      const deadline = context.timers.grace
-      return (
-        event.type === 'customer.returned' &&
-        (context.agentId === null) === params.unassigned &&
-        event.via === 'session' &&
-        deadline !== undefined &&
-        event.at < deadline
-      )
-    },
-  },
-  delays: {
-    queueDelay: ({ context }) => remaining(context, 'queue'),
-    graceDelay: ({ context }) => remaining(context, 'grace'),
-    windowDelay: ({ context }) => remaining(context, 'window'),
-    warnDelay: ({ context }) => remaining(context, 'warn'),
-    wrapUpDelay: ({ context }) => remaining(context, 'wrapUp'),
-    capacityDelay: ({ context }) => remaining(context, 'capacity'),
-  },
-  actions: {
-    stamp: assign(({ context, event }, params: Partial<TimerParams> | undefined) => {
-      const timer = params?.timer
-      const fromTimer = timer === undefined ? undefined : context.timers[timer]
-      return { updatedAt: fromTimer === undefined ? eventTime(context, event) : Math.max(context.updatedAt, fromTimer) }
-    }),
-    enterQueue: assign(({ context }) => ({
-      timers: { queue: context.updatedAt + context.settings.queueAutoClose },
-      agentId: null,
-      ...released,
-    })),
-    assignAgent: assign(({ context, event }) => {
-      const agentId = event.type === 'agent.assigned' ? event.agentId : context.agentId
-      return { agentId, capacityHeld: true, capacitySince: context.updatedAt }
-    }),
-    enterActive: assign(({ context }) => ({
-      timers: {},
-      capacityHeld: context.agentId !== null,
-      capacitySince: context.agentId !== null ? (context.capacitySince ?? context.updatedAt) : null,
-    })),
-    enterDisconnected: assign(({ context }) => ({
-      timers: { grace: context.updatedAt + context.settings.disconnectGrace },
-    })),
-    enterReconnectable: assign(({ context }) => {
-      const window = context.updatedAt + (context.settings.timeLimit ?? 0)
-      const timers: Partial<Record<TimerName, number>> = { window }
-      const warnBefore = context.settings.warnBefore
-      if (warnBefore !== null && window - warnBefore > context.updatedAt) timers.warn = window - warnBefore
-      return { timers }
-    }),
-    enterWrapUp: assign(({ context }) => {
-      const timers: Partial<Record<TimerName, number>> = {
-        wrapUp: context.updatedAt + wrapUpCloseAfter(context.settings),
-      }
-      const capacity = context.settings.wrapUpCapacity
-      if (!context.capacityHeld || capacity === 'never') return { timers, ...released }
-      if (typeof capacity === 'number') timers.capacity = context.updatedAt + capacity
-      return { timers }
-    }),
-    enterClosed: assign(() => ({ timers: {}, ...released })),
-    releaseAgent: assign(({ context }) => ({
-      previousAgentId: context.agentId ?? context.previousAgentId,
-      agentId: null,
-      ...released,
-    })),
-    releaseCapacity: assign(({ context }) => {
-      const { capacity: _done, ...timers } = context.timers
-      return { timers, ...released }
-    }),
-    clearWarning: assign(({ context }) => {
-      const { warn: _done, ...timers } = context.timers
-      return { timers }
-    }),
-    endBy: assign((_, params: { by: EndedBy | null }) => ({ endedBy: params.by })),
-  },
-}).createMachine({
-  id: 'conversation',
-  context: ({ input }) => ({
-    id: input.id,
-    widgetId: input.widgetId,
-    reconnectId: input.reconnectId,
-    customerId: input.customerId ?? null,
-    agentId: input.agentId ?? null,
-    previousAgentId: null,
-    timers: {},
-    capacityHeld: false,
-    capacitySince: null,
-    endedBy: null,
-    createdAt: input.now,
-    updatedAt: input.now,
-    settings: input.settings,
-  }),
-  initial: 'starting',
-  states: {
-    starting: {
-      always: [
-        { guard: 'startsAssigned', target: 'active', actions: 'assignAgent' },
-        { target: 'queued' },
-      ],
-    },
-    queued: {
-      entry: 'enterQueue',
-      on: {
-        'agent.assigned': { target: 'active', actions: ['stamp', 'assignAgent'] },
-        'customer.disconnected': { target: 'closed', actions: ['stamp', { type: 'endBy', params: { by: null } }] },
-        'customer.ended': { target: 'closed', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
-        'customer.returned': {},
-        'agent.closed': { guard: 'agentWasClosed' },
-        'timer.elapsed': {
-          guard: { type: 'timerDue', params: { timer: 'queue' } },
-          target: 'closed',
-          actions: ['stamp', { type: 'endBy', params: { by: null } }],
-        },
-      },
-      after: {
-        queueDelay: {
-          target: 'closed',
-          actions: [{ type: 'stamp', params: { timer: 'queue' } }, { type: 'endBy', params: { by: null } }],
-        },
-      },
-    },
-    active: {
-      entry: 'enterActive',
-      on: {
-        'agent.assigned': { guard: 'sameAgent' },
-        'customer.disconnected': [
-          { guard: 'reconnectEnabled', target: 'reconnectable', actions: 'stamp' },
-          { target: 'disconnected', actions: 'stamp' },
-        ],
-        'customer.returned': {},
-        'customer.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
-        'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
-        'agent.closed': { target: 'queued', actions: ['stamp', 'releaseAgent'] },
-      },
-    },
-    disconnected: {
-      entry: 'enterDisconnected',
-      on: {
-        'customer.disconnected': {},
-        'customer.returned': [
-          { guard: { type: 'sessionWithinGrace', params: { unassigned: true } }, target: 'queued', actions: 'stamp' },
-          { guard: { type: 'sessionWithinGrace', params: { unassigned: false } }, target: 'active', actions: 'stamp' },
-        ],
-        'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
-        'agent.closed': [{ guard: 'agentGone' }, { actions: ['stamp', 'releaseAgent'] }],
-        'timer.elapsed': {
-          guard: { type: 'timerDue', params: { timer: 'grace' } },
-          target: 'wrap-up',
-          actions: ['stamp', { type: 'endBy', params: { by: 'timeout' } }],
-        },
-      },
-      after: {
-        graceDelay: {
-          target: 'wrap-up',
-          actions: [{ type: 'stamp', params: { timer: 'grace' } }, { type: 'endBy', params: { by: 'timeout' } }],
-        },
-      },
-    },
-    reconnectable: {
-      entry: 'enterReconnectable',
-      on: {
-        'customer.disconnected': {},
-        'customer.returned': [
-          { guard: 'withinWindowUnassigned', target: 'queued', actions: 'stamp' },
-          { guard: 'withinWindow', target: 'active', actions: 'stamp' },
-        ],
-        'customer.ended': [
-          {
-            guard: 'releasesCapacity',
-            target: 'wrap-up',
-            actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }, 'releaseCapacity'],
-          },
-          { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
-        ],
-        'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
-        'agent.closed': [{ guard: 'agentGone' }, { actions: ['stamp', 'releaseAgent'] }],
-        'timer.elapsed': [
-          {
-            guard: { type: 'timerDue', params: { timer: 'window' } },
-            target: 'wrap-up',
-            actions: ['stamp', { type: 'endBy', params: { by: 'timeout' } }],
-          },
-          { guard: { type: 'timerDue', params: { timer: 'warn' } }, actions: ['stamp', 'clearWarning'] },
-        ],
-      },
-      after: {
-        windowDelay: {
-          target: 'wrap-up',
-          actions: [{ type: 'stamp', params: { timer: 'window' } }, { type: 'endBy', params: { by: 'timeout' } }],
-        },
-        warnDelay: {
-          guard: { type: 'hasTimer', params: { timer: 'warn' } },
-          actions: [{ type: 'stamp', params: { timer: 'warn' } }, 'clearWarning'],
-        },
-      },
-    },
-    'wrap-up': {
-      entry: 'enterWrapUp',
-      on: {
-        'customer.disconnected': {},
-        'customer.ended': {},
-        'agent.ended': {},
-        'agent.closed': { target: 'closed', actions: 'stamp' },
-        'timer.elapsed': [
-          {
-            guard: { type: 'timerDue', params: { timer: 'wrapUp' } },
-            target: 'closed',
-            actions: 'stamp',
-          },
-          { guard: { type: 'timerDue', params: { timer: 'capacity' } }, actions: ['stamp', 'releaseCapacity'] },
-        ],
-      },
-      after: {
-        wrapUpDelay: { target: 'closed', actions: { type: 'stamp', params: { timer: 'wrapUp' } } },
-        capacityDelay: {
-          guard: { type: 'hasTimer', params: { timer: 'capacity' } },
-          actions: [{ type: 'stamp', params: { timer: 'capacity' } }, 'releaseCapacity'],
-        },
-      },
-    },
-    closed: {
-      type: 'final',
-      entry: 'enterClosed',
-    },
-  },
-})
+export const conversationMachine: ConversationMachine = /* @__PURE__ */ createConversationMachine()
 
 /** The machine's type, for hosts that provide their own implementations with `machine.provide`. */
-export type ConversationMachine = typeof conversationMachine
+export type ConversationMachine = ReturnType<typeof createConversationMachine>
 
 /** The states a conversation can rest in (the machine's transient `starting` state excluded). */
 export const STATES: readonly State[] = Object.freeze([

@@ -1,4 +1,4 @@
-import { initialTransition, transition } from 'xstate'
+import { createActor, type AnyActorScope, type AnyStateMachine } from 'xstate'
 import type { ConversationRecord, HistoryEntry, ReconnectSettings, State, TimerName } from '../types'
 import {
   conversationMachine,
@@ -20,6 +20,29 @@ export type StepResult =
   | { kind: 'changed'; record: ConversationRecord; from: State; event: string }
 
 type Snapshot = ReturnType<typeof conversationMachine.resolveState>
+
+// XState's `transition()` and `initialTransition()` build a throwaway Actor on every call, and
+// building one computes (and, without input, fails) the machine's initial state. One inert scope,
+// made on first use and shared, gives the same pure steps: actions are resolved, never executed.
+let inertScope: AnyActorScope | undefined
+
+function scope(): AnyActorScope {
+  if (inertScope !== undefined) return inertScope
+  // Never started: it only stands in as `self` for the actions' arguments.
+  const self = createActor(conversationMachine as AnyStateMachine)
+  inertScope = {
+    self,
+    system: self.system,
+    id: '',
+    sessionId: '',
+    logger: () => {},
+    defer: () => {},
+    emit: () => {},
+    stopChild: () => {},
+    actionExecutor: () => {},
+  }
+  return inertScope
+}
 
 /** The name an event is recorded under in `history` and reported under in service events. */
 export function eventName(event: ConversationEvent): string {
@@ -81,7 +104,8 @@ function toSnapshot(record: ConversationRecord, settings: ReconnectSettings): Sn
     customerId: record.customerId,
     agentId: record.agentId,
     previousAgentId: record.previousAgentId,
-    timers: { ...record.timers },
+    // Not copied: the machine's actions replace `timers`, never change it, and toRecord copies it.
+    timers: record.timers,
     capacityHeld: record.capacityHeld,
     capacitySince: record.capacitySince,
     endedBy: record.endedBy,
@@ -92,11 +116,9 @@ function toSnapshot(record: ConversationRecord, settings: ReconnectSettings): Sn
   return conversationMachine.resolveState({ value: record.state, context })
 }
 
-/**
- * Creates the record of a new conversation (version 1) with the pure `initialTransition`.
- */
+/** Creates the record of a new conversation (version 1) from the machine's initial state. */
 export function createConversationRecord(input: ConversationInput): ConversationRecord {
-  const [snapshot] = initialTransition(conversationMachine, input)
+  const snapshot = conversationMachine.getInitialSnapshot(scope(), input)
   return toRecord(snapshot.context, snapshot.value as State, 1, [])
 }
 
@@ -112,13 +134,17 @@ export function stepConversation(
 ): StepResult {
   const snapshot = toSnapshot(record, settings)
   if (snapshot.status !== 'active') return { kind: 'rejected' }
-  if (conversationMachine.getTransitionData(snapshot, event).length === 0) return { kind: 'rejected' }
-  const [next] = transition(conversationMachine, snapshot, event)
+  const next = conversationMachine.transition(snapshot, event, scope())
   const state = next.value as State
-  if (state === record.state && next.context === snapshot.context) return { kind: 'noop' }
+  if (state === record.state && next.context === snapshot.context) {
+    // Nothing changed: either no transition took the event (rejected), or one that does nothing did
+    // (an idempotent no-op). Only then is it worth asking the machine which.
+    return conversationMachine.getTransitionData(snapshot, event).length === 0 ? { kind: 'rejected' } : { kind: 'noop' }
+  }
   const name = eventName(event)
   const entry: HistoryEntry = { at: next.context.updatedAt, event: name, from: record.state, to: state }
-  const history = [...record.history, entry].slice(-HISTORY_LIMIT)
+  const kept = record.history.length < HISTORY_LIMIT ? record.history : record.history.slice(1 - HISTORY_LIMIT)
+  const history = [...kept, entry]
   return { kind: 'changed', record: toRecord(next.context, state, record.version + 1, history), from: record.state, event: name }
 }
 

@@ -76,6 +76,16 @@ export function decideReturn(input: DecideReturnInput): ReturnDecision {
 }
 
 /**
+ * Whether a decision made with `resumable: null` could come out differently with a resumable
+ * record: only a new chat can turn into the signed-in customer's own conversation (rule 2, or rule 1
+ * falling through to it), and never one refused as `disabled` or `identity-mismatch`. A caller that
+ * decides first without the record skips the `findResumable` lookup whenever this is false.
+ */
+export function couldOfferResumable(decision: ReturnDecision): boolean {
+  return decision.type === 'new-chat' && decision.reason !== 'disabled' && decision.reason !== 'identity-mismatch'
+}
+
+/**
  * Decides the outcome of a signed-in customer's answer to the "continue or start new?" prompt.
  * `continue` re-checks the window at `now`; `new` returns `new-chat` and the caller ends the old conversation.
  *

@@ -1,2 +1,2 @@
-export { decidePromptAnswer, decideReturn, isResumable, lostReason } from './decide-return'
+export { couldOfferResumable, decidePromptAnswer, decideReturn, isResumable, lostReason } from './decide-return'
 export type { DecidePromptAnswerInput, DecideReturnInput } from './decide-return'

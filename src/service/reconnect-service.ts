@@ -15,7 +15,7 @@ import { buildReconnectUrl, expandQuickReply } from '../links'
 import type { ConversationEvent } from '../machine/conversation-machine'
 import { describeCreation, describeTransition } from '../machine/effects'
 import { createConversationRecord, expireConversation, stepConversation, type StepResult } from '../machine/step'
-import { decidePromptAnswer, decideReturn } from '../policy'
+import { couldOfferResumable, decidePromptAnswer, decideReturn } from '../policy'
 import { defineSettings } from '../settings'
 import { createMemoryStore } from '../store/memory-store'
 import { isSameRecord } from '../store/record'
@@ -36,6 +36,7 @@ export type SettingsSource =
 
 /** Options of {@link createReconnectService}. */
 export interface ReconnectServiceOptions {
+  /** The widgets' settings: one input for all, or a function of the widget id (sync or async). */
   settings: SettingsSource
   /** Where conversations live; an in-process memory store by default. */
   store?: ConversationStore
@@ -58,9 +59,13 @@ export interface ReconnectServiceOptions {
 
 /** What `start` accepts. */
 export interface StartConversationInput {
+  /** The host's own id for the conversation; a new nanoid when absent. */
   conversationId?: string
+  /** The widget the chat came through (`'default'` when absent); its settings apply. */
   widgetId?: string
+  /** The signed-in customer, or `null` for an anonymous one. */
   customerId?: string | null
+  /** The agent the chat starts with; without one it starts `queued`. */
   agentId?: string | null
 }
 
@@ -69,19 +74,33 @@ export type ServiceReturnDecision = ReturnDecision & { reconnectUrl?: string }
 
 /** The reconnect service a contact-centre backend embeds (SPEC §9). */
 export interface ReconnectService {
+  /** Creates a conversation, `queued` or (with `agentId`) `active`; an existing `conversationId` returns that one. */
   start(input?: StartConversationInput): Promise<ConversationRecord>
+  /** Assigns an agent to a queued conversation (`agent.assigned`); capacity is held from then on. */
   assign(id: string, agentId: string): Promise<ConversationRecord>
+  /** Records that the customer's connection dropped (`customer.disconnected`); starts the window or grace. */
   disconnect(id: string): Promise<ConversationRecord>
+  /** Decides what a returning customer gets (SPEC §5) and applies a resume before returning it. */
   returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision>
+  /** Applies a signed-in customer's answer to the "continue or start new?" prompt. */
   answerPrompt(conversationId: string, answer: 'continue' | 'new', customerId: string): Promise<ServiceReturnDecision>
+  /** The agent pressed End (`agent.ended`): the conversation goes to wrap-up. */
   endByAgent(id: string): Promise<ConversationRecord>
+  /** The customer closed the chat (`customer.ended`): the conversation goes to wrap-up. */
   endByCustomer(id: string): Promise<ConversationRecord>
+  /** The agent closed the session (`agent.closed`): closes after wrap-up, otherwise releases the agent. */
   closeByAgent(id: string): Promise<ConversationRecord>
+  /** Reads a conversation with every passed deadline applied; writes nothing. */
   get(id: string): Promise<ConversationRecord>
+  /** The conversation's reconnect link; throws `reconnect-disabled` when its widget has reconnect off. */
   reconnectUrl(id: string): Promise<string>
+  /** Expands the reconnect-link slugs in an agent's quick-reply text with the conversation's link. */
   quickReply(id: string, text: string): Promise<string>
+  /** Applies every passed deadline (up to `limit` conversations); resolves to how many it applied. */
   runDueTimers(options?: { limit?: number }): Promise<number>
+  /** Starts the background scheduler: one pending timeout that wakes at the next deadline and sweeps. */
   startScheduler(): void
+  /** Stops the background scheduler; a sweep under way finishes on its own (see `idle`). */
   stopScheduler(): void
   /** Resolves once the scheduler's sweep in progress (if any) has finished; for tests and shutdown. */
   idle(): Promise<void>
@@ -115,6 +134,9 @@ function describe(value: unknown): string {
   return typeof value
 }
 
+/** A decision made on a record that has since changed in a way that voids it; the caller decides again. */
+class StaleDecision extends Error {}
+
 /**
  * Creates the service: load → XState transition → compare-and-set save → events, for every call.
  *
@@ -126,9 +148,6 @@ function describe(value: unknown): string {
  * await service.disconnect(chat.id)
  * const link = await service.reconnectUrl(chat.id)
  */
-/** A decision made on a record that has since changed in a way that voids it; the caller decides again. */
-class StaleDecision extends Error {}
-
 export function createReconnectService(options: ReconnectServiceOptions): ReconnectService {
   if (typeof options !== 'object' || options === null) {
     throw new ReconnectError('invalid-argument', 'createReconnectService: options must be an object with `settings`')
@@ -136,14 +155,22 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   const store = options.store ?? createMemoryStore()
   const clock = options.clock ?? systemClock
   const ids = options.reconnectIds ?? plainReconnectIds
-  const maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 5))
+  const maxAttempts = options.maxAttempts ?? 5
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
+    throw new ReconnectError(
+      'invalid-argument',
+      `createReconnectService: maxAttempts must be a whole number from 1 to 100, got ${String(options.maxAttempts)}`,
+    )
+  }
   const singleUse = options.singleUseLinks === true
   const onError = options.onError
   const source = options.settings
-  if (typeof source !== 'function') defineSettings(source) // fail fast on a static input
+  // A static input is validated here, once (failing fast), and the hot paths skip awaiting `settingsFor`.
+  const fixed = typeof source === 'function' ? undefined : defineSettings(source)
   const validated = new WeakMap<object, ReconnectSettings>()
 
   async function settingsFor(widgetId: string): Promise<ReconnectSettings> {
+    if (fixed !== undefined) return fixed
     const input = typeof source === 'function' ? await source(widgetId) : source
     if (typeof input === 'object' && input !== null) {
       const known = validated.get(input)
@@ -243,7 +270,9 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       events.push(...describeTransition(before, step.record, step.event))
       before = step.record
     }
-    const final = { ...(rewrite === undefined ? current : rewrite(current)), version: record.version + 1 }
+    // Several steps are still one write: one version up from the record as loaded.
+    const rewritten = rewrite === undefined ? current : rewrite(current)
+    const final = rewritten.version === record.version + 1 ? rewritten : { ...rewritten, version: record.version + 1 }
     return { change: { record: final, events }, current: final, rejected }
   }
 
@@ -255,23 +284,39 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       rewrite?: (record: ConversationRecord) => Promise<ConversationRecord> | ConversationRecord
       /** Checked on every load; a record it refuses ends the call with {@link StaleDecision}. */
       accept?: (record: ConversationRecord) => boolean
+      /**
+       * The record as the caller has just read it: the first attempt uses it instead of reading it
+       * again. If it is stale, the compare-and-set says so, and the usual attempts follow.
+       */
+      loaded?: ConversationRecord | undefined
+      /** Apply `rewrite` (and write) even when the event changes nothing, e.g. to renew a link on a no-op resume. */
+      rewriteAlways?: boolean
     } = {},
   ): Promise<ConversationRecord> {
     const { rewrite, accept } = how
+    let preloaded = how.loaded?.id === id ? how.loaded : undefined
+    const attempts = maxAttempts + (preloaded === undefined ? 0 : 1)
     let lastConflict: ConflictError | undefined
-    for (let attempt = 0; attempt < maxAttempts; attempt += 1) {
-      const record = await load(id)
+    for (let attempt = 0; attempt < attempts; attempt += 1) {
+      const record = preloaded ?? (await load(id))
+      preloaded = undefined
       if (accept !== undefined && !accept(record)) throw new StaleDecision()
-      const settings = await settingsFor(record.widgetId)
+      const settings = fixed ?? (await settingsFor(record.widgetId))
       const now = clock.now()
       const event = makeEvent === null ? null : makeEvent(now)
       const outcome = plan(record, settings, now, event)
       if (outcome.rejected && event !== null) {
         throw new InvalidTransitionError(outcome.current.state, event.type, id)
       }
-      if (outcome.change === undefined) return outcome.current
-      let change = outcome.change
-      if (rewrite !== undefined) change = { ...change, record: { ...(await rewrite(change.record)), version: record.version + 1 } }
+      let change: Change
+      if (outcome.change !== undefined) {
+        change = outcome.change
+        if (rewrite !== undefined) change = { ...change, record: { ...(await rewrite(change.record)), version: record.version + 1 } }
+      } else if (rewrite !== undefined && how.rewriteAlways === true) {
+        change = { record: { ...(await rewrite(outcome.current)), version: record.version + 1 }, events: [] }
+      } else {
+        return outcome.current
+      }
       try {
         await save(change.record, record.version)
       } catch (error) {
@@ -300,7 +345,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       const existing = await storeCall('get', requestedId, () => store.get(requestedId))
       if (existing !== undefined) return get(requestedId)
     }
-    const settings = await settingsFor(widgetId)
+    const settings = fixed ?? (await settingsFor(widgetId))
     const id = requestedId ?? nanoid()
     const reconnectId = await ids.issue()
     const record = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now: clock.now(), settings })
@@ -319,7 +364,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   async function get(id: string): Promise<ConversationRecord> {
     checkId(id, 'get: id')
     const record = await load(id)
-    const settings = await settingsFor(record.widgetId)
+    const settings = fixed ?? (await settingsFor(record.widgetId))
     const expired = expireConversation(record, settings, clock.now()).at(-1)?.record
     // A read applies passed deadlines to what it returns but writes nothing: the version stays the stored one.
     return expired === undefined ? record : { ...expired, version: record.version }
@@ -341,7 +386,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   }
 
   async function linkFor(record: ConversationRecord): Promise<string | undefined> {
-    const settings = await settingsFor(record.widgetId)
+    const settings = fixed ?? (await settingsFor(record.widgetId))
     if (!settings.enabled || settings.portalUrl === null) return undefined
     return buildReconnectUrl(settings.portalUrl, record.reconnectId, { param: settings.linkParam })
   }
@@ -353,12 +398,16 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   async function applyResume(
     decision: Extract<ReturnDecision, { type: 'resume' }>,
     presentedId: string | null,
+    loaded: ConversationRecord | undefined,
   ): Promise<ServiceReturnDecision | undefined> {
     const renew = singleUse && decision.via === 'link'
     let record: ConversationRecord
     try {
       record = await mutate(decision.conversationId, (at) => ({ type: 'customer.returned', via: decision.via, at }), {
-        ...(renew ? { rewrite: renewLink } : {}),
+        loaded,
+        // Single-use: every resume through the link spends it, also one into a chat that is still
+        // live in another tab (a no-op for the lifecycle, but the link must not stay valid).
+        ...(renew ? { rewrite: renewLink, rewriteAlways: true } : {}),
         // A link resumes only while it is still the conversation's link: a single-use link that
         // another return has just renewed must not resume (or hand out the renewal) a second time.
         ...(decision.via === 'link' && presentedId !== null ? { accept: (r: ConversationRecord) => r.reconnectId === presentedId } : {}),
@@ -381,8 +430,9 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       throw new ReconnectError('invalid-argument', 'returnCustomer: request must be an object')
     }
     const widgetId = checkOptionalId(request.widgetId, 'returnCustomer: request.widgetId') ?? 'default'
-    const customerId = checkOptionalId(request.customerId, 'returnCustomer: request.customerId')
-    const settings = await settingsFor(widgetId)
+    // '' means "not signed in", as in decideReturn: a widget may send an empty id for a guest.
+    const customerId = request.customerId === '' ? null : checkOptionalId(request.customerId, 'returnCustomer: request.customerId')
+    const settings = fixed ?? (await settingsFor(widgetId))
     const reconnectId = typeof request.reconnectId === 'string' && request.reconnectId !== '' ? request.reconnectId : null
     const verified = reconnectId === null ? false : await verifyId(reconnectId)
     for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
@@ -391,20 +441,25 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
         reconnectId !== null && verified
           ? await storeCall('getByReconnectId', undefined, () => store.getByReconnectId(reconnectId))
           : undefined
-      const resumable =
-        customerId !== null && settings.enabled && settings.authenticated
-          ? await storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now))
-          : undefined
-      const decision = decideReturn({
-        request: { ...request, widgetId },
-        settings,
-        now,
-        linked: linked ?? null,
-        resumable: resumable ?? null,
-        isValidId: () => verified,
-      })
+      const decide = (resumable: ConversationRecord | null): ReturnDecision =>
+        decideReturn({
+          request: { ...request, widgetId },
+          settings,
+          now,
+          linked: linked ?? null,
+          resumable,
+          isValidId: () => verified,
+        })
+      let decision = decide(null)
+      // The customer's own resumable conversation is looked up only when it could change the outcome.
+      let resumable: ConversationRecord | undefined
+      if (customerId !== null && settings.enabled && settings.authenticated && couldOfferResumable(decision)) {
+        resumable = await storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now))
+        if (resumable !== undefined) decision = decide(resumable)
+      }
       if (decision.type !== 'resume') return decision
-      const applied = await applyResume(decision, reconnectId)
+      const loaded = [linked, resumable].find((record) => record?.id === decision.conversationId)
+      const applied = await applyResume(decision, reconnectId, loaded)
       if (applied !== undefined) return applied
     }
     throw new ConflictError(reconnectId ?? customerId ?? widgetId, null)
@@ -431,14 +486,14 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     }
     for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
       const record = await load(conversationId)
-      const settings = await settingsFor(record.widgetId)
+      const settings = fixed ?? (await settingsFor(record.widgetId))
       const now = clock.now()
       const decision = decidePromptAnswer({ answer, record, customerId, settings, now })
       if (answer === 'new') {
         if (decision.type === 'new-chat' && decision.reason === 'identity-mismatch') return decision
         if (record.state === 'reconnectable') {
           try {
-            await mutate(conversationId, (at) => ({ type: 'customer.ended', at, releaseCapacity: true }))
+            await mutate(conversationId, (at) => ({ type: 'customer.ended', at, releaseCapacity: true }), { loaded: record })
           } catch (error) {
             if (!isInvalidTransitionError(error)) throw error
           }
@@ -446,7 +501,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
         return decision
       }
       if (decision.type !== 'resume') return decision
-      const applied = await applyResume(decision, null)
+      const applied = await applyResume(decision, null, record)
       if (applied !== undefined) return applied
     }
     throw new ConflictError(conversationId, null)
@@ -474,9 +529,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   async function expireOne(seen: ConversationRecord): Promise<number> {
     let record: ConversationRecord | undefined = seen
     for (let attempt = 0; attempt < maxAttempts && record !== undefined; attempt += 1) {
-      const settings = await settingsFor(record.widgetId)
-      const steps = expireConversation(record, settings, clock.now())
-      if (steps.length === 0) return 0
+      const settings = fixed ?? (await settingsFor(record.widgetId))
       const outcome = plan(record, settings, clock.now(), null)
       if (outcome.change === undefined) return 0
       const change = outcome.change
@@ -504,17 +557,21 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     }
     let applied = 0
     let processed = 0
-    const tried = new Set<string>()
+    // Records that stayed due although nothing could be applied to them: fetched once per sweep.
+    // One that moved on is due again only if another of its deadlines has passed meanwhile, and then
+    // it should run again.
+    const stuck = new Set<string>()
     for (;;) {
       const batch = Math.min(SWEEP_BATCH, limit - processed)
       if (batch <= 0) break
       const due = await storeCall('due', undefined, () => store.due(clock.now(), batch))
-      const fresh = due.filter((r) => !tried.has(r.id))
+      const fresh = stuck.size === 0 ? due : due.filter((r) => !stuck.has(r.id))
       if (fresh.length === 0) break
       for (const record of fresh) {
-        tried.add(record.id)
         processed += 1
-        applied += await expireOne(record)
+        const count = await expireOne(record)
+        if (count === 0) stuck.add(record.id)
+        applied += count
       }
       if (due.length < batch) break
     }

@@ -1,90 +1,169 @@
-import { ConflictError } from '../errors'
+import { ConflictError, StoreError } from '../errors'
 import type { ConversationRecord } from '../types'
 import type { ConversationStore } from './conversation-store'
 import { cloneRecord } from './record'
 
-interface DueEntry {
-  at: number
-  id: string
-}
-
 /**
  * A binary min-heap of deadlines with lazy deletion: an entry is live only while the record it
- * names still has that `nextDueAt`, so updates never search the heap.
+ * names still has that `nextDueAt`, so updates never search the heap. Entries sit in parallel
+ * arrays, so ordering compares packed numbers only: equal deadlines keep the order they were
+ * pushed in (a sequence number), which spares reading ids scattered over the heap.
  */
 class DeadlineHeap {
-  private entries: DueEntry[] = []
-
-  get size(): number {
-    return this.entries.length
+  private ats: number[] = []
+  private seqs: number[] = []
+  private ids: string[] = []
+  private pushed = 0
+  private readonly earlier = (i: number, j: number): boolean => {
+    const a = this.ats[i]!
+    const b = this.ats[j]!
+    return a < b || (a === b && this.seqs[i]! < this.seqs[j]!)
   }
 
-  push(entry: DueEntry): void {
-    const entries = this.entries
-    entries.push(entry)
-    let i = entries.length - 1
+  get size(): number {
+    return this.ats.length
+  }
+
+  push(at: number, id: string): void {
+    this.ats.push(at)
+    this.seqs.push(this.pushed++)
+    this.ids.push(id)
+    let i = this.ats.length - 1
     while (i > 0) {
       const parent = (i - 1) >> 1
-      if (!before(entries[i]!, entries[parent]!)) break
-      swap(entries, i, parent)
+      if (!this.earlier(i, parent)) break
+      this.swap(i, parent)
       i = parent
     }
   }
 
-  peek(): DueEntry | undefined {
-    return this.entries[0]
+  /** The earliest deadline, or `undefined` when the heap is empty. */
+  topAt(): number | undefined {
+    return this.ats[0]
   }
 
-  pop(): DueEntry | undefined {
-    const entries = this.entries
-    const top = entries[0]
-    const last = entries.pop()
-    if (top === undefined || last === undefined || entries.length === 0) return top
-    entries[0] = last
+  /** The id of the earliest deadline's record. */
+  topId(): string | undefined {
+    return this.ids[0]
+  }
+
+  /** Removes the earliest entry. */
+  pop(): void {
+    const lastAt = this.ats.pop()
+    const lastSeq = this.seqs.pop()
+    const lastId = this.ids.pop()
+    if (lastAt === undefined || lastSeq === undefined || lastId === undefined || this.ats.length === 0) return
+    this.ats[0] = lastAt
+    this.seqs[0] = lastSeq
+    this.ids[0] = lastId
+    const size = this.ats.length
     let i = 0
     for (;;) {
       const left = 2 * i + 1
       const right = left + 1
       let smallest = i
-      if (left < entries.length && before(entries[left]!, entries[smallest]!)) smallest = left
-      if (right < entries.length && before(entries[right]!, entries[smallest]!)) smallest = right
+      if (left < size && this.earlier(left, smallest)) smallest = left
+      if (right < size && this.earlier(right, smallest)) smallest = right
       if (smallest === i) break
-      swap(entries, i, smallest)
+      this.swap(i, smallest)
       i = smallest
     }
-    return top
   }
 
-  rebuild(live: Iterable<DueEntry>): void {
-    this.entries = []
-    for (const entry of live) this.push(entry)
+  /**
+   * Visits the entries in deadline order, without taking them out, until `visit` returns false.
+   * A second, small heap holds the frontier: the children of every entry visited so far.
+   */
+  walk(visit: (at: number, id: string) => boolean): void {
+    const size = this.ats.length
+    if (size === 0) return
+    const frontier: number[] = [0]
+    while (frontier.length > 0) {
+      const i = popIndex(frontier, this.earlier)
+      if (!visit(this.ats[i]!, this.ids[i]!)) return
+      const left = 2 * i + 1
+      if (left < size) pushIndex(frontier, left, this.earlier)
+      if (left + 1 < size) pushIndex(frontier, left + 1, this.earlier)
+    }
+  }
+
+  clear(): void {
+    this.ats = []
+    this.seqs = []
+    this.ids = []
+  }
+
+  private swap(i: number, j: number): void {
+    swap(this.ats, i, j)
+    swap(this.seqs, i, j)
+    swap(this.ids, i, j)
   }
 }
 
-function before(a: DueEntry, b: DueEntry): boolean {
-  return a.at < b.at || (a.at === b.at && a.id < b.id)
+function swap<T>(values: T[], i: number, j: number): void {
+  const tmp = values[i]!
+  values[i] = values[j]!
+  values[j] = tmp
 }
 
-function swap(entries: DueEntry[], i: number, j: number): void {
-  const tmp = entries[i]!
-  entries[i] = entries[j]!
-  entries[j] = tmp
-}
-
-function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
-  let ids = index.get(key)
-  if (ids === undefined) {
-    ids = new Set()
-    index.set(key, ids)
+function pushIndex(heap: number[], value: number, earlier: (a: number, b: number) => boolean): void {
+  heap.push(value)
+  let i = heap.length - 1
+  while (i > 0) {
+    const parent = (i - 1) >> 1
+    if (!earlier(heap[i]!, heap[parent]!)) break
+    swap(heap, i, parent)
+    i = parent
   }
-  ids.add(id)
 }
 
-function removeFrom(index: Map<string, Set<string>>, key: string, id: string): void {
+function popIndex(heap: number[], earlier: (a: number, b: number) => boolean): number {
+  const top = heap[0]!
+  const last = heap.pop()!
+  if (heap.length === 0) return top
+  heap[0] = last
+  let i = 0
+  for (;;) {
+    const left = 2 * i + 1
+    const right = left + 1
+    let smallest = i
+    if (left < heap.length && earlier(heap[left]!, heap[smallest]!)) smallest = left
+    if (right < heap.length && earlier(heap[right]!, heap[smallest]!)) smallest = right
+    if (smallest === i) break
+    swap(heap, i, smallest)
+    i = smallest
+  }
+  return top
+}
+
+/**
+ * Ids filed under keys (customers, agents). Most keys hold one id, kept as itself: a Set costs
+ * far more memory than the id, so one is made only from the second id on.
+ */
+type Index = Map<string, string | Set<string>>
+
+function addTo(index: Index, key: string, id: string): void {
+  const ids = index.get(key)
+  if (ids === undefined) index.set(key, id)
+  else if (typeof ids !== 'string') ids.add(id)
+  else if (ids !== id) index.set(key, new Set([ids, id]))
+}
+
+function removeFrom(index: Index, key: string, id: string): void {
   const ids = index.get(key)
   if (ids === undefined) return
+  if (typeof ids === 'string') {
+    if (ids === id) index.delete(key)
+    return
+  }
   ids.delete(id)
   if (ids.size === 0) index.delete(key)
+}
+
+function idsUnder(index: Index, key: string): Iterable<string> {
+  const ids = index.get(key)
+  if (ids === undefined) return []
+  return typeof ids === 'string' ? [ids] : ids
 }
 
 function customerKey(widgetId: string, customerId: string): string {
@@ -102,41 +181,61 @@ function customerKey(widgetId: string, customerId: string): string {
 export function createMemoryStore(): ConversationStore & { readonly size: number } {
   const records = new Map<string, ConversationRecord>()
   const byReconnectId = new Map<string, string>()
-  const resumable = new Map<string, Set<string>>()
-  const held = new Map<string, Set<string>>()
+  const resumable: Index = new Map()
+  const held: Index = new Map()
   const deadlines = new DeadlineHeap()
 
-  function isLive(entry: DueEntry): boolean {
-    return records.get(entry.id)?.nextDueAt === entry.at
+  function isLive(at: number, id: string): boolean {
+    return records.get(id)?.nextDueAt === at
   }
 
   function dropStaleTop(): void {
-    for (let top = deadlines.peek(); top !== undefined && !isLive(top); top = deadlines.peek()) deadlines.pop()
+    for (;;) {
+      const at = deadlines.topAt()
+      if (at === undefined || isLive(at, deadlines.topId()!)) return
+      deadlines.pop()
+    }
   }
 
   function compactIfBloated(): void {
     if (deadlines.size <= 2 * records.size + 64) return
-    const live: DueEntry[] = []
-    for (const record of records.values()) if (record.nextDueAt !== null) live.push({ at: record.nextDueAt, id: record.id })
-    deadlines.rebuild(live)
+    deadlines.clear()
+    for (const record of records.values()) if (record.nextDueAt !== null) deadlines.push(record.nextDueAt, record.id)
   }
 
-  function unindex(record: ConversationRecord): void {
-    if (byReconnectId.get(record.reconnectId) === record.id) byReconnectId.delete(record.reconnectId)
-    if (record.state === 'reconnectable' && record.customerId !== null) {
-      removeFrom(resumable, customerKey(record.widgetId, record.customerId), record.id)
-    }
-    if (record.capacityHeld && record.agentId !== null) removeFrom(held, record.agentId, record.id)
+  function resumableKey(record: ConversationRecord | undefined): string | undefined {
+    if (record === undefined || record.state !== 'reconnectable' || record.customerId === null) return undefined
+    return customerKey(record.widgetId, record.customerId)
   }
 
-  function index(record: ConversationRecord, previous: ConversationRecord | undefined): void {
-    byReconnectId.set(record.reconnectId, record.id)
-    if (record.state === 'reconnectable' && record.customerId !== null) {
-      addTo(resumable, customerKey(record.widgetId, record.customerId), record.id)
+  function holder(record: ConversationRecord | undefined): string | undefined {
+    return record !== undefined && record.capacityHeld && record.agentId !== null ? record.agentId : undefined
+  }
+
+  // With 100 000 records every index access is a cache miss, so a write touches only the index
+  // entries whose membership it changes.
+  function reindex(record: ConversationRecord, previous: ConversationRecord | undefined): void {
+    if (previous !== undefined && previous.reconnectId !== record.reconnectId) {
+      if (byReconnectId.get(previous.reconnectId) === previous.id) byReconnectId.delete(previous.reconnectId)
     }
-    if (record.capacityHeld && record.agentId !== null) addTo(held, record.agentId, record.id)
-    if (record.nextDueAt !== null && record.nextDueAt !== previous?.nextDueAt) {
-      deadlines.push({ at: record.nextDueAt, id: record.id })
+    if (previous === undefined || previous.reconnectId !== record.reconnectId) byReconnectId.set(record.reconnectId, record.id)
+    const wasResumable = resumableKey(previous)
+    const isResumable = resumableKey(record)
+    if (wasResumable !== isResumable) {
+      if (wasResumable !== undefined) removeFrom(resumable, wasResumable, record.id)
+      if (isResumable !== undefined) addTo(resumable, isResumable, record.id)
+    }
+    const wasHeldBy = holder(previous)
+    const isHeldBy = holder(record)
+    if (wasHeldBy !== isHeldBy) {
+      if (wasHeldBy !== undefined) removeFrom(held, wasHeldBy, record.id)
+      if (isHeldBy !== undefined) addTo(held, isHeldBy, record.id)
+    }
+    if (record.nextDueAt !== previous?.nextDueAt) {
+      // The sweep writes records in deadline order, so the entry this write makes stale is
+      // usually the heap's top: dropping it now saves looking it up again later.
+      if (previous?.nextDueAt === deadlines.topAt() && deadlines.topId() === record.id) deadlines.pop()
+      if (record.nextDueAt !== null) deadlines.push(record.nextDueAt, record.id)
     }
   }
 
@@ -157,9 +256,8 @@ export function createMemoryStore(): ConversationStore & { readonly size: number
     },
 
     async findResumable(widgetId, customerId, now) {
-      const ids = resumable.get(customerKey(widgetId, customerId))
       let best: ConversationRecord | undefined
-      for (const id of ids ?? []) {
+      for (const id of idsUnder(resumable, customerKey(widgetId, customerId))) {
         const record = records.get(id)
         const window = record?.timers.window
         if (record === undefined || window === undefined || now >= window) continue
@@ -172,40 +270,43 @@ export function createMemoryStore(): ConversationStore & { readonly size: number
       const current = records.get(record.id)
       const currentVersion = current === undefined ? null : current.version
       if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)
+      // A reconnect id opens exactly one conversation: taking over another's id would strand its link.
+      const holder = byReconnectId.get(record.reconnectId)
+      if (holder !== undefined && holder !== record.id && records.get(holder)?.reconnectId === record.reconnectId) {
+        throw new StoreError('put', {
+          conversationId: record.id,
+          cause: new Error(`reconnect id "${record.reconnectId}" already belongs to another conversation`),
+        })
+      }
       const copy = cloneRecord(record)
-      if (current !== undefined) unindex(current)
       records.set(copy.id, copy)
-      index(copy, current)
+      reindex(copy, current)
       compactIfBloated()
     },
 
     async due(now, limit) {
+      dropStaleTop()
       const found: ConversationRecord[] = []
-      const taken: DueEntry[] = []
       const seen = new Set<string>()
-      while (found.length < limit) {
-        const top = deadlines.peek()
-        if (top === undefined || top.at > now) break
-        deadlines.pop()
-        if (!isLive(top) || seen.has(top.id)) continue
-        seen.add(top.id)
-        taken.push(top)
-        found.push(cloneRecord(records.get(top.id)!))
-      }
-      // due() only reads: the entries go back until the service changes the records.
-      for (const entry of taken) deadlines.push(entry)
+      deadlines.walk((at, id) => {
+        if (found.length >= limit || at > now) return false
+        if (isLive(at, id) && !seen.has(id)) {
+          seen.add(id)
+          found.push(cloneRecord(records.get(id)!))
+        }
+        return true
+      })
       return found
     },
 
     async nextDueAt() {
       dropStaleTop()
-      return deadlines.peek()?.at ?? null
+      return deadlines.topAt() ?? null
     },
 
     async heldBy(agentId) {
-      const ids = held.get(agentId)
       const out: ConversationRecord[] = []
-      for (const id of ids ?? []) {
+      for (const id of idsUnder(held, agentId)) {
         const record = records.get(id)
         if (record !== undefined) out.push(cloneRecord(record))
       }

@@ -1,4 +1,4 @@
-import { isConflictError } from '../errors'
+import { isConflictError, isStoreError } from '../errors'
 import type { ConversationStore } from '../store/conversation-store'
 import type { ConversationRecord } from '../types'
 
@@ -132,6 +132,32 @@ export function storeContract(makeStore: () => ConversationStore | Promise<Conve
         read.agentId = 'someone-else'
         read.history.push({ at: 1, event: 'x', from: 'active', to: 'closed' })
         same(await store.get(record.id), expected, 'record after the caller mutated a returned copy')
+      },
+    ],
+    [
+      'a reconnect id that belongs to another conversation is refused with StoreError, nothing written',
+      async (store) => {
+        const first = sampleRecord()
+        await store.put(first, null)
+        const second = sampleRecord()
+        await store.put(second, null)
+        const taking = { ...second, reconnectId: first.reconnectId, version: 2 }
+        const intruder = sampleRecord({ reconnectId: first.reconnectId })
+        for (const [what, write] of [
+          ['an update', () => store.put(taking, 1)],
+          ['a create', () => store.put(intruder, null)],
+        ] as const) {
+          let refused: unknown
+          try {
+            await write()
+          } catch (error) {
+            refused = error
+          }
+          if (!isStoreError(refused)) fail(`${what} taking another conversation's reconnect id: expected StoreError, got ${String(refused)}`)
+        }
+        same(await store.getByReconnectId(first.reconnectId), first, 'the id still opens its own conversation')
+        same(await store.get(second.id), second, 'the refused update changed nothing')
+        same(await store.get(intruder.id), undefined, 'the refused create stored nothing')
       },
     ],
     [
