@@ -15,6 +15,7 @@ import { createMemoryStore } from '../src/store/memory-store'
 import type { ConversationStore } from '../src/store/conversation-store'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
 import type { ConversationRecord, State } from '../src/types'
+import { serviceAcrossOutage } from './support/stores'
 import {
   canStartServers,
   createTestPool,
@@ -598,6 +599,7 @@ describeWithPostgres('postgres store: server failure', () => {
       pool = createTestPool(server.url, { connectionTimeoutMillis: 1_000, query_timeout: 3_000, max: 6 })
       const store = createPostgresStore({ pool })
       await store.migrate()
+      const service = await serviceAcrossOutage(store)
 
       const acknowledged = new Map<string, ConversationRecord>()
       const failures: unknown[] = []
@@ -628,8 +630,10 @@ describeWithPostgres('postgres store: server failure', () => {
         expect(result.status).toBe('rejected')
         if (result.status === 'rejected') expect(isStoreError(result.reason), String(result.reason)).toBe(true)
       }
+      await service.whileDown()
 
       await server.restart()
+      await service.afterRestart()
       // Give the writers time to notice the server is back and write more.
       const before = acknowledged.size
       const resumeDeadline = Date.now() + 10_000

@@ -8,6 +8,7 @@ import { createMemoryStore } from '../src/store/memory-store'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
 import type { ConversationRecord, State } from '../src/types'
 import { replayParameters } from './support/fc-replay'
+import { serviceAcrossOutage } from './support/stores'
 import {
   connect,
   describeWithRedis,
@@ -468,6 +469,7 @@ describeWithRedisServer('redis store: a server killed mid-run', () => {
     const prefix = randomPrefix('fault')
     const store = createRedisStore({ client, prefix })
     try {
+      const service = await serviceAcrossOutage(store)
       // Latest acknowledged version of each record, and writes whose outcome the kill left unknown.
       const acknowledged = new Map<string, ConversationRecord>()
       const unknown = new Map<string, ConversationRecord>()
@@ -498,9 +500,11 @@ describeWithRedisServer('redis store: a server killed mid-run', () => {
       for (const failure of failures) expect(isStoreError(failure)).toBe(true)
       expect((await storeError(store.get('fault-0-0'))).operation).toBe('get')
       expect((await storeError(store.nextDueAt())).operation).toBe('nextDueAt')
+      await service.whileDown()
 
       await owned.restart()
       await waitUntilReady(client)
+      await service.afterRestart()
 
       for (const [id, record] of acknowledged) {
         const stored = await store.get(id)

@@ -1,8 +1,12 @@
 import type { Redis } from 'ioredis'
+import { expect } from 'vitest'
 import type pg from 'pg'
 import { createPostgresStore } from '../../src/adapters/postgres'
 import { createRedisStore } from '../../src/adapters/redis'
+import { isStoreError } from '../../src/errors'
+import { createReconnectService } from '../../src/service/reconnect-service'
 import { createMemoryStore } from '../../src/store/memory-store'
+import { createManualClock } from '../../src/testing/manual-clock'
 import type { ConversationStore } from '../../src/store/conversation-store'
 import { createTestPool, databaseUrl, randomTableName } from './postgres'
 import { connect, dropPrefixes, randomPrefix, redisUrl } from './redis'
@@ -81,5 +85,48 @@ export async function closeStores(): Promise<void> {
     for (const table of tables.splice(0)) await pool.query(`DROP TABLE IF EXISTS ${table}`)
     await pool.end()
     pool = undefined
+  }
+}
+
+/**
+ * A service on `store` around a server outage: one conversation is written before the outage,
+ * every kind of call must fail with StoreError while the server is down, and afterwards the
+ * acknowledged state is there and the service carries on.
+ */
+export async function serviceAcrossOutage(store: ConversationStore) {
+  const service = createReconnectService({
+    settings: { enabled: true, timeLimit: { minutes: 30 }, portalUrl: 'https://portal.example.com/chat' },
+    store,
+    clock: createManualClock(),
+  })
+  const chat = await service.start({ agentId: 'agent-1' })
+  const dropped = await service.disconnect(chat.id)
+  return {
+    async whileDown(): Promise<void> {
+      const calls: Record<string, () => Promise<unknown>> = {
+        get: () => service.get(chat.id),
+        start: () => service.start({ agentId: 'agent-2' }),
+        endByAgent: () => service.endByAgent(chat.id),
+        returnCustomer: () => service.returnCustomer({ reconnectId: chat.reconnectId }),
+        runDueTimers: () => service.runDueTimers(),
+      }
+      for (const [name, call] of Object.entries(calls)) {
+        const error = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(isStoreError(error), `service.${name} while the server is down: ${String(error)}`).toBe(true)
+      }
+    },
+    async afterRestart(): Promise<void> {
+      expect(await service.get(chat.id)).toEqual(dropped)
+      expect(await service.returnCustomer({ reconnectId: chat.reconnectId })).toEqual({
+        type: 'resume',
+        conversationId: chat.id,
+        agentId: 'agent-1',
+        via: 'link',
+      })
+      expect((await service.get(chat.id)).state).toBe('active')
+    },
   }
 }
