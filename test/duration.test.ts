@@ -145,14 +145,13 @@ describe('parseDuration: ISO-8601 strings', () => {
     expect(ms(text)).toBe(0)
   })
 
-  it('rejects a long pathological string quickly', () => {
-    const started = performance.now()
+  // A hang here would trip the test timeout; speed itself belongs in benchmarks, not in assertions.
+  it('rejects long pathological strings', () => {
     for (let i = 0; i < 1000; i += 1) {
       expect(parseDuration(`P${'1'.repeat(63)}`).ok).toBe(false)
       expect(parseDuration(`PT${'1.1'.repeat(20)}`).ok).toBe(false)
       expect(parseDuration(`P${'1'.repeat(10_000)}`).ok).toBe(false)
     }
-    expect(performance.now() - started).toBeLessThan(1000)
   })
 })
 

@@ -493,9 +493,13 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
         if (decision.type === 'new-chat' && decision.reason === 'identity-mismatch') return decision
         if (record.state === 'reconnectable') {
           try {
-            await mutate(conversationId, (at) => ({ type: 'customer.ended', at, releaseCapacity: true }), { loaded: record })
+            await mutate(conversationId, (at) => ({ type: 'customer.ended', at, releaseCapacity: true }), {
+              loaded: record,
+              // Only the chat that was waiting: if it resumed meanwhile (another tab), leave it alone.
+              accept: (current) => current.state === 'reconnectable',
+            })
           } catch (error) {
-            if (!isInvalidTransitionError(error)) throw error
+            if (!isInvalidTransitionError(error) && !(error instanceof StaleDecision)) throw error
           }
         }
         return decision
@@ -559,21 +563,31 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     let processed = 0
     // Records that stayed due although nothing could be applied to them: fetched once per sweep.
     // One that moved on is due again only if another of its deadlines has passed meanwhile, and then
-    // it should run again.
+    // it should run again. Later batches ask for enough rows to reach past the stuck ones.
     const stuck = new Set<string>()
     for (;;) {
       const batch = Math.min(SWEEP_BATCH, limit - processed)
       if (batch <= 0) break
-      const due = await storeCall('due', undefined, () => store.due(clock.now(), batch))
-      const fresh = stuck.size === 0 ? due : due.filter((r) => !stuck.has(r.id))
+      const want = batch + stuck.size
+      const due = await storeCall('due', undefined, () => store.due(clock.now(), want))
+      const fresh = (stuck.size === 0 ? due : due.filter((r) => !stuck.has(r.id))).slice(0, batch)
       if (fresh.length === 0) break
       for (const record of fresh) {
         processed += 1
-        const count = await expireOne(record)
+        let count = 0
+        try {
+          count = await expireOne(record)
+        } catch (error) {
+          // A store failure stops the sweep (the next one retries); anything else concerns this one
+          // conversation (say, the settings function throws for its widget): report it and go on,
+          // so one bad record cannot hold back every other conversation's deadline.
+          if (isReconnectError(error) && error.code === 'store-failure') throw error
+          report(error)
+        }
         if (count === 0) stuck.add(record.id)
         applied += count
       }
-      if (due.length < batch) break
+      if (due.length < want) break
     }
     return applied
   }
@@ -641,16 +655,18 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     wakeAt = null
     if (!running) return
     track(async () => {
-      let failed = false
+      let stalled = false
       try {
-        await runDueTimers()
+        stalled = (await runDueTimers()) === 0
       } catch (error) {
-        failed = true
+        stalled = true
         report(error)
       }
       const next = await nextDeadline()
-      // After a failed sweep, wait a little instead of spinning on a deadline that is already due.
-      rearm(failed && next !== null ? Math.max(next, clock.now() + SCHEDULER_RETRY_MS) : next)
+      // After a sweep that failed or applied nothing, a deadline that is still in the past is one
+      // this node cannot move on (yet): wait a little instead of spinning on it.
+      const now = clock.now()
+      rearm(stalled && next !== null && next <= now ? now + SCHEDULER_RETRY_MS : next)
     })
   }
 

@@ -53,8 +53,8 @@ export interface PostgresStore extends ConversationStore {
   /** The table as configured, e.g. `'chat_reconnect_conversations'`. */
   readonly table: string
   /**
-   * Creates the table and its indexes when missing, and adds the claim columns to a table an earlier
-   * version created; safe to call on every start, from many nodes at once.
+   * Creates the table and its indexes when missing; safe to call on every start, from many nodes at
+   * once (it only creates, so it takes no lock that blocks readers of an existing table).
    */
   migrate(): Promise<void>
 }

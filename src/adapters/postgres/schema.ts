@@ -103,8 +103,7 @@ export function schemaSql(names: TableNames): string {
 
 /**
  * The SQL that creates the conversations table and its indexes — what `store.migrate()` runs — for
- * hosts that apply migrations with their own tool. Every statement uses `IF NOT EXISTS`, and it adds
- * the claim columns (`claimed_until`, `claimed_by`) to a table created by an earlier version.
+ * hosts that apply migrations with their own tool. Every statement uses `IF NOT EXISTS`.
  *
  * @example
  * fs.writeFileSync('migrations/001_chat_reconnect.sql', postgresSchema())

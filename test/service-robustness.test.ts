@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest'
+import {
+  createMemoryStore,
+  createReconnectService,
+  type ConversationStore,
+  type ReconnectSettingsInput,
+} from '../src/index'
+import { createManualClock } from '../src/testing/index'
+
+const MINUTE = 60_000
+const healthy: ReconnectSettingsInput = { enabled: true, timeLimit: { minutes: 30 }, portalUrl: 'https://portal.example.com/chat' }
+
+/** Settings per widget, where the host has since removed widget `gone`: its settings function throws. */
+function settingsWithRemovedWidget(removed: { yes: boolean }) {
+  return (widgetId: string): ReconnectSettingsInput => {
+    if (widgetId === 'gone' && removed.yes) throw new Error(`widget ${widgetId} was deleted`)
+    return healthy
+  }
+}
+
+/** A memory store that counts `due` calls. */
+function countingStore(): ConversationStore & { dueCalls: number } {
+  const inner = createMemoryStore()
+  const counted = {
+    ...inner,
+    dueCalls: 0,
+    due(now: number, limit: number) {
+      counted.dueCalls += 1
+      return inner.due(now, limit)
+    },
+  }
+  return counted
+}
+
+describe('one conversation that cannot be expired', () => {
+  it('is reported and skipped; every other conversation still expires, even behind hundreds of them', async () => {
+    const clock = createManualClock()
+    const removed = { yes: false }
+    const errors: unknown[] = []
+    const store = createMemoryStore()
+    const service = createReconnectService({ settings: settingsWithRemovedWidget(removed), clock, store, onError: (e) => errors.push(e) })
+    // 300 conversations of the removed widget have the earliest deadlines, more than one sweep batch.
+    for (let i = 0; i < 300; i += 1) {
+      const chat = await service.start({ widgetId: 'gone', agentId: `agent-${i}` })
+      await service.disconnect(chat.id)
+    }
+    clock.advance(1)
+    const ok = await service.start({ widgetId: 'ok', agentId: 'agent-ok' })
+    await service.disconnect(ok.id)
+    removed.yes = true
+    clock.advance(31 * MINUTE)
+
+    expect(await service.runDueTimers()).toBe(1)
+    expect((await store.get(ok.id))!.state).toBe('wrap-up')
+    expect(errors).toHaveLength(300)
+    expect(String(errors[0])).toMatch(/widget gone was deleted/)
+  })
+
+  it('does not make the scheduler spin: it waits before looking again', async () => {
+    const clock = createManualClock()
+    const removed = { yes: false }
+    const store = countingStore()
+    const service = createReconnectService({ settings: settingsWithRemovedWidget(removed), clock, store, onError: () => {} })
+    const chat = await service.start({ widgetId: 'gone', agentId: 'agent-1' })
+    await service.disconnect(chat.id)
+    removed.yes = true
+    service.startScheduler()
+    await service.idle()
+    clock.advance(30 * MINUTE)
+    await service.idle()
+    const before = store.dueCalls
+    // Ten seconds with a deadline that stays in the past: about one sweep per second, not thousands.
+    for (let ms = 0; ms < 10_000; ms += 100) {
+      clock.advance(100)
+      await service.idle()
+    }
+    const sweeps = store.dueCalls - before
+    expect(sweeps).toBeGreaterThanOrEqual(5)
+    expect(sweeps).toBeLessThanOrEqual(11)
+    expect(clock.pending()).toBe(1)
+    service.stopScheduler()
+  })
+})
+
+describe('"start new" racing a resume in another tab', () => {
+  it('leaves the resumed chat alone', async () => {
+    const clock = createManualClock()
+    const inner = createMemoryStore()
+    let between: (() => Promise<unknown>) | undefined
+    // Runs `between` right after the next read, as if another node acted while this one decided.
+    const store: ConversationStore = {
+      ...inner,
+      async get(id) {
+        const record = await inner.get(id)
+        const act = between
+        between = undefined
+        if (act !== undefined) await act()
+        return record
+      },
+    }
+    const settings: ReconnectSettingsInput = { ...healthy, authenticated: true }
+    const thisNode = createReconnectService({ settings, clock, store })
+    const otherNode = createReconnectService({ settings, clock, store: inner })
+    const chat = await thisNode.start({ agentId: 'agent-1', customerId: 'cust-1' })
+    await thisNode.disconnect(chat.id)
+
+    between = () => otherNode.returnCustomer({ reconnectId: chat.reconnectId, customerId: 'cust-1' })
+    expect(await thisNode.answerPrompt(chat.id, 'new', 'cust-1')).toEqual({ type: 'new-chat', reason: 'none' })
+    expect((await inner.get(chat.id))!.state).toBe('active')
+  })
+})
