@@ -56,6 +56,7 @@ export { decidePromptAnswer, decideReturn, isResumable, lostReason } from './pol
 export type { DecidePromptAnswerInput, DecideReturnInput } from './policy'
 export type { ConversationStore } from './store/conversation-store'
 export { createMemoryStore } from './store/memory-store'
+export type { MemoryStoreOptions } from './store/memory-store'
 export { isConversationRecord } from './store/record'
 export { SCHEDULER_MAX_SLEEP_MS, createReconnectService } from './service/reconnect-service'
 export type {

@@ -6,6 +6,10 @@ describe('memory store: storeContract', () => {
   for (const c of storeContract(() => createMemoryStore())) it(c.name, c.run)
 })
 
+describe('memory store: storeContract with keepClosedFor', () => {
+  for (const c of storeContract(() => createMemoryStore({ keepClosedFor: 60_000 }))) it(c.name, c.run)
+})
+
 describe('memory store: indexes', () => {
   it('due reads only what it returns from a large store', async () => {
     const store = createMemoryStore()
@@ -31,5 +35,52 @@ describe('memory store: indexes', () => {
     const due = await store.due(100, 10)
     expect(due).toHaveLength(1)
     expect(due[0]?.nextDueAt).toBe(record.nextDueAt)
+  })
+})
+
+describe('memory store: keepClosedFor', () => {
+  const DAY = 86_400_000
+
+  it('drops closed conversations once they have been closed that long, and nothing else', async () => {
+    const store = createMemoryStore({ keepClosedFor: DAY })
+    const t0 = 1_700_000_000_000
+    const closedEarly = sampleRecord({ state: 'closed', updatedAt: t0, agentId: null, capacityHeld: false, capacitySince: null })
+    const closedLate = sampleRecord({ state: 'closed', updatedAt: t0 + 1000, agentId: null, capacityHeld: false, capacitySince: null })
+    const waiting = sampleRecord({ state: 'reconnectable', updatedAt: t0, timers: { window: t0 + 10 * DAY }, nextDueAt: t0 + 10 * DAY })
+    const active = sampleRecord({ updatedAt: t0 - DAY })
+    for (const record of [closedEarly, closedLate, waiting, active]) await store.put(record, null)
+
+    await store.due(t0 + DAY - 1, 10)
+    expect(store.size).toBe(4)
+    await store.due(t0 + DAY, 10)
+    expect(await store.get(closedEarly.id)).toBeUndefined()
+    expect(await store.getByReconnectId(closedEarly.reconnectId)).toBeUndefined()
+    expect(await store.get(closedLate.id)).toEqual(closedLate)
+    await store.due(t0 + DAY + 1000, 10)
+    expect(await store.get(closedLate.id)).toBeUndefined()
+    expect(await store.get(waiting.id)).toEqual(waiting)
+    expect(await store.get(active.id)).toEqual(active)
+    expect(store.size).toBe(2)
+  })
+
+  it('keeps a conversation that closes later for its own full time', async () => {
+    const store = createMemoryStore({ keepClosedFor: DAY })
+    const t0 = 1_700_000_000_000
+    const record = sampleRecord({ state: 'wrap-up', updatedAt: t0, timers: { wrapUp: t0 + 5 }, nextDueAt: t0 + 5 })
+    await store.put(record, null)
+    await store.due(t0 + 2 * DAY, 10) // not closed yet: kept however old
+    const closed = { ...record, state: 'closed' as const, updatedAt: t0 + 2 * DAY, timers: {}, nextDueAt: null, version: 2 }
+    await store.put(closed, 1)
+    await store.due(t0 + 3 * DAY - 1, 10)
+    expect(await store.get(record.id)).toEqual(closed)
+    await store.due(t0 + 3 * DAY, 10)
+    expect(await store.get(record.id)).toBeUndefined()
+  })
+
+  it('refuses a negative or non-numeric keepClosedFor with a SettingsError naming it', () => {
+    for (const keepClosedFor of [-1, Number.NaN, '1 day' as unknown as number]) {
+      expect(() => createMemoryStore({ keepClosedFor })).toThrow(expect.objectContaining({ name: 'SettingsError', issues: [expect.objectContaining({ path: 'keepClosedFor' })] }))
+    }
+    expect(createMemoryStore({ keepClosedFor: 0 }).size).toBe(0)
   })
 })

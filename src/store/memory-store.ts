@@ -1,4 +1,4 @@
-import { ConflictError, StoreError } from '../errors'
+import { ConflictError, SettingsError, StoreError } from '../errors'
 import type { ConversationRecord } from '../types'
 import type { ConversationStore } from './conversation-store'
 import { cloneRecord } from './record'
@@ -170,15 +170,34 @@ function customerKey(widgetId: string, customerId: string): string {
   return `${widgetId}\u0000${customerId}`
 }
 
+/** Options of {@link createMemoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * How long a `closed` conversation is kept after it closed (its `updatedAt`), in milliseconds;
+   * kept for the life of the process when absent. Closed conversations older than this are dropped
+   * when the sweeper next asks for due work (`due`), so a long-running node does not grow forever.
+   * A dropped conversation's link then reads as `not-found`.
+   */
+  keepClosedFor?: number
+}
+
 /**
  * The embedded store: everything in this process's memory, indexed so that every query costs in
  * proportion to what it returns. Good for one backend node, tests and demos; use the Redis or
  * PostgreSQL store when several nodes share conversations.
  *
  * @example
- * const service = createReconnectService({ settings, store: createMemoryStore() })
+ * const service = createReconnectService({ settings, store: createMemoryStore({ keepClosedFor: 86_400_000 }) })
  */
-export function createMemoryStore(): ConversationStore & { readonly size: number } {
+export function createMemoryStore(options: MemoryStoreOptions = {}): ConversationStore & { readonly size: number } {
+  const keepClosedFor = options?.keepClosedFor ?? Number.POSITIVE_INFINITY
+  if (typeof keepClosedFor !== 'number' || Number.isNaN(keepClosedFor) || keepClosedFor < 0) {
+    throw new SettingsError([{ path: 'keepClosedFor', message: 'must be a number of milliseconds ≥ 0 (or absent, to keep closed conversations)' }])
+  }
+  // Closed conversations in the order they closed; a closed record never changes again.
+  const closedIds: string[] = []
+  let closedHead = 0
+
   const records = new Map<string, ConversationRecord>()
   const byReconnectId = new Map<string, string>()
   const resumable: Index = new Map()
@@ -239,6 +258,28 @@ export function createMemoryStore(): ConversationStore & { readonly size: number
     }
   }
 
+  function noteClosed(record: ConversationRecord, previous: ConversationRecord | undefined): void {
+    if (keepClosedFor === Number.POSITIVE_INFINITY || record.state !== 'closed' || previous?.state === 'closed') return
+    closedIds.push(record.id)
+  }
+
+  function dropOldClosed(now: number): void {
+    while (closedHead < closedIds.length) {
+      const id = closedIds[closedHead]!
+      const record = records.get(id)
+      if (record !== undefined && record.state === 'closed') {
+        if (record.updatedAt + keepClosedFor > now) break
+        records.delete(id)
+        if (byReconnectId.get(record.reconnectId) === id) byReconnectId.delete(record.reconnectId)
+      }
+      closedHead += 1
+    }
+    if (closedHead > 1024 && closedHead * 2 > closedIds.length) {
+      closedIds.splice(0, closedHead)
+      closedHead = 0
+    }
+  }
+
   return {
     get size() {
       return records.size
@@ -281,10 +322,12 @@ export function createMemoryStore(): ConversationStore & { readonly size: number
       const copy = cloneRecord(record)
       records.set(copy.id, copy)
       reindex(copy, current)
+      noteClosed(copy, current)
       compactIfBloated()
     },
 
     async due(now, limit) {
+      dropOldClosed(now)
       dropStaleTop()
       const found: ConversationRecord[] = []
       const seen = new Set<string>()
