@@ -77,6 +77,12 @@ export interface ConversationRecord {
   updatedAt: number
   version: number
   history: HistoryEntry[]
+  /**
+   * **(ours)** A random id of the write that stored this version, set by the service. When a store
+   * fails without saying whether a write landed, the service reads the record back and knows it is
+   * its own write only when this matches (another node may have stored an identical change).
+   */
+  writeId?: string
 }
 
 /** What a returning customer presents (SPEC §5). */

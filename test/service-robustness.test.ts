@@ -109,3 +109,46 @@ describe('"start new" racing a resume in another tab', () => {
     expect((await inner.get(chat.id))!.state).toBe('active')
   })
 })
+
+describe('a lost reply while another node stores the very same change', () => {
+  it('is not mistaken for this node’s own write: one set of events, and a StoreError here', async () => {
+    const clock = createManualClock()
+    const inner = createMemoryStore()
+    const events: string[] = []
+    const onEvent = (node: string) => (event: { type: string }) => void events.push(`${node}:${event.type}`)
+    const otherNode = createReconnectService({ settings: healthy, clock, store: inner, onEvent: onEvent('B') })
+    let between: (() => Promise<unknown>) | undefined
+    let dropNextReply = false
+    const flaky: ConversationStore = {
+      ...inner,
+      async get(id) {
+        const record = await inner.get(id)
+        const act = between
+        between = undefined
+        if (act !== undefined) await act()
+        return record
+      },
+      async put(record, expectedVersion) {
+        if (dropNextReply) {
+          dropNextReply = false
+          // Whatever the server answered (here it would have been a conflict) never arrives.
+          await inner.put(record, expectedVersion).catch(() => {})
+          throw new Error('connection reset')
+        }
+        return inner.put(record, expectedVersion)
+      },
+    }
+    const thisNode = createReconnectService({ settings: healthy, clock, store: flaky, onEvent: onEvent('A') })
+    const chat = await otherNode.start({ agentId: 'agent-1' })
+    events.length = 0
+
+    // Both nodes end the chat at the same instant: their records are identical but for the write.
+    between = () => otherNode.endByCustomer(chat.id)
+    dropNextReply = true
+    const error = await thisNode.endByCustomer(chat.id).catch((e: unknown) => e)
+    expect(error).toMatchObject({ name: 'StoreError' })
+    expect(events.filter((e) => e.endsWith(':capacity.released'))).toEqual([])
+    expect(events.filter((e) => e.endsWith(':transition'))).toEqual(['B:transition'])
+    expect((await inner.get(chat.id))!.state).toBe('wrap-up')
+  })
+})

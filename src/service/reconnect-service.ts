@@ -219,18 +219,21 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
    * landed (the reply was lost): one read tells, so a landed write is reported as done, with its
    * events, instead of leaving the host to retry into a no-op that reports nothing.
    */
-  async function save(record: ConversationRecord, expectedVersion: number | null): Promise<void> {
+  async function save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord> {
+    // Stamped per write: a read-back can then tell this write from an identical one by another node.
+    const stamped = { ...record, writeId: nanoid(12) }
     try {
-      await storeCall('put', record.id, () => store.put(record, expectedVersion))
+      await storeCall('put', record.id, () => store.put(stamped, expectedVersion))
     } catch (error) {
       if (isConflictError(error)) throw error
       const stored = await store.get(record.id).then(
         (found) => found,
         () => undefined,
       )
-      if (stored !== undefined && isSameRecord(stored, record)) return
+      if (stored !== undefined && isSameRecord(stored, stamped)) return stamped
       throw error
     }
+    return stamped
   }
 
   async function load(id: string): Promise<ConversationRecord> {
@@ -317,16 +320,17 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       } else {
         return outcome.current
       }
+      let stored: ConversationRecord
       try {
-        await save(change.record, record.version)
+        stored = await save(change.record, record.version)
       } catch (error) {
         if (!isConflictError(error)) throw error
         lastConflict = error
         continue
       }
-      noteDeadline(change.record.nextDueAt)
+      noteDeadline(stored.nextDueAt)
       emit(change.events)
-      return change.record
+      return stored
     }
     throw lastConflict ?? new ConflictError(id, null)
   }
@@ -349,16 +353,17 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     const id = requestedId ?? nanoid()
     const reconnectId = await ids.issue()
     const record = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now: clock.now(), settings })
+    let stored: ConversationRecord
     try {
-      await save(record, null)
+      stored = await save(record, null)
     } catch (error) {
       // Someone created the same conversation id first: theirs is the conversation.
       if (isConflictError(error) && requestedId !== null) return get(requestedId)
       throw error
     }
-    noteDeadline(record.nextDueAt)
-    emit(describeCreation(record))
-    return record
+    noteDeadline(stored.nextDueAt)
+    emit(describeCreation(stored))
+    return stored
   }
 
   async function get(id: string): Promise<ConversationRecord> {
