@@ -78,7 +78,7 @@ export interface ConversationRecord {
   version: number
   history: HistoryEntry[]
   /**
-   * **(ours)** A random id of the write that stored this version, set by the service. When a store
+   * **(ours)** An id unique to the write that stored this version, set by the service. When a store
    * fails without saying whether a write landed, the service reads the record back and knows it is
    * its own write only when this matches (another node may have stored an identical change).
    */
