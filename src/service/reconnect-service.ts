@@ -214,15 +214,15 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     }
   }
 
+  // Unique per service instance (random) and per write (a counter): cheaper than a random id per write.
+  const writerId = nanoid(10)
+  let writes = 0
+
   /**
    * A compare-and-set write. When the store fails without a conflict, the write may still have
    * landed (the reply was lost): one read tells, so a landed write is reported as done, with its
    * events, instead of leaving the host to retry into a no-op that reports nothing.
    */
-  // Unique per service instance (random) and per write (a counter): cheaper than a random id per write.
-  const writerId = nanoid(10)
-  let writes = 0
-
   async function save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord> {
     // Stamped per write: a read-back can then tell this write from an identical one by another node.
     writes += 1
