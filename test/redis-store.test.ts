@@ -139,6 +139,23 @@ describeWithRedis('redis store', (url) => {
     for (const c of storeContract(() => createRedisStore({ client, prefix: fresh('contract') }))) it(c.name, c.run)
   })
 
+  it('drops due entries whose record key is gone, so they never crowd out live work', async () => {
+    const prefix = fresh('leftover')
+    const store = createRedisStore({ client, prefix })
+    const at = (i: number) => T0 + i
+    const records = Array.from({ length: 6 }, (_, i) =>
+      sampleRecord({ id: `r${i}`, state: 'reconnectable', timers: { window: at(i) }, nextDueAt: at(i) }),
+    )
+    for (const record of records) await store.put(record, null)
+    // Someone deletes the record keys of the three earliest by hand (or Redis evicts them).
+    await client.del(...records.slice(0, 3).map((r) => `${prefix}conv:${r.id}`))
+
+    expect((await store.due(at(10), 2)).map((r) => r.id)).toEqual(['r3', 'r4'])
+    expect(await client.zrange(`${prefix}due`, 0, -1)).toEqual(['r3', 'r4', 'r5'])
+    expect(await store.nextDueAt()).toBe(at(3))
+    expect((await store.due(at(10), Number.POSITIVE_INFINITY)).map((r) => r.id)).toEqual(['r3', 'r4', 'r5'])
+  })
+
   it('costs one round trip per put and per read once its scripts are cached', async () => {
     const counted = await connect(url)
     try {

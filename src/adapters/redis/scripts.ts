@@ -128,9 +128,40 @@ export const RESUMABLE_CANDIDATES_SCRIPT = `${LOAD_RECORDS}
 return load_records(ARGV[1], redis.call('ZREVRANGE', KEYS[1], 0, -1))
 `
 
-/** KEYS: due key. ARGV: prefix, now, limit (-1 = all). Returns JSON, earliest deadline first. */
-export const DUE_SCRIPT = `${LOAD_RECORDS}
-return load_records(ARGV[1], redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3]))
+/**
+ * KEYS: due key. ARGV: prefix, now, limit (-1 = all). Returns JSON, earliest deadline first.
+ * An entry whose record key is gone (deleted by hand, or evicted) is removed from the due set as it
+ * is met, and the next entries fill its place, so such leftovers can never crowd out live work.
+ */
+export const DUE_SCRIPT = `
+local p, due_key, max_score, limit = ARGV[1], KEYS[1], ARGV[2], tonumber(ARGV[3])
+local out = {}
+while true do
+  local want = -1
+  if limit >= 0 then
+    want = limit - #out
+    if want <= 0 then break end
+  end
+  -- Every entry before offset #out is a live record already in out; leftovers were removed.
+  local ids = redis.call('ZRANGEBYSCORE', due_key, '-inf', max_score, 'LIMIT', #out, want)
+  if #ids == 0 then break end
+  local leftovers = 0
+  for i = 1, #ids, 500 do
+    local keys = {}
+    for j = i, math.min(i + 499, #ids) do keys[#keys + 1] = p .. 'conv:' .. ids[j] end
+    local values = redis.call('MGET', unpack(keys))
+    for k = 1, #keys do
+      if values[k] then
+        out[#out + 1] = values[k]
+      else
+        redis.call('ZREM', due_key, ids[i + k - 1])
+        leftovers = leftovers + 1
+      end
+    end
+  end
+  if leftovers == 0 then break end
+end
+return out
 `
 
 /** KEYS: held key. ARGV: prefix. Returns the JSON of the agent's held conversations. */
