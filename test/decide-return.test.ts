@@ -583,6 +583,23 @@ describe('decidePromptAnswer', () => {
     })
   })
 
+  it("continue on a lost conversation offers the customer's other open chat when given, never anyone else's", () => {
+    const ended = ownChat({ state: 'wrap-up', endedBy: 'timeout', timers: {} })
+    const other = ownChat({ id: 'conv-other', reconnectId: ID, timers: { window: NOW + 60_000 } })
+    expect(decidePromptAnswer({ ...base, answer: 'continue', record: ended, resumable: other })).toEqual({
+      type: 'prompt',
+      conversationId: 'conv-other',
+      expiresAt: NOW + 60_000,
+    })
+    const stranger = { ...other, customerId: 'cust-2' }
+    expect(decidePromptAnswer({ ...base, answer: 'continue', record: ended, resumable: stranger })).toEqual({
+      type: 'new-chat',
+      reason: 'expired',
+    })
+    expect(decidePromptAnswer({ ...base, answer: 'new', record: ended, resumable: other })).toEqual({ type: 'new-chat', reason: 'none' })
+    expect(() => decidePromptAnswer({ ...base, answer: 'continue', record: ended, resumable: 'x' as never })).toThrow(/resumable/)
+  })
+
   it('continue on a lost conversation falls back as in rule 1 (redirect when set)', () => {
     const ended = ownChat({ state: 'wrap-up', endedBy: 'agent', timers: {} })
     const withRedirect = settings({ authenticated: true, redirectUrl: REDIRECT })

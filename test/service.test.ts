@@ -184,6 +184,40 @@ describe.each(storeKinds())('on the $name store', (kind) => {
       expect(await service.answerPrompt(chat.id, 'continue', 'cust-1')).toEqual({ type: 'new-chat', reason: 'expired' })
     })
 
+    it("continue after the window offers the customer's other open chat, as a lost link would", async () => {
+      for (const prompt of [true, false]) {
+        const { service, clock } = await setup({ ...signedIn, prompt })
+        const first = await service.start({ agentId: 'agent-3', customerId: 'cust-1' })
+        await service.disconnect(first.id)
+        clock.advance(20 * MINUTE)
+        // A second chat of the same customer drops while the first one's prompt is on screen.
+        const second = await service.start({ agentId: 'agent-4', customerId: 'cust-1' })
+        await service.disconnect(second.id)
+        clock.advance(10 * MINUTE)
+        const answer = await service.answerPrompt(first.id, 'continue', 'cust-1')
+        if (prompt) {
+          expect(answer).toEqual({ type: 'prompt', conversationId: second.id, expiresAt: clock.now() + 20 * MINUTE })
+          expect((await service.get(second.id)).state).toBe('reconnectable')
+        } else {
+          expect(answer).toEqual({ type: 'resume', conversationId: second.id, agentId: 'agent-4', via: 'prompt' })
+          expect((await service.get(second.id)).state).toBe('active')
+        }
+        // With a redirect URL the lost chat redirects instead, whatever else is open.
+        const { service: redirecting, clock: later } = await setup({ ...signedIn, redirectUrl: 'https://portal.example.com/expired' })
+        const a = await redirecting.start({ agentId: 'agent-3', customerId: 'cust-1' })
+        await redirecting.disconnect(a.id)
+        later.advance(20 * MINUTE)
+        const b = await redirecting.start({ agentId: 'agent-4', customerId: 'cust-1' })
+        await redirecting.disconnect(b.id)
+        later.advance(10 * MINUTE)
+        expect(await redirecting.answerPrompt(a.id, 'continue', 'cust-1')).toEqual({
+          type: 'redirect',
+          url: 'https://portal.example.com/expired',
+          reason: 'expired',
+        })
+      }
+    })
+
     it('prompt: false resumes at once', async () => {
       const { service } = await setup({ ...signedIn, prompt: false })
       const chat = await service.start({ agentId: 'agent-3', customerId: 'cust-1' })

@@ -25,6 +25,12 @@ export interface DecidePromptAnswerInput {
   customerId: string | null | undefined
   settings: ReconnectSettings
   now: number
+  /**
+   * The customer's latest other resumable conversation on the widget, if the caller looked it up:
+   * `continue` on a conversation that can no longer resume falls back as SPEC §5 rule 1 does, so
+   * without a redirect URL the customer is offered this one instead.
+   */
+  resumable?: ConversationRecord | null | undefined
 }
 
 type Via = 'link' | 'session' | 'prompt'
@@ -106,13 +112,16 @@ export function decidePromptAnswer(input: DecidePromptAnswerInput): ReturnDecisi
   if (record !== undefined && record !== null && typeof record !== 'object') {
     throw invalid(`record must be a conversation record, null or undefined (got ${describe(record)})`)
   }
+  if (input.resumable !== undefined && input.resumable !== null && typeof input.resumable !== 'object') {
+    throw invalid(`resumable must be a conversation record, null or undefined (got ${describe(input.resumable)})`)
+  }
 
   const ctx: Context = {
     settings,
     now,
     widgetId: record?.widgetId ?? DEFAULT_WIDGET_ID,
     customerId,
-    resumable: null,
+    resumable: input.resumable ?? null,
   }
   if (!record) return answer === 'new' ? newChat('none') : lostOutcome('not-found', ctx)
   // The prompt is only ever offered to the signed-in owner; anyone else must not end or resume it.

@@ -498,7 +498,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       const record = await load(conversationId)
       const settings = fixed ?? (await settingsFor(record.widgetId))
       const now = clock.now()
-      const decision = decidePromptAnswer({ answer, record, customerId, settings, now })
+      let decision = decidePromptAnswer({ answer, record, customerId, settings, now })
       if (answer === 'new') {
         if (decision.type === 'new-chat' && decision.reason === 'identity-mismatch') return decision
         if (record.state === 'reconnectable') {
@@ -514,8 +514,15 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
         }
         return decision
       }
+      // Too late for this one: like a lost link (SPEC §5 rule 1), offer the customer's other
+      // resumable conversation on the widget, when there is one and no redirect URL takes precedence.
+      let resumable: ConversationRecord | undefined
+      if (decision.type !== 'resume' && couldOfferResumable(decision) && settings.enabled && settings.authenticated) {
+        resumable = await storeCall('findResumable', undefined, () => store.findResumable(record.widgetId, customerId, now))
+        if (resumable !== undefined) decision = decidePromptAnswer({ answer, record, customerId, settings, now, resumable })
+      }
       if (decision.type !== 'resume') return decision
-      const applied = await applyResume(decision, null, record)
+      const applied = await applyResume(decision, null, decision.conversationId === record.id ? record : resumable)
       if (applied !== undefined) return applied
     }
     throw new ConflictError(conversationId, null)
