@@ -163,7 +163,8 @@ function expectReturn(model: Model, chat: Chat, customerId: string | null, via: 
   if (via === 'prompt' && chat.customerId === null) return newChat('identity-mismatch')
   if (chat.customerId !== null && chat.customerId !== customerId) return newChat('identity-mismatch')
   const lost = lostReason(chat)
-  if (lost !== null) return lostOutcome(model, lost, customerId, via !== 'prompt')
+  // A lost chat falls back alike for a link and for a prompt answered too late (SPEC §5 rule 1).
+  if (lost !== null) return lostOutcome(model, lost, customerId, true)
   if (chat.state === 'disconnected') return via === 'session' ? resume(chat, 'session') : newChat('disabled')
   if (via === 'link' && !model.settings.enabled) return newChat('disabled')
   return resume(chat, via)
