@@ -18,6 +18,25 @@ function settingsWithRemovedWidget(removed: { yes: boolean }) {
   }
 }
 
+/**
+ * A view of `inner` whose next read, once `afterNextRead` is set, runs that action right after
+ * reading: as if another node acted while this one was deciding on what it had read.
+ */
+function interleaving(inner: ConversationStore) {
+  const store = {
+    ...inner,
+    afterNextRead: undefined as (() => Promise<unknown>) | undefined,
+    async get(id: string) {
+      const record = await inner.get(id)
+      const act = store.afterNextRead
+      store.afterNextRead = undefined
+      if (act !== undefined) await act()
+      return record
+    },
+  }
+  return store
+}
+
 /** A memory store that counts `due` calls. */
 function countingStore(): ConversationStore & { dueCalls: number } {
   const inner = createMemoryStore()
@@ -86,25 +105,14 @@ describe('"start new" racing a resume in another tab', () => {
   it('leaves the resumed chat alone', async () => {
     const clock = createManualClock()
     const inner = createMemoryStore()
-    let between: (() => Promise<unknown>) | undefined
-    // Runs `between` right after the next read, as if another node acted while this one decided.
-    const store: ConversationStore = {
-      ...inner,
-      async get(id) {
-        const record = await inner.get(id)
-        const act = between
-        between = undefined
-        if (act !== undefined) await act()
-        return record
-      },
-    }
+    const store = interleaving(inner)
     const settings: ReconnectSettingsInput = { ...healthy, authenticated: true }
     const thisNode = createReconnectService({ settings, clock, store })
     const otherNode = createReconnectService({ settings, clock, store: inner })
     const chat = await thisNode.start({ agentId: 'agent-1', customerId: 'cust-1' })
     await thisNode.disconnect(chat.id)
 
-    between = () => otherNode.returnCustomer({ reconnectId: chat.reconnectId, customerId: 'cust-1' })
+    store.afterNextRead = () => otherNode.returnCustomer({ reconnectId: chat.reconnectId, customerId: 'cust-1' })
     expect(await thisNode.answerPrompt(chat.id, 'new', 'cust-1')).toEqual({ type: 'new-chat', reason: 'none' })
     expect((await inner.get(chat.id))!.state).toBe('active')
   })
@@ -117,17 +125,10 @@ describe('a lost reply while another node stores the very same change', () => {
     const events: string[] = []
     const onEvent = (node: string) => (event: { type: string }) => void events.push(`${node}:${event.type}`)
     const otherNode = createReconnectService({ settings: healthy, clock, store: inner, onEvent: onEvent('B') })
-    let between: (() => Promise<unknown>) | undefined
     let dropNextReply = false
+    const interleaved = interleaving(inner)
     const flaky: ConversationStore = {
-      ...inner,
-      async get(id) {
-        const record = await inner.get(id)
-        const act = between
-        between = undefined
-        if (act !== undefined) await act()
-        return record
-      },
+      ...interleaved,
       async put(record, expectedVersion) {
         if (dropNextReply) {
           dropNextReply = false
@@ -143,7 +144,7 @@ describe('a lost reply while another node stores the very same change', () => {
     events.length = 0
 
     // Both nodes end the chat at the same instant: their records are identical but for the write.
-    between = () => otherNode.endByCustomer(chat.id)
+    interleaved.afterNextRead = () => otherNode.endByCustomer(chat.id)
     dropNextReply = true
     const error = await thisNode.endByCustomer(chat.id).catch((e: unknown) => e)
     expect(error).toMatchObject({ name: 'StoreError' })
