@@ -257,7 +257,6 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     settings: ReconnectSettings,
     now: number,
     event: ConversationEvent | null,
-    rewrite?: (record: ConversationRecord) => ConversationRecord,
   ): { change: Change | undefined; current: ConversationRecord; rejected: boolean } {
     const steps: Extract<StepResult, { kind: 'changed' }>[] = expireConversation(record, settings, now)
     let current = steps.at(-1)?.record ?? record
@@ -279,8 +278,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       before = step.record
     }
     // Several steps are still one write: one version up from the record as loaded.
-    const rewritten = rewrite === undefined ? current : rewrite(current)
-    const final = rewritten.version === record.version + 1 ? rewritten : { ...rewritten, version: record.version + 1 }
+    const final = current.version === record.version + 1 ? current : { ...current, version: record.version + 1 }
     return { change: { record: final, events }, current: final, rejected }
   }
 
@@ -316,15 +314,10 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       if (outcome.rejected && event !== null) {
         throw new InvalidTransitionError(outcome.current.state, event.type, id)
       }
-      let change: Change
-      if (outcome.change !== undefined) {
-        change = outcome.change
-        if (rewrite !== undefined) change = { ...change, record: { ...(await rewrite(change.record)), version: record.version + 1 } }
-      } else if (rewrite !== undefined && how.rewriteAlways === true) {
-        change = { record: { ...(await rewrite(outcome.current)), version: record.version + 1 }, events: [] }
-      } else {
-        return outcome.current
-      }
+      const planned = outcome.change ?? (rewrite !== undefined && how.rewriteAlways === true ? { record: outcome.current, events: [] } : undefined)
+      if (planned === undefined) return outcome.current
+      const change: Change =
+        rewrite === undefined ? planned : { ...planned, record: { ...(await rewrite(planned.record)), version: record.version + 1 } }
       let stored: ConversationRecord
       try {
         stored = await save(change.record, record.version)
@@ -460,19 +453,33 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
           resumable,
           isValidId: () => verified,
         })
-      let decision = decide(null)
       // The customer's own resumable conversation is looked up only when it could change the outcome.
-      let resumable: ConversationRecord | undefined
-      if (customerId !== null && settings.enabled && settings.authenticated && couldOfferResumable(decision)) {
-        resumable = await storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now))
-        if (resumable !== undefined) decision = decide(resumable)
-      }
+      const { decision, resumable } = await withResumableOffer(decide(null), settings, widgetId, customerId, now, decide)
       if (decision.type !== 'resume') return decision
       const loaded = [linked, resumable].find((record) => record?.id === decision.conversationId)
       const applied = await applyResume(decision, reconnectId, loaded)
       if (applied !== undefined) return applied
     }
     throw new ConflictError(reconnectId ?? customerId ?? widgetId, null)
+  }
+
+  /**
+   * A decision made without the customer's resumable conversation, made again with it when it could
+   * change the outcome (SPEC §5 rule 2, and rule 1's fall-through). Returns the record it looked up.
+   */
+  async function withResumableOffer(
+    decision: ReturnDecision,
+    settings: ReconnectSettings,
+    widgetId: string,
+    customerId: string | null,
+    now: number,
+    redecide: (resumable: ConversationRecord) => ReturnDecision,
+  ): Promise<{ decision: ReturnDecision; resumable: ConversationRecord | undefined }> {
+    if (customerId === null || !settings.enabled || !settings.authenticated || !couldOfferResumable(decision)) {
+      return { decision, resumable: undefined }
+    }
+    const resumable = await storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now))
+    return { decision: resumable === undefined ? decision : redecide(resumable), resumable }
   }
 
   async function verifyId(reconnectId: string): Promise<boolean> {
@@ -498,9 +505,11 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       const record = await load(conversationId)
       const settings = fixed ?? (await settingsFor(record.widgetId))
       const now = clock.now()
-      let decision = decidePromptAnswer({ answer, record, customerId, settings, now })
+      const decide = (resumable: ConversationRecord | null) =>
+        decidePromptAnswer({ answer, record, customerId, settings, now, resumable })
+      const first = decide(null)
       if (answer === 'new') {
-        if (decision.type === 'new-chat' && decision.reason === 'identity-mismatch') return decision
+        if (first.type === 'new-chat' && first.reason === 'identity-mismatch') return first
         if (record.state === 'reconnectable') {
           try {
             await mutate(conversationId, (at) => ({ type: 'customer.ended', at, releaseCapacity: true }), {
@@ -512,15 +521,11 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
             if (!isInvalidTransitionError(error) && !(error instanceof StaleDecision)) throw error
           }
         }
-        return decision
+        return first
       }
       // Too late for this one: like a lost link (SPEC §5 rule 1), offer the customer's other
       // resumable conversation on the widget, when there is one and no redirect URL takes precedence.
-      let resumable: ConversationRecord | undefined
-      if (decision.type !== 'resume' && couldOfferResumable(decision) && settings.enabled && settings.authenticated) {
-        resumable = await storeCall('findResumable', undefined, () => store.findResumable(record.widgetId, customerId, now))
-        if (resumable !== undefined) decision = decidePromptAnswer({ answer, record, customerId, settings, now, resumable })
-      }
+      const { decision, resumable } = await withResumableOffer(first, settings, record.widgetId, customerId, now, decide)
       if (decision.type !== 'resume') return decision
       const applied = await applyResume(decision, null, decision.conversationId === record.id ? record : resumable)
       if (applied !== undefined) return applied

@@ -4,7 +4,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import { describe, it } from 'vitest'
+import { describeWithServer } from './servers'
 
 /** Debian's PostgreSQL 15 binaries; override with PG_BIN. */
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin'
@@ -18,27 +18,10 @@ export function databaseUrl(): string | undefined {
   return url === undefined || url === '' ? undefined : url
 }
 
-let warned = false
 
-/**
- * `describe` that runs when DATABASE_URL is set. Without it the suite is skipped with a hint, except
- * under `CI=true`, where nothing may skip: the suite then fails with the same hint.
- */
+/** `describe` for suites that need the server at DATABASE_URL; see {@link describeWithServer}. */
 export function describeWithPostgres(name: string, body: (url: string) => void): void {
-  const url = databaseUrl()
-  if (url !== undefined) {
-    describe(name, () => body(url))
-  } else if (process.env.CI === 'true') {
-    describe(name, () => {
-      it('needs a PostgreSQL server', () => {
-        throw new Error(`DATABASE_URL is not set and CI=true: ${HOW_TO}`)
-      })
-    })
-  } else {
-    if (!warned) console.warn(`PostgreSQL tests skipped: ${HOW_TO}`)
-    warned = true
-    describe.skip(`${name} — ${HOW_TO}`, () => body(''))
-  }
+  describeWithServer('PostgreSQL', 'DATABASE_URL', HOW_TO, name, body)
 }
 
 /** A pool that fails fast instead of hanging when the server is gone, and survives idle-connection errors. */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis, type RedisOptions } from 'ioredis'
 import { describe, it } from 'vitest'
+import { describeWithServer } from './servers'
 
 const HOW_TO = 'set REDIS_URL (e.g. `export REDIS_URL=$(.ci/start-redis /tmp/r)`) to run the Redis tests'
 
@@ -17,23 +18,9 @@ export function redisUrl(): string | undefined {
 /** The redis-server binary the fault tests start on their own. */
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server'
 
-/**
- * `describe` for suites that need the server at REDIS_URL. Without it the suite is skipped with a
- * hint locally, and fails under `CI=true`, where nothing may skip.
- */
+/** `describe` for suites that need the server at REDIS_URL; see {@link describeWithServer}. */
 export function describeWithRedis(name: string, body: (url: string) => void): void {
-  const url = redisUrl()
-  if (url !== undefined) {
-    describe(name, () => body(url))
-  } else if (process.env.CI === 'true') {
-    describe(name, () => {
-      it('has a Redis server', () => {
-        throw new Error(`REDIS_URL is not set — under CI=true the Redis tests must run: ${HOW_TO}`)
-      })
-    })
-  } else {
-    describe.skip(`${name} (skipped: ${HOW_TO})`, () => body('redis://unset'))
-  }
+  describeWithServer('Redis', 'REDIS_URL', HOW_TO, name, body)
 }
 
 /** Why the redis-server binary cannot be started here, or `undefined` when it can. Throws under CI. */

@@ -1,3 +1,4 @@
+import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError, isReconnectError } from '../../errors'
 import type { ConversationStore } from '../../store/conversation-store'
 import { isConversationRecord } from '../../store/record'
@@ -127,13 +128,6 @@ function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
 }
 
-/** Names this store object in `claimed_by`: its own claims never hide rows from itself. */
-function claimerId(): string {
-  const random = globalThis.crypto?.randomUUID?.()
-  if (random !== undefined) return random
-  return Array.from({ length: 4 }, () => Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0')).join('')
-}
-
 function isPool(value: unknown): value is PostgresPool {
   return (
     typeof value === 'object' &&
@@ -181,7 +175,8 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     ])
   }
   const pool = options.pool
-  const claimer = claimerId()
+  // Names this store object in `claimed_by`: its own claims never hide rows from itself.
+  const claimer = nanoid()
   const t = names.table
   const sql = {
     get: `SELECT ${COLUMNS} FROM ${t} WHERE id = $1`,
