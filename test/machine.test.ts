@@ -447,6 +447,8 @@ describe('wrap-up', () => {
     expect(expireConversation(record, settings, at(16 * MINUTE))).toEqual([])
     expectRejected(record, settings, { type: 'timer.elapsed', timer: 'wrapUp', at: at(16 * MINUTE) })
     const steps = expireConversation(record, settings, at(21 * MINUTE))
+    // Deadlines at the same instant apply in a fixed order: the capacity is released before the close.
+    expect(steps.map((step) => step.event)).toEqual(['capacity.elapsed', 'wrapUp.elapsed'])
     expect(steps.at(-1)?.record).toMatchObject({ state: 'closed', capacityHeld: false, updatedAt: at(21 * MINUTE) })
   })
 

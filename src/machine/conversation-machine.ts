@@ -62,6 +62,128 @@ function remaining(context: ConversationContext, timer: TimerName): number {
 
 const released = { capacityHeld: false, capacitySince: null } as const
 
+/** What a guard or a context update of the machine is given: the context and the event taken. */
+export interface MachineArgs {
+  context: ConversationContext
+  event: ConversationEvent
+}
+
+/** The context a conversation starts with. */
+export function initialContext(input: ConversationInput): ConversationContext {
+  return {
+    id: input.id,
+    widgetId: input.widgetId,
+    reconnectId: input.reconnectId,
+    customerId: input.customerId ?? null,
+    agentId: input.agentId ?? null,
+    previousAgentId: null,
+    timers: {},
+    capacityHeld: false,
+    capacitySince: null,
+    endedBy: null,
+    createdAt: input.now,
+    updatedAt: input.now,
+    settings: input.settings,
+  }
+}
+
+/**
+ * The machine's guards, by name. Plain functions, so that the machine and the service's compiled
+ * form of it (`./compiled.ts`) run the very same code.
+ */
+export const guards = {
+  startsAssigned: ({ context }) => context.agentId !== null,
+  reconnectEnabled: ({ context }) => context.settings.enabled && context.settings.timeLimit !== null,
+  timerDue: ({ context, event }, params: TimerParams) => {
+    if (event.type !== 'timer.elapsed' || event.timer !== params.timer) return false
+    const deadline = context.timers[params.timer]
+    return deadline !== undefined && event.at >= deadline
+  },
+  hasTimer: ({ context }, params: TimerParams) => context.timers[params.timer] !== undefined,
+  sameAgent: ({ context, event }) => event.type === 'agent.assigned' && event.agentId === context.agentId,
+  agentGone: ({ context }) => context.agentId === null,
+  releasesCapacity: ({ event }) => event.type === 'customer.ended' && event.releaseCapacity === true,
+  agentWasClosed: ({ context }) => context.agentId === null && context.previousAgentId !== null,
+  withinWindow: ({ context, event }) => {
+    const deadline = context.timers.window
+    return deadline !== undefined && eventTime(context, event) < deadline
+  },
+  withinWindowUnassigned: ({ context, event }) => {
+    const deadline = context.timers.window
+    return deadline !== undefined && eventTime(context, event) < deadline && context.agentId === null
+  },
+  sessionWithinGrace: ({ context, event }, params: { unassigned: boolean }) => {
+    const deadline = context.timers.grace
+    return (
+      event.type === 'customer.returned' &&
+      (context.agentId === null) === params.unassigned &&
+      event.via === 'session' &&
+      deadline !== undefined &&
+      event.at < deadline
+    )
+  },
+} satisfies Record<string, (args: MachineArgs, params: never) => boolean>
+
+/**
+ * The machine's actions, by name: each returns the context fields it changes, and the machine wraps
+ * it in XState's `assign`.
+ */
+export const updates = {
+  stamp: ({ context, event }, params: Partial<TimerParams> | undefined) => {
+    const timer = params?.timer
+    const fromTimer = timer === undefined ? undefined : context.timers[timer]
+    return { updatedAt: fromTimer === undefined ? eventTime(context, event) : Math.max(context.updatedAt, fromTimer) }
+  },
+  enterQueue: ({ context }) => ({
+    timers: { queue: context.updatedAt + context.settings.queueAutoClose },
+    agentId: null,
+    ...released,
+  }),
+  assignAgent: ({ context, event }) => {
+    const agentId = event.type === 'agent.assigned' ? event.agentId : context.agentId
+    return { agentId, capacityHeld: true, capacitySince: context.updatedAt }
+  },
+  enterActive: ({ context }) => ({
+    timers: {},
+    capacityHeld: context.agentId !== null,
+    capacitySince: context.agentId !== null ? (context.capacitySince ?? context.updatedAt) : null,
+  }),
+  enterDisconnected: ({ context }) => ({
+    timers: { grace: context.updatedAt + context.settings.disconnectGrace },
+  }),
+  enterReconnectable: ({ context }) => {
+    const window = context.updatedAt + (context.settings.timeLimit ?? 0)
+    const timers: Partial<Record<TimerName, number>> = { window }
+    const warnBefore = context.settings.warnBefore
+    if (warnBefore !== null && window - warnBefore > context.updatedAt) timers.warn = window - warnBefore
+    return { timers }
+  },
+  enterWrapUp: ({ context }) => {
+    const timers: Partial<Record<TimerName, number>> = {
+      wrapUp: context.updatedAt + wrapUpCloseAfter(context.settings),
+    }
+    const capacity = context.settings.wrapUpCapacity
+    if (!context.capacityHeld || capacity === 'never') return { timers, ...released }
+    if (typeof capacity === 'number') timers.capacity = context.updatedAt + capacity
+    return { timers }
+  },
+  enterClosed: () => ({ timers: {}, ...released }),
+  releaseAgent: ({ context }) => ({
+    previousAgentId: context.agentId ?? context.previousAgentId,
+    agentId: null,
+    ...released,
+  }),
+  releaseCapacity: ({ context }) => {
+    const { capacity: _done, ...timers } = context.timers
+    return { timers, ...released }
+  },
+  clearWarning: ({ context }) => {
+    const { warn: _done, ...timers } = context.timers
+    return { timers }
+  },
+  endBy: (_, params: { by: EndedBy | null }) => ({ endedBy: params.by }),
+} satisfies Record<string, (args: MachineArgs, params: never) => Partial<ConversationContext>>
+
 // Built by a function, and called once below under `@__PURE__`: a bare module-scope
 // `setup(…).createMachine(…)` is a call bundlers cannot prove side-effect free, so it would pull
 // XState into every bundle that imports anything from the main entry (a browser's decideReturn).
@@ -72,38 +194,7 @@ function createConversationMachine() {
       events: {} as ConversationEvent,
       input: {} as ConversationInput,
     },
-    guards: {
-      startsAssigned: ({ context }) => context.agentId !== null,
-      reconnectEnabled: ({ context }) => context.settings.enabled && context.settings.timeLimit !== null,
-      timerDue: ({ context, event }, params: TimerParams) => {
-        if (event.type !== 'timer.elapsed' || event.timer !== params.timer) return false
-        const deadline = context.timers[params.timer]
-        return deadline !== undefined && event.at >= deadline
-      },
-      hasTimer: ({ context }, params: TimerParams) => context.timers[params.timer] !== undefined,
-      sameAgent: ({ context, event }) => event.type === 'agent.assigned' && event.agentId === context.agentId,
-      agentGone: ({ context }) => context.agentId === null,
-      releasesCapacity: ({ event }) => event.type === 'customer.ended' && event.releaseCapacity === true,
-      agentWasClosed: ({ context }) => context.agentId === null && context.previousAgentId !== null,
-      withinWindow: ({ context, event }) => {
-        const deadline = context.timers.window
-        return deadline !== undefined && eventTime(context, event) < deadline
-      },
-      withinWindowUnassigned: ({ context, event }) => {
-        const deadline = context.timers.window
-        return deadline !== undefined && eventTime(context, event) < deadline && context.agentId === null
-      },
-      sessionWithinGrace: ({ context, event }, params: { unassigned: boolean }) => {
-        const deadline = context.timers.grace
-        return (
-          event.type === 'customer.returned' &&
-          (context.agentId === null) === params.unassigned &&
-          event.via === 'session' &&
-          deadline !== undefined &&
-          event.at < deadline
-        )
-      },
-    },
+    guards,
     delays: {
       queueDelay: ({ context }) => remaining(context, 'queue'),
       graceDelay: ({ context }) => remaining(context, 'grace'),
@@ -113,77 +204,22 @@ function createConversationMachine() {
       capacityDelay: ({ context }) => remaining(context, 'capacity'),
     },
     actions: {
-      stamp: assign(({ context, event }, params: Partial<TimerParams> | undefined) => {
-        const timer = params?.timer
-        const fromTimer = timer === undefined ? undefined : context.timers[timer]
-        return { updatedAt: fromTimer === undefined ? eventTime(context, event) : Math.max(context.updatedAt, fromTimer) }
-      }),
-      enterQueue: assign(({ context }) => ({
-        timers: { queue: context.updatedAt + context.settings.queueAutoClose },
-        agentId: null,
-        ...released,
-      })),
-      assignAgent: assign(({ context, event }) => {
-        const agentId = event.type === 'agent.assigned' ? event.agentId : context.agentId
-        return { agentId, capacityHeld: true, capacitySince: context.updatedAt }
-      }),
-      enterActive: assign(({ context }) => ({
-        timers: {},
-        capacityHeld: context.agentId !== null,
-        capacitySince: context.agentId !== null ? (context.capacitySince ?? context.updatedAt) : null,
-      })),
-      enterDisconnected: assign(({ context }) => ({
-        timers: { grace: context.updatedAt + context.settings.disconnectGrace },
-      })),
-      enterReconnectable: assign(({ context }) => {
-        const window = context.updatedAt + (context.settings.timeLimit ?? 0)
-        const timers: Partial<Record<TimerName, number>> = { window }
-        const warnBefore = context.settings.warnBefore
-        if (warnBefore !== null && window - warnBefore > context.updatedAt) timers.warn = window - warnBefore
-        return { timers }
-      }),
-      enterWrapUp: assign(({ context }) => {
-        const timers: Partial<Record<TimerName, number>> = {
-          wrapUp: context.updatedAt + wrapUpCloseAfter(context.settings),
-        }
-        const capacity = context.settings.wrapUpCapacity
-        if (!context.capacityHeld || capacity === 'never') return { timers, ...released }
-        if (typeof capacity === 'number') timers.capacity = context.updatedAt + capacity
-        return { timers }
-      }),
-      enterClosed: assign(() => ({ timers: {}, ...released })),
-      releaseAgent: assign(({ context }) => ({
-        previousAgentId: context.agentId ?? context.previousAgentId,
-        agentId: null,
-        ...released,
-      })),
-      releaseCapacity: assign(({ context }) => {
-        const { capacity: _done, ...timers } = context.timers
-        return { timers, ...released }
-      }),
-      clearWarning: assign(({ context }) => {
-        const { warn: _done, ...timers } = context.timers
-        return { timers }
-      }),
-      endBy: assign((_, params: { by: EndedBy | null }) => ({ endedBy: params.by })),
+      stamp: assign(updates.stamp),
+      enterQueue: assign(updates.enterQueue),
+      assignAgent: assign(updates.assignAgent),
+      enterActive: assign(updates.enterActive),
+      enterDisconnected: assign(updates.enterDisconnected),
+      enterReconnectable: assign(updates.enterReconnectable),
+      enterWrapUp: assign(updates.enterWrapUp),
+      enterClosed: assign(updates.enterClosed),
+      releaseAgent: assign(updates.releaseAgent),
+      releaseCapacity: assign(updates.releaseCapacity),
+      clearWarning: assign(updates.clearWarning),
+      endBy: assign(updates.endBy),
     },
   }).createMachine({
     id: 'conversation',
-    context: ({ input }) => ({
-      id: input.id,
-      widgetId: input.widgetId,
-      reconnectId: input.reconnectId,
-      customerId: input.customerId ?? null,
-      agentId: input.agentId ?? null,
-      previousAgentId: null,
-      timers: {},
-      capacityHeld: false,
-      capacitySince: null,
-      endedBy: null,
-      createdAt: input.now,
-      updatedAt: input.now,
-      settings: input.settings,
-    }),
+    context: ({ input }) => initialContext(input),
     initial: 'starting',
     states: {
       starting: {

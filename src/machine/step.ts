@@ -1,17 +1,13 @@
-import { createActor, type AnyActorScope, type AnyStateMachine } from 'xstate'
 import type { ConversationRecord, HistoryEntry, ReconnectSettings, State, TimerName } from '../types'
-import {
-  conversationMachine,
-  type ConversationContext,
-  type ConversationEvent,
-  type ConversationInput,
-} from './conversation-machine'
+import { runInitial, runTransition } from './compiled'
+import type { ConversationContext, ConversationEvent, ConversationInput } from './conversation-machine'
 
 /** How many transitions a record's `history` keeps; older entries are dropped first. */
 export const HISTORY_LIMIT = 32
 
-/** Deadlines that fall at the same instant are applied in this order. */
-const TIMER_ORDER: readonly TimerName[] = ['warn', 'capacity', 'queue', 'grace', 'window', 'wrapUp']
+/** Deadlines that fall at the same instant are applied in this order (lowest rank first). */
+const TIMER_RANK: Readonly<Record<string, number>> = { warn: 0, capacity: 1, queue: 2, grace: 3, window: 4, wrapUp: 5 }
+const TIMER_COUNT = 6
 
 /** The outcome of offering one event to a stored conversation. */
 export type StepResult =
@@ -19,52 +15,32 @@ export type StepResult =
   | { kind: 'noop' }
   | { kind: 'changed'; record: ConversationRecord; from: State; event: string }
 
-type Snapshot = ReturnType<typeof conversationMachine.resolveState>
-
-// XState's `transition()` and `initialTransition()` build a throwaway Actor on every call, and
-// building one computes (and, without input, fails) the machine's initial state. One inert scope,
-// made on first use and shared, gives the same pure steps: actions are resolved, never executed.
-let inertScope: AnyActorScope | undefined
-
-function scope(): AnyActorScope {
-  if (inertScope !== undefined) return inertScope
-  // Never started: it only stands in as `self` for the actions' arguments.
-  const self = createActor(conversationMachine as AnyStateMachine)
-  inertScope = {
-    self,
-    system: self.system,
-    id: '',
-    sessionId: '',
-    logger: () => {},
-    defer: () => {},
-    emit: () => {},
-    stopChild: () => {},
-    actionExecutor: () => {},
-  }
-  return inertScope
-}
-
 /** The name an event is recorded under in `history` and reported under in service events. */
 export function eventName(event: ConversationEvent): string {
   return event.type === 'timer.elapsed' ? `${event.timer}.elapsed` : event.type
 }
 
+// Both walk the timers a record has (`for…in`, usually one or two) instead of asking for all six by
+// name: timers come in many shapes, and six lookups on each cost several times more.
+
 /** The earliest deadline among `timers`, or `null`. */
 export function earliestDeadline(timers: ConversationRecord['timers']): number | null {
   let earliest: number | null = null
-  for (const name of TIMER_ORDER) {
-    const at = timers[name]
+  for (const name in timers) {
+    const at = timers[name as TimerName]
     if (at !== undefined && (earliest === null || at < earliest)) earliest = at
   }
   return earliest
 }
 
-/** The timer that is due first at `now`, or `undefined` when none has passed. */
+/** The timer that is due first at `now` (ties in the order of `TIMER_RANK`), or `undefined` when none has passed. */
 export function firstDueTimer(record: ConversationRecord, now: number): { timer: TimerName; at: number } | undefined {
   let due: { timer: TimerName; at: number } | undefined
-  for (const timer of TIMER_ORDER) {
+  for (const name in record.timers) {
+    const timer = name as TimerName
     const at = record.timers[timer]
-    if (at !== undefined && at <= now && (due === undefined || at < due.at)) due = { timer, at }
+    if (at === undefined || at > now || TIMER_RANK[timer] === undefined) continue
+    if (due === undefined || at < due.at || (at === due.at && TIMER_RANK[timer]! < TIMER_RANK[due.timer]!)) due = { timer, at }
   }
   return due
 }
@@ -96,8 +72,8 @@ function toRecord(
   }
 }
 
-function toSnapshot(record: ConversationRecord, settings: ReconnectSettings): Snapshot {
-  const context: ConversationContext = {
+function toContext(record: ConversationRecord, settings: ReconnectSettings): ConversationContext {
+  return {
     id: record.id,
     widgetId: record.widgetId,
     reconnectId: record.reconnectId,
@@ -113,13 +89,12 @@ function toSnapshot(record: ConversationRecord, settings: ReconnectSettings): Sn
     updatedAt: record.updatedAt,
     settings,
   }
-  return conversationMachine.resolveState({ value: record.state, context })
 }
 
 /** Creates the record of a new conversation (version 1) from the machine's initial state. */
 export function createConversationRecord(input: ConversationInput): ConversationRecord {
-  const snapshot = conversationMachine.getInitialSnapshot(scope(), input)
-  return toRecord(snapshot.context, snapshot.value as State, 1, [])
+  const initial = runInitial(input)
+  return toRecord(initial.context, initial.state, 1, [])
 }
 
 /**
@@ -132,15 +107,9 @@ export function stepConversation(
   settings: ReconnectSettings,
   event: ConversationEvent,
 ): StepResult {
-  const snapshot = toSnapshot(record, settings)
-  if (snapshot.status !== 'active') return { kind: 'rejected' }
-  const next = conversationMachine.transition(snapshot, event, scope())
-  const state = next.value as State
-  if (state === record.state && next.context === snapshot.context) {
-    // Nothing changed: either no transition took the event (rejected), or one that does nothing did
-    // (an idempotent no-op). Only then is it worth asking the machine which.
-    return conversationMachine.getTransitionData(snapshot, event).length === 0 ? { kind: 'rejected' } : { kind: 'noop' }
-  }
+  const next = runTransition(record.state, toContext(record, settings), event)
+  if (next.kind !== 'changed') return next
+  const state = next.state
   const name = eventName(event)
   const entry: HistoryEntry = { at: next.context.updatedAt, event: name, from: record.state, to: state }
   const kept = record.history.length < HISTORY_LIMIT ? record.history : record.history.slice(1 - HISTORY_LIMIT)
@@ -159,7 +128,7 @@ export function expireConversation(
 ): Extract<StepResult, { kind: 'changed' }>[] {
   const steps: Extract<StepResult, { kind: 'changed' }>[] = []
   let current = record
-  for (let guard = 0; guard < TIMER_ORDER.length * 2; guard += 1) {
+  for (let guard = 0; guard < TIMER_COUNT * 2; guard += 1) {
     const due = firstDueTimer(current, now)
     if (due === undefined) break
     const step = stepConversation(current, settings, { type: 'timer.elapsed', timer: due.timer, at: due.at })

@@ -1,0 +1,230 @@
+import type { AnyStateMachine } from 'xstate'
+import type { State } from '../types'
+import {
+  conversationMachine,
+  guards,
+  initialContext,
+  updates,
+  type ConversationContext,
+  type ConversationEvent,
+  type ConversationInput,
+  type MachineArgs,
+} from './conversation-machine'
+
+// The service runs one transition per call, and XState's general interpreter (snapshots cloned per
+// `assign`, state values recomputed, actor scopes) costs several times the rest of the call. The
+// conversation machine is flat: atomic states, no history, no parallel regions, no invoked or
+// spawned actors, and only `assign` actions besides the delayed events of `after`. For such a
+// machine a transition is: pick the first enabled transition of the state for the event, run its
+// actions, then (when it has a target) the target's entry actions, then any eventless transition.
+//
+// This module reads those transitions from the machine XState parsed (`conversationMachine.states`)
+// and runs them with the same guard and update functions XState is given, so there is one
+// definition of the lifecycle. It refuses, at first use, any machine feature it does not know how to
+// run, and the test suites check it against XState's own `transition` (test/machine-compiled.test.ts).
+
+type Guard = (args: MachineArgs, params: unknown) => boolean
+type Update = (args: MachineArgs, params: unknown) => Partial<ConversationContext>
+
+interface CompiledAction {
+  update: Update
+  params: unknown
+}
+
+interface CompiledTransition {
+  guard: Guard | undefined
+  guardParams: unknown
+  actions: CompiledAction[]
+  target: State | undefined
+}
+
+interface CompiledState {
+  final: boolean
+  entry: CompiledAction[]
+  on: Map<string, CompiledTransition[]>
+  always: CompiledTransition[]
+}
+
+/** The outcome of {@link runTransition}: nothing took the event, a transition that changes nothing took it, or the next state and context. */
+export type TransitionOutcome =
+  | { kind: 'rejected' }
+  | { kind: 'noop' }
+  | { kind: 'changed'; state: State; context: ConversationContext }
+
+/** The name and params of an action or guard reference as XState keeps it in a parsed state node. */
+function reference(ref: unknown, what: string, where: string): { name: string; params: unknown } {
+  if (typeof ref === 'string') return { name: ref, params: undefined }
+  if (typeof ref === 'object' && ref !== null && typeof (ref as { type?: unknown }).type === 'string') {
+    const { type, params } = ref as { type: string; params?: unknown }
+    if (typeof params === 'function') throw new Error(`${where}: dynamic params of ${what} '${type}' are not supported`)
+    return { name: type, params }
+  }
+  throw new Error(`${where}: inline ${what}s are not supported`)
+}
+
+function compileActions(refs: readonly unknown[], where: string): CompiledAction[] {
+  const compiled: CompiledAction[] = []
+  for (const ref of refs) {
+    if (typeof ref === 'function') {
+      // XState's built-in actions. The delayed events of `after` only exist in a running actor; in a
+      // pure transition they are returned to the caller and never change the snapshot.
+      const builtIn = ref as { type?: unknown; delay?: unknown }
+      if (builtIn.type === 'xstate.cancel' || (builtIn.type === 'xstate.raise' && builtIn.delay !== undefined)) continue
+      if (builtIn.type === undefined) throw new Error(`${where}: inline actions are not supported`)
+      throw new Error(`${where}: action '${String(builtIn.type)}' is not supported`)
+    }
+    const { name, params } = reference(ref, 'action', where)
+    const update = (updates as Record<string, Update>)[name]
+    if (update === undefined) throw new Error(`${where}: action '${name}' is not one of the machine's updates`)
+    compiled.push({ update, params })
+  }
+  return compiled
+}
+
+function compileTransitions(
+  machine: AnyStateMachine,
+  source: string,
+  definitions: readonly {
+    guard?: unknown
+    actions: readonly unknown[]
+    target?: readonly { key: string; parent?: unknown }[] | undefined
+    reenter?: boolean
+  }[],
+  where: string,
+): CompiledTransition[] {
+  return definitions.map((definition) => {
+    let guard: Guard | undefined
+    let guardParams: unknown
+    if (definition.guard !== undefined) {
+      const { name, params } = reference(definition.guard, 'guard', where)
+      guard = (guards as Record<string, Guard>)[name]
+      if (guard === undefined) throw new Error(`${where}: guard '${name}' is not one of the machine's guards`)
+      guardParams = params
+    }
+    const targets = definition.target ?? []
+    if (targets.length > 1) throw new Error(`${where}: transitions to several states are not supported`)
+    if (definition.reenter === true) throw new Error(`${where}: re-entering transitions are not supported`)
+    const target = targets[0]
+    if (target !== undefined && target.parent !== machine.root) {
+      throw new Error(`${where}: targets below the top level are not supported`)
+    }
+    if (target?.key === source) throw new Error(`${where}: transitions back into the same state are not supported`)
+    return { guard, guardParams, actions: compileActions(definition.actions, where), target: target?.key as State | undefined }
+  })
+}
+
+/** A machine's states as {@link runTransition} runs them, and its initial state. */
+export interface CompiledMachine {
+  states: Map<string, CompiledState>
+  initial: string
+}
+
+/**
+ * Reads a machine's states and transitions into the form this module runs, refusing (with an
+ * Error that names the state) anything it could not run exactly as XState does. Exported for the
+ * tests; the service only ever compiles `conversationMachine`.
+ */
+export function compileMachine(machine: AnyStateMachine): CompiledMachine {
+  const root = machine.root
+  if (root.entry.length > 0 || root.exit.length > 0 || root.transitions.size > 0 || root.always !== undefined) {
+    throw new Error(`machine '${machine.id}': root-level actions or transitions are not supported`)
+  }
+  const initial = root.initial?.target[0]?.key
+  if (initial === undefined) throw new Error(`machine '${machine.id}' has no initial state`)
+  const states = new Map<string, CompiledState>()
+  for (const [key, node] of Object.entries(root.states)) {
+    const where = `machine '${machine.id}', state '${key}'`
+    if (node.type !== 'atomic' && node.type !== 'final') throw new Error(`${where}: ${node.type} states are not supported`)
+    if (node.invoke.length > 0) throw new Error(`${where}: invoked actors are not supported`)
+    compileActions(node.exit, `${where}, exit`) // only to refuse what a pure transition would run
+    const on = new Map<string, CompiledTransition[]>()
+    for (const [eventType, definitions] of node.transitions) {
+      if (eventType.includes('*')) throw new Error(`${where}: wildcard events are not supported`)
+      on.set(eventType, compileTransitions(machine, key, definitions, `${where}, on '${eventType}'`))
+    }
+    states.set(key, {
+      final: node.type === 'final',
+      entry: compileActions(node.entry, `${where}, entry`),
+      on,
+      always: compileTransitions(machine, key, node.always ?? [], `${where}, always`),
+    })
+  }
+  return { states, initial }
+}
+
+let compiled: CompiledMachine | undefined
+
+function stateNamed(key: string): CompiledState {
+  compiled ??= compileMachine(conversationMachine)
+  const state = compiled.states.get(key)
+  if (state === undefined) throw new Error(`conversation machine has no state '${key}'`)
+  return state
+}
+
+function select(transitions: readonly CompiledTransition[] | undefined, context: ConversationContext, event: ConversationEvent) {
+  if (transitions === undefined) return undefined
+  const args = { context, event }
+  for (const transition of transitions) {
+    if (transition.guard === undefined || transition.guard(args, transition.guardParams)) return transition
+  }
+  return undefined
+}
+
+// Each action sees the context as the previous one left it, as with XState's `assign`. The context is
+// copied (one shape, fast) and the update assigned onto the copy: spreading the updates themselves,
+// which come in a dozen shapes, is several times slower.
+function run(actions: readonly CompiledAction[], context: ConversationContext, event: ConversationEvent): ConversationContext {
+  let next = context
+  for (const action of actions) next = Object.assign({ ...next }, action.update({ context: next, event }, action.params))
+  return next
+}
+
+// Takes `transition`, then the target's entry actions and any eventless transitions from there.
+function take(
+  transition: CompiledTransition,
+  state: State,
+  context: ConversationContext,
+  event: ConversationEvent,
+): { state: State; context: ConversationContext } {
+  let current = state
+  let next = context
+  let taken: CompiledTransition | undefined = transition
+  for (let steps = 0; taken !== undefined; steps += 1) {
+    if (steps > 100) throw new Error(`conversation machine: eventless transitions loop from '${state}'`)
+    next = run(taken.actions, next, event)
+    if (taken.target !== undefined) {
+      current = taken.target
+      next = run(stateNamed(current).entry, next, event)
+    }
+    taken = select(stateNamed(current).always, next, event)
+  }
+  return { state: current, context: next }
+}
+
+/**
+ * The machine's initial state and context for `input`, as `conversationMachine.getInitialSnapshot`
+ * gives them.
+ */
+export function runInitial(input: ConversationInput): { state: State; context: ConversationContext } {
+  compiled ??= compileMachine(conversationMachine)
+  const initial = compiled.initial
+  const event = { type: 'xstate.init', input } as unknown as ConversationEvent
+  const start = stateNamed(initial)
+  const entered: CompiledTransition = { guard: undefined, guardParams: undefined, actions: start.entry, target: undefined }
+  return take(entered, initial as State, initialContext(input), event)
+}
+
+/**
+ * Offers `event` to a conversation in `state` with `context`, as `conversationMachine.transition`
+ * would: rejected when no transition takes it, a no-op when the one that does has neither actions
+ * nor a target, otherwise the next state and context.
+ */
+export function runTransition(state: State, context: ConversationContext, event: ConversationEvent): TransitionOutcome {
+  const node = stateNamed(state)
+  if (node.final) return { kind: 'rejected' }
+  const transition = select(node.on.get(event.type), context, event)
+  if (transition === undefined) return { kind: 'rejected' }
+  if (transition.target === undefined && transition.actions.length === 0) return { kind: 'noop' }
+  const next = take(transition, state, context, event)
+  return { kind: 'changed', state: next.state, context: next.context }
+}
