@@ -153,3 +153,29 @@ describe('a lost reply while another node stores the very same change', () => {
     expect((await inner.get(chat.id))!.state).toBe('wrap-up')
   })
 })
+
+describe('bad arguments', () => {
+  // A caller that chains `.catch` (or forgets to await) must see a rejection, never a synchronous throw.
+  const service = createReconnectService({ settings: healthy, clock: createManualClock() })
+  const calls: [string, () => Promise<unknown>][] = [
+    ['start', () => service.start({ conversationId: '' })],
+    ['assign', () => service.assign('', 'agent-1')],
+    ['disconnect', () => service.disconnect('')],
+    ['endByAgent', () => service.endByAgent(42 as unknown as string)],
+    ['endByCustomer', () => service.endByCustomer('x'.repeat(10_000))],
+    ['closeByAgent', () => service.closeByAgent(null as unknown as string)],
+    ['returnCustomer', () => service.returnCustomer(null as never)],
+    ['answerPrompt', () => service.answerPrompt('c1', 'maybe' as never, 'customer-1')],
+    ['get', () => service.get('')],
+    ['reconnectUrl', () => service.reconnectUrl('')],
+    ['quickReply', () => service.quickReply('', 'text')],
+  ]
+
+  it.each(calls)('%s rejects with invalid-argument instead of throwing', async (_name, call) => {
+    let pending: Promise<unknown> | undefined
+    expect(() => {
+      pending = call()
+    }).not.toThrow()
+    await expect(pending).rejects.toMatchObject({ code: 'invalid-argument' })
+  })
+})

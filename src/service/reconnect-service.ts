@@ -204,14 +204,22 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     }
   }
 
-  async function storeCall<T>(operation: string, conversationId: string | undefined, call: () => Promise<T>): Promise<T> {
+  function storeFailure(error: unknown, operation: string, conversationId: string | undefined): unknown {
+    if (isConflictError(error)) return error
+    if (isReconnectError(error) && error.code === 'store-failure') return error
+    return new StoreError(operation, { cause: error, ...(conversationId === undefined ? {} : { conversationId }) })
+  }
+  // Not an async function: on every service call's hot path, one promise fewer per store call.
+  function storeCall<T>(operation: string, conversationId: string | undefined, call: () => Promise<T>): Promise<T> {
+    let pending: Promise<T>
     try {
-      return await call()
+      pending = Promise.resolve(call())
     } catch (error) {
-      if (isConflictError(error)) throw error
-      if (isReconnectError(error) && error.code === 'store-failure') throw error
-      throw new StoreError(operation, { cause: error, ...(conversationId === undefined ? {} : { conversationId }) })
+      return Promise.reject(storeFailure(error, operation, conversationId))
     }
+    return pending.then(undefined, (error: unknown) => {
+      throw storeFailure(error, operation, conversationId)
+    })
   }
 
   // Unique per service instance (random) and per write (a counter): cheaper than a random id per write.
@@ -222,27 +230,40 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
    * A compare-and-set write. When the store fails without a conflict, the write may still have
    * landed (the reply was lost): one read tells, so a landed write is reported as done, with its
    * events, instead of leaving the host to retry into a no-op that reports nothing.
+   *
+   * `record` is always one this service has just built, never one a caller or the store holds, so
+   * it is stamped in place instead of being copied once more.
    */
   async function save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord> {
     // Stamped per write: a read-back can then tell this write from an identical one by another node.
     writes += 1
-    const stamped = { ...record, writeId: `${writerId}.${writes.toString(36)}` }
+    record.writeId = `${writerId}.${writes.toString(36)}`
     try {
-      await storeCall('put', record.id, () => store.put(stamped, expectedVersion))
+      await store.put(record, expectedVersion)
     } catch (error) {
-      if (isConflictError(error)) throw error
-      const stored = await store.get(record.id).then(
-        (found) => found,
-        () => undefined,
-      )
-      if (stored !== undefined && isSameRecord(stored, stamped)) return stamped
-      throw error
+      return landedAnyway(record, storeFailure(error, 'put', record.id))
     }
-    return stamped
+    return record
+  }
+
+  /** After a failed write other than a conflict: `record` if it was stored all the same, else the failure. */
+  async function landedAnyway(record: ConversationRecord, error: unknown): Promise<ConversationRecord> {
+    if (isConflictError(error)) throw error
+    const stored = await store.get(record.id).then(
+      (found) => found,
+      () => undefined,
+    )
+    if (stored !== undefined && isSameRecord(stored, record)) return record
+    throw error
   }
 
   async function load(id: string): Promise<ConversationRecord> {
-    const record = await storeCall('get', id, () => store.get(id))
+    let record: ConversationRecord | undefined
+    try {
+      record = await store.get(id)
+    } catch (error) {
+      throw storeFailure(error, 'get', id)
+    }
     if (record === undefined) throw new NotFoundError(id)
     return record
   }
@@ -375,8 +396,15 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
 
   const simple =
     (type: 'customer.disconnected' | 'customer.ended' | 'agent.ended' | 'agent.closed', name: string) =>
-    (id: string): Promise<ConversationRecord> =>
-      mutate(checkId(id, `${name}: id`), (at) => ({ type, at }))
+    (id: string): Promise<ConversationRecord> => {
+      // A bad id rejects like every other call instead of throwing synchronously (no extra async frame).
+      try {
+        checkId(id, `${name}: id`)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      return mutate(id, (at) => ({ type, at }))
+    }
 
   async function assign(id: string, agentId: string): Promise<ConversationRecord> {
     checkId(id, 'assign: id')
@@ -437,7 +465,8 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     const customerId = request.customerId === '' ? null : checkOptionalId(request.customerId, 'returnCustomer: request.customerId')
     const settings = fixed ?? (await settingsFor(widgetId))
     const reconnectId = typeof request.reconnectId === 'string' && request.reconnectId !== '' ? request.reconnectId : null
-    const verified = reconnectId === null ? false : await verifyId(reconnectId)
+    let verified = reconnectId === null ? false : verifyId(reconnectId)
+    if (typeof verified !== 'boolean') verified = await verified
     for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
       const now = clock.now()
       const linked =
@@ -446,7 +475,8 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
           : undefined
       const decide = (resumable: ConversationRecord | null): ReturnDecision =>
         decideReturn({
-          request: { ...request, widgetId },
+          // Field by field, not a spread of the caller's object: one shape for every request.
+          request: { reconnectId: request.reconnectId, customerId: request.customerId, widgetId, via: request.via },
           settings,
           now,
           linked: linked ?? null,
@@ -454,7 +484,8 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
           isValidId: () => verified,
         })
       // The customer's own resumable conversation is looked up only when it could change the outcome.
-      const { decision, resumable } = await withResumableOffer(decide(null), settings, widgetId, customerId, now, decide)
+      const offer = withResumableOffer(decide(null), settings, widgetId, customerId, now, decide)
+      const { decision, resumable } = offer instanceof Promise ? await offer : offer
       if (decision.type !== 'resume') return decision
       const loaded = [linked, resumable].find((record) => record?.id === decision.conversationId)
       const applied = await applyResume(decision, reconnectId, loaded)
@@ -463,32 +494,44 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     throw new ConflictError(reconnectId ?? customerId ?? widgetId, null)
   }
 
+  type ResumableOffer = { decision: ReturnDecision; resumable: ConversationRecord | undefined }
+
   /**
    * A decision made without the customer's resumable conversation, made again with it when it could
    * change the outcome (SPEC §5 rule 2, and rule 1's fall-through). Returns the record it looked up.
    */
-  async function withResumableOffer(
+  function withResumableOffer(
     decision: ReturnDecision,
     settings: ReconnectSettings,
     widgetId: string,
     customerId: string | null,
     now: number,
     redecide: (resumable: ConversationRecord) => ReturnDecision,
-  ): Promise<{ decision: ReturnDecision; resumable: ConversationRecord | undefined }> {
+  ): ResumableOffer | Promise<ResumableOffer> {
+    // Synchronous when there is nothing to look up: the common return through a link skips an await.
     if (customerId === null || !settings.enabled || !settings.authenticated || !couldOfferResumable(decision)) {
       return { decision, resumable: undefined }
     }
-    const resumable = await storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now))
-    return { decision: resumable === undefined ? decision : redecide(resumable), resumable }
+    return storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now)).then((resumable) => ({
+      decision: resumable === undefined ? decision : redecide(resumable),
+      resumable,
+    }))
   }
 
-  async function verifyId(reconnectId: string): Promise<boolean> {
+  /** Whether the issuer vouches for `reconnectId`; synchronous when the issuer answers synchronously. */
+  function verifyId(reconnectId: string): boolean | Promise<boolean> {
     if (reconnectId.length > MAX_ID_LENGTH) return false
+    let answer: boolean | Promise<boolean>
     try {
-      return (await ids.verify(reconnectId)) === true
+      answer = ids.verify(reconnectId)
     } catch {
       return false
     }
+    if (typeof answer === 'boolean') return answer
+    return Promise.resolve(answer).then(
+      (valid) => valid === true,
+      () => false,
+    )
   }
 
   async function answerPrompt(
@@ -525,7 +568,8 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       }
       // Too late for this one: like a lost link (SPEC §5 rule 1), offer the customer's other
       // resumable conversation on the widget, when there is one and no redirect URL takes precedence.
-      const { decision, resumable } = await withResumableOffer(first, settings, record.widgetId, customerId, now, decide)
+      const offer = withResumableOffer(first, settings, record.widgetId, customerId, now, decide)
+      const { decision, resumable } = offer instanceof Promise ? await offer : offer
       if (decision.type !== 'resume') return decision
       const applied = await applyResume(decision, null, decision.conversationId === record.id ? record : resumable)
       if (applied !== undefined) return applied
