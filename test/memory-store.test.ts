@@ -84,3 +84,32 @@ describe('memory store: keepClosedFor', () => {
     expect(createMemoryStore({ keepClosedFor: 0 }).size).toBe(0)
   })
 })
+
+describe('memory store: copies', () => {
+  it('keeps properties a host adds to a record, as copies on the way in and out', async () => {
+    const store = createMemoryStore()
+    const record = { ...sampleRecord({ state: 'reconnectable', timers: { window: 10 }, nextDueAt: 10 }), crm: { tags: ['vip'] } }
+    await store.put(record, null)
+    record.crm.tags.push('changed after put')
+    record.history.push({ at: 1, event: 'x', from: 'active', to: 'closed' })
+
+    const read = (await store.get(record.id)) as typeof record
+    expect(read.crm).toEqual({ tags: ['vip'] })
+    expect(read.history).toEqual([])
+    read.crm.tags.push('changed after get')
+    read.timers.window = 99
+    for (const again of [await store.get(record.id), await store.getByReconnectId(record.reconnectId), ...(await store.due(10, 5))]) {
+      expect(again).toMatchObject({ crm: { tags: ['vip'] }, timers: { window: 10 } })
+    }
+  })
+
+  it('stores a record without extra properties as exactly its fields', async () => {
+    const store = createMemoryStore()
+    const record = sampleRecord()
+    await store.put(record, null)
+    const read = await store.get(record.id)
+    expect(read).toStrictEqual(record)
+    expect(read).not.toBe(record)
+    expect(read!.history).not.toBe(record.history)
+  })
+})

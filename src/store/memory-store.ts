@@ -1,7 +1,7 @@
 import { ConflictError, SettingsError, StoreError } from '../errors'
 import type { ConversationRecord } from '../types'
 import type { ConversationStore } from './conversation-store'
-import { cloneRecord } from './record'
+import { cloneRecord, copyRecordFields, hasExtraFields } from './record'
 
 /**
  * A binary min-heap of deadlines with lazy deletion: an entry is live only while the record it
@@ -186,6 +186,10 @@ export interface MemoryStoreOptions {
  * proportion to what it returns. Good for one backend node, tests and demos; use the Redis or
  * PostgreSQL store when several nodes share conversations.
  *
+ * Records go in and come out as copies, so no caller can change what is stored. Properties a host
+ * adds to a record besides its own fields are kept as well; history entries are kept as
+ * `{ at, event, from, to }`.
+ *
  * @example
  * const service = createReconnectService({ settings, store: createMemoryStore({ keepClosedFor: 86_400_000 }) })
  */
@@ -199,6 +203,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   let closedHead = 0
 
   const records = new Map<string, ConversationRecord>()
+  // Stored records that carry properties besides a record's own fields: only these need the slower
+  // copy that keeps them.
+  const withExtras = new WeakSet<ConversationRecord>()
+  const copyOut = (record: ConversationRecord): ConversationRecord =>
+    withExtras.has(record) ? cloneRecord(record) : copyRecordFields(record)
   const byReconnectId = new Map<string, string>()
   const resumable: Index = new Map()
   const held: Index = new Map()
@@ -287,13 +296,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
 
     async get(id) {
       const record = records.get(id)
-      return record === undefined ? undefined : cloneRecord(record)
+      return record === undefined ? undefined : copyOut(record)
     },
 
     async getByReconnectId(reconnectId) {
       const id = byReconnectId.get(reconnectId)
       const record = id === undefined ? undefined : records.get(id)
-      return record === undefined ? undefined : cloneRecord(record)
+      return record === undefined ? undefined : copyOut(record)
     },
 
     async findResumable(widgetId, customerId, now) {
@@ -304,7 +313,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
         if (record === undefined || window === undefined || now >= window) continue
         if (best === undefined || record.updatedAt > best.updatedAt) best = record
       }
-      return best === undefined ? undefined : cloneRecord(best)
+      return best === undefined ? undefined : copyOut(best)
     },
 
     async put(record, expectedVersion) {
@@ -319,7 +328,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
           cause: new Error(`reconnect id "${record.reconnectId}" already belongs to another conversation`),
         })
       }
-      const copy = cloneRecord(record)
+      const extra = hasExtraFields(record)
+      const copy = extra ? cloneRecord(record) : copyRecordFields(record)
+      if (extra) withExtras.add(copy)
       records.set(copy.id, copy)
       reindex(copy, current)
       noteClosed(copy, current)
@@ -335,7 +346,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
         if (found.length >= limit || at > now) return false
         if (isLive(at, id) && !seen.has(id)) {
           seen.add(id)
-          found.push(cloneRecord(records.get(id)!))
+          found.push(copyOut(records.get(id)!))
         }
         return true
       })
@@ -351,7 +362,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       const out: ConversationRecord[] = []
       for (const id of idsUnder(held, agentId)) {
         const record = records.get(id)
-        if (record !== undefined) out.push(cloneRecord(record))
+        if (record !== undefined) out.push(copyOut(record))
       }
       return out
     },
