@@ -45,6 +45,7 @@ export function firstDueTimer(record: ConversationRecord, now: number): { timer:
   return due
 }
 
+// Fields in the order copyRecordFields (src/store/record.ts) copies them: records keep one shape.
 function toRecord(
   context: ConversationContext,
   state: State,

@@ -11,8 +11,9 @@ function fieldCount(record: ConversationRecord): number {
 
 /**
  * A deep copy of the fields of a {@link ConversationRecord} (and `writeId`), nothing else. Always
- * the same property order, so that every record on the hot path has one shape: copying by object
- * spread is several times slower once records of a few shapes have passed through it.
+ * the same property order, the one `toRecord` in src/machine/step.ts builds too, so that every record
+ * on the hot path has one shape: copying by object spread is several times slower once records of a
+ * few shapes have passed through it.
  */
 export function copyRecordFields(record: ConversationRecord): ConversationRecord {
   const from = record.history
