@@ -58,7 +58,17 @@ const eventArbitrary: fc.Arbitrary<ConversationEvent> = fc.oneof(
   fc.record({ type: fc.constant('agent.ended' as const), at: timeArbitrary }),
   fc.record({ type: fc.constant('agent.closed' as const), at: timeArbitrary }),
   fc.record({ type: fc.constant('timer.elapsed' as const), timer: fc.constantFrom(...TIMERS), at: timeArbitrary }),
+  // The delayed events a running actor raises for `after`; the service never sends them, but both must agree.
+  fc
+    .record({ type: fc.constantFrom(...afterEventTypes()), at: timeArbitrary })
+    .map((event) => event as unknown as ConversationEvent),
 )
+
+function afterEventTypes(): string[] {
+  return Object.values(conversationMachine.root.states).flatMap((node) =>
+    [...node.transitions.keys()].filter((type) => type.startsWith('xstate.after.')),
+  )
+}
 
 /** The record's lifecycle fields as the machine's context (what `stepConversation` hands over). */
 function contextOf(record: ConversationRecord, settings: ConversationContext['settings']): ConversationContext {
@@ -148,7 +158,11 @@ describe('compileMachine refuses what it cannot run exactly as XState does', () 
 
   it.each([
     ['nested states', createMachine({ id: 'm', initial: 'a', states: { a: { initial: 'b', states: { b: {} } } } }), /compound states/],
-    ['parallel states', createMachine({ id: 'm', type: 'parallel', states: { a: {}, b: {} } }), /root-level|initial state/],
+    ['a parallel machine', createMachine({ id: 'm', type: 'parallel', states: { a: {}, b: {} } }), /no initial state/],
+    ['parallel states', createMachine({ id: 'm', initial: 'a', states: { a: { type: 'parallel', states: { x: {}, y: {} } } } }), /parallel states/],
+    ['guards swapped with provide', conversationMachine.provide({ guards: { reconnectEnabled: () => false } }), /guard 'reconnectEnabled' is not one of/],
+    ['an action named like an Object method', update.createMachine({ id: 'm', initial: 'a', states: { a: { entry: 'toString' as never } } }), /'toString' is not one of/],
+    ['eventless transitions out of a final state', createMachine({ id: 'm', initial: 'a', states: { a: { type: 'final', always: 'b' }, b: {} } } as never), /final state/],
     ['an inline action', createMachine({ id: 'm', initial: 'a', states: { a: { entry: () => {} } } }), /inline actions/],
     ['an inline guard', createMachine({ id: 'm', initial: 'a', states: { a: { on: { go: { guard: () => true } } } } }), /inline guards/],
     ['an action outside the machine’s updates', update.createMachine({ id: 'm', initial: 'a', states: { a: { entry: 'touch' } } }), /'touch' is not one of/],

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { ConversationEvent } from '../src/machine/conversation-machine'
 import { describeCreation, describeTransition } from '../src/machine/effects'
-import { expireConversation, HISTORY_LIMIT, stepConversation } from '../src/machine/step'
+import { earliestDeadline, expireConversation, firstDueTimer, HISTORY_LIMIT, stepConversation } from '../src/machine/step'
 import { defineSettings } from '../src/settings'
 import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../src/types'
 import { applyAll, applyOk, MINUTE, newConversation, SECOND, T0 } from './support/conversation'
@@ -569,5 +569,23 @@ describe('full journeys and bookkeeping', () => {
     applyOk(record, ON, { type: 'customer.disconnected', at: at(MINUTE) })
     applyOk(record, ON, { type: 'agent.closed', at: at(MINUTE) })
     expect(record).toEqual(copy)
+  })
+})
+
+describe('deadlines of a record', () => {
+  it('ignores keys that are not timers, also names every object has', () => {
+    const timers = { constructor: at(1), toString: at(2), wrapUp: at(10) } as unknown as ConversationRecord['timers']
+    expect(earliestDeadline(timers)).toBe(at(10))
+    const record = { ...active(), timers }
+    expect(firstDueTimer(record, at(20))).toEqual({ timer: 'wrapUp', at: at(10) })
+    expect(firstDueTimer(record, at(5))).toBeUndefined()
+  })
+
+  it('finds the earliest passed deadline, ties in a fixed order', () => {
+    const record = { ...active(), timers: { wrapUp: at(5), capacity: at(5), window: at(3) } }
+    expect(firstDueTimer(record, at(4))).toEqual({ timer: 'window', at: at(3) })
+    expect(firstDueTimer({ ...record, timers: { wrapUp: at(5), capacity: at(5) } }, at(5))).toEqual({ timer: 'capacity', at: at(5) })
+    expect(firstDueTimer({ ...record, timers: { capacity: at(5), wrapUp: at(5) } }, at(5))).toEqual({ timer: 'capacity', at: at(5) })
+    expect(earliestDeadline({})).toBeNull()
   })
 })

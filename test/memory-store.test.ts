@@ -103,6 +103,21 @@ describe('memory store: copies', () => {
     }
   })
 
+  it('keeps extra properties named like Object methods', async () => {
+    const store = createMemoryStore()
+    const record = Object.assign(sampleRecord(), { constructor: 'crm-7', toString: 'kept' })
+    await store.put(record, null)
+    expect(await store.get(record.id)).toMatchObject({ constructor: 'crm-7', toString: 'kept' })
+  })
+
+  it('refuses a record whose extra property is not plain JSON, and stores nothing', async () => {
+    const store = createMemoryStore()
+    const record = Object.assign(sampleRecord(), { callback: () => 'no' })
+    await expect(store.put(record, null)).rejects.toMatchObject({ code: 'invalid-argument' })
+    expect(await store.get(record.id)).toBeUndefined()
+    expect(store.size).toBe(0)
+  })
+
   it('stores a record without extra properties as exactly its fields', async () => {
     const store = createMemoryStore()
     const record = sampleRecord()

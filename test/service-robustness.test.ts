@@ -179,3 +179,32 @@ describe('bad arguments', () => {
     await expect(pending).rejects.toMatchObject({ code: 'invalid-argument' })
   })
 })
+
+describe('a write whose reply is lost, and a read-back that throws at once', () => {
+  it('reports the write as a StoreError, not the raw error of the read-back', async () => {
+    const inner = createMemoryStore()
+    let failing = false
+    let connectionLost = false
+    const store: ConversationStore = {
+      ...inner,
+      put: (record, expected) => {
+        if (!failing) return inner.put(record, expected)
+        connectionLost = true
+        return Promise.reject(new Error('connection reset'))
+      },
+      get: (id) => {
+        if (connectionLost) throw new Error('client closed')
+        return inner.get(id)
+      },
+    }
+    const service = createReconnectService({ settings: healthy, store, clock: createManualClock() })
+    const chat = await service.start({ agentId: 'agent-1' })
+    failing = true
+    const error = await service.endByAgent(chat.id).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    )
+    expect(error).toMatchObject({ code: 'store-failure', conversationId: chat.id })
+    expect((error as Error).cause).toMatchObject({ message: 'connection reset' })
+  })
+})

@@ -62,7 +62,7 @@ function reference(ref: unknown, what: string, where: string): { name: string; p
   throw new Error(`${where}: inline ${what}s are not supported`)
 }
 
-function compileActions(refs: readonly unknown[], where: string): CompiledAction[] {
+function compileActions(machine: AnyStateMachine, refs: readonly unknown[], where: string): CompiledAction[] {
   const compiled: CompiledAction[] = []
   for (const ref of refs) {
     if (typeof ref === 'function') {
@@ -74,9 +74,12 @@ function compileActions(refs: readonly unknown[], where: string): CompiledAction
       throw new Error(`${where}: action '${String(builtIn.type)}' is not supported`)
     }
     const { name, params } = reference(ref, 'action', where)
-    const update = (updates as Record<string, Update>)[name]
-    if (update === undefined) throw new Error(`${where}: action '${name}' is not one of the machine's updates`)
-    compiled.push({ update, params })
+    // By name, as XState resolves it: one of our updates, which the machine runs as an `assign`.
+    const implementation = (machine.implementations.actions as Record<string, { type?: unknown } | undefined>)[name]
+    if (!Object.hasOwn(updates, name) || implementation?.type !== 'xstate.assign') {
+      throw new Error(`${where}: action '${name}' is not one of the machine's updates`)
+    }
+    compiled.push({ update: (updates as Record<string, Update>)[name]!, params })
   }
   return compiled
 }
@@ -97,8 +100,11 @@ function compileTransitions(
     let guardParams: unknown
     if (definition.guard !== undefined) {
       const { name, params } = reference(definition.guard, 'guard', where)
-      guard = (guards as Record<string, Guard>)[name]
-      if (guard === undefined) throw new Error(`${where}: guard '${name}' is not one of the machine's guards`)
+      // The very function the machine was given, not one swapped in with `provide`.
+      guard = Object.hasOwn(guards, name) ? (guards as Record<string, Guard>)[name] : undefined
+      if (guard === undefined || machine.implementations.guards[name] !== guard) {
+        throw new Error(`${where}: guard '${name}' is not one of the machine's guards`)
+      }
       guardParams = params
     }
     const targets = definition.target ?? []
@@ -109,7 +115,7 @@ function compileTransitions(
       throw new Error(`${where}: targets below the top level are not supported`)
     }
     if (target?.key === source) throw new Error(`${where}: transitions back into the same state are not supported`)
-    return { guard, guardParams, actions: compileActions(definition.actions, where), target: target?.key as State | undefined }
+    return { guard, guardParams, actions: compileActions(machine, definition.actions, where), target: target?.key as State | undefined }
   })
 }
 
@@ -136,7 +142,11 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
     const where = `machine '${machine.id}', state '${key}'`
     if (node.type !== 'atomic' && node.type !== 'final') throw new Error(`${where}: ${node.type} states are not supported`)
     if (node.invoke.length > 0) throw new Error(`${where}: invoked actors are not supported`)
-    compileActions(node.exit, `${where}, exit`) // only to refuse what a pure transition would run
+    compileActions(machine, node.exit, `${where}, exit`) // only to refuse what a pure transition would run
+    // XState stops at a final state; eventless transitions out of one would never be taken.
+    if (node.type === 'final' && (node.always?.length ?? 0) > 0) {
+      throw new Error(`${where}: eventless transitions out of a final state are not supported`)
+    }
     const on = new Map<string, CompiledTransition[]>()
     for (const [eventType, definitions] of node.transitions) {
       if (eventType.includes('*')) throw new Error(`${where}: wildcard events are not supported`)
@@ -144,7 +154,7 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
     }
     states.set(key, {
       final: node.type === 'final',
-      entry: compileActions(node.entry, `${where}, entry`),
+      entry: compileActions(machine, node.entry, `${where}, entry`),
       on,
       always: compileTransitions(machine, key, node.always ?? [], `${where}, always`),
     })

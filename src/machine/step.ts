@@ -5,9 +5,30 @@ import type { ConversationContext, ConversationEvent, ConversationInput } from '
 /** How many transitions a record's `history` keeps; older entries are dropped first. */
 export const HISTORY_LIMIT = 32
 
-/** Deadlines that fall at the same instant are applied in this order (lowest rank first). */
-const TIMER_RANK: Readonly<Record<string, number>> = { warn: 0, capacity: 1, queue: 2, grace: 3, window: 4, wrapUp: 5 }
 const TIMER_COUNT = 6
+
+/**
+ * Deadlines that fall at the same instant are applied in this order (lowest rank first); `undefined`
+ * for a name that is not a timer (a `switch`, so that `constructor` and the like are not timers).
+ */
+function timerRank(name: string): number | undefined {
+  switch (name) {
+    case 'warn':
+      return 0
+    case 'capacity':
+      return 1
+    case 'queue':
+      return 2
+    case 'grace':
+      return 3
+    case 'window':
+      return 4
+    case 'wrapUp':
+      return 5
+    default:
+      return undefined
+  }
+}
 
 /** The outcome of offering one event to a stored conversation. */
 export type StepResult =
@@ -28,21 +49,22 @@ export function earliestDeadline(timers: ConversationRecord['timers']): number |
   let earliest: number | null = null
   for (const name in timers) {
     const at = timers[name as TimerName]
-    if (at !== undefined && (earliest === null || at < earliest)) earliest = at
+    if (at !== undefined && timerRank(name) !== undefined && (earliest === null || at < earliest)) earliest = at
   }
   return earliest
 }
 
-/** The timer that is due first at `now` (ties in the order of `TIMER_RANK`), or `undefined` when none has passed. */
+/** The timer that is due first at `now` (ties in `timerRank` order), or `undefined` when none has passed. */
 export function firstDueTimer(record: ConversationRecord, now: number): { timer: TimerName; at: number } | undefined {
-  let due: { timer: TimerName; at: number } | undefined
+  let due: { timer: TimerName; at: number; rank: number } | undefined
   for (const name in record.timers) {
     const timer = name as TimerName
     const at = record.timers[timer]
-    if (at === undefined || at > now || TIMER_RANK[timer] === undefined) continue
-    if (due === undefined || at < due.at || (at === due.at && TIMER_RANK[timer]! < TIMER_RANK[due.timer]!)) due = { timer, at }
+    const rank = timerRank(name)
+    if (at === undefined || at > now || rank === undefined) continue
+    if (due === undefined || at < due.at || (at === due.at && rank < due.rank)) due = { timer, at, rank }
   }
-  return due
+  return due === undefined ? undefined : { timer: due.timer, at: due.at }
 }
 
 // Fields in the order copyRecordFields (src/store/record.ts) copies them: records keep one shape.

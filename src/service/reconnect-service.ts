@@ -138,7 +138,8 @@ function describe(value: unknown): string {
 class StaleDecision extends Error {}
 
 /**
- * Creates the service: load → XState transition → compare-and-set save → events, for every call.
+ * Creates the service: load → transition of `conversationMachine` → compare-and-set save → events,
+ * for every call.
  *
  * @example
  * const service = createReconnectService({
@@ -249,10 +250,13 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   /** After a failed write other than a conflict: `record` if it was stored all the same, else the failure. */
   async function landedAnyway(record: ConversationRecord, error: unknown): Promise<ConversationRecord> {
     if (isConflictError(error)) throw error
-    const stored = await store.get(record.id).then(
-      (found) => found,
-      () => undefined,
-    )
+    // Any failure of the read-back (also a synchronous throw) means "unknown": the write's error stands.
+    const stored = await Promise.resolve()
+      .then(() => store.get(record.id))
+      .then(
+        (found) => found,
+        () => undefined,
+      )
     if (stored !== undefined && isSameRecord(stored, record)) return record
     throw error
   }

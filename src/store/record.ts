@@ -1,3 +1,4 @@
+import { ReconnectError } from '../errors'
 import type { ConversationRecord, HistoryEntry, State, TimerName } from '../types'
 
 const STATES: ReadonlySet<string> = new Set<State>(['queued', 'active', 'disconnected', 'reconnectable', 'wrap-up', 'closed'])
@@ -44,7 +45,11 @@ export function copyRecordFields(record: ConversationRecord): ConversationRecord
   return copy
 }
 
-/** Whether `record` carries properties besides those of a {@link ConversationRecord}. */
+/**
+ * Whether `record` carries properties besides those of a {@link ConversationRecord}. Counted, not
+ * looked up name by name (this runs on every write): a record that lacks one of its own fields is
+ * not a record, and one that also carries an extra property may lose it.
+ */
 export function hasExtraFields(record: ConversationRecord): boolean {
   return Object.keys(record).length > fieldCount(record)
 }
@@ -57,8 +62,16 @@ export function cloneRecord(record: ConversationRecord): ConversationRecord {
   const copy = copyRecordFields(record)
   if (!hasExtraFields(record)) return copy
   const extras: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(record)) if (!(key in copy)) extras[key] = value
-  return { ...structuredClone(extras), ...copy }
+  for (const [key, value] of Object.entries(record)) if (!Object.hasOwn(copy, key)) extras[key] = value
+  let copied: Record<string, unknown>
+  try {
+    copied = structuredClone(extras)
+  } catch (error) {
+    throw new ReconnectError('invalid-argument', `record ${JSON.stringify(record.id)} carries a property that is not plain JSON`, {
+      cause: error,
+    })
+  }
+  return { ...copied, ...copy }
 }
 
 function isStringOrNull(value: unknown): value is string | null {
