@@ -5,6 +5,7 @@ import { compileMachine, runInitial, runTransition, type TransitionOutcome } fro
 import {
   conversationMachine,
   STATES,
+  updates,
   type ConversationContext,
   type ConversationEvent,
   type ConversationInput,
@@ -149,6 +150,10 @@ describe('compiled conversation machine ≡ XState', () => {
 
 describe('compileMachine refuses what it cannot run exactly as XState does', () => {
   const update = setup({ actions: { touch: assign({}) } })
+  const ours = setup({
+    types: { context: {} as ConversationContext, events: {} as ConversationEvent },
+    actions: { stamp: assign(updates.stamp) },
+  })
 
   it('compiles the conversation machine', () => {
     const compiled = compileMachine(conversationMachine)
@@ -168,6 +173,7 @@ describe('compileMachine refuses what it cannot run exactly as XState does', () 
     ['an action outside the machine’s updates', update.createMachine({ id: 'm', initial: 'a', states: { a: { entry: 'touch' } } }), /'touch' is not one of/],
     ['a wildcard event', createMachine({ id: 'm', initial: 'a', states: { a: { on: { '*': {} } } } }), /wildcard/],
     ['a transition back into its own state', createMachine({ id: 'm', initial: 'a', states: { a: { on: { go: 'a' } } } }), /same state/],
+    ['an exit action (never run by a pure transition here)', ours.createMachine({ id: 'm', context: {} as ConversationContext, initial: 'a', states: { a: { exit: 'stamp', on: { 'agent.ended': 'b' } }, b: {} } }), /exit actions/],
     ['root-level transitions', createMachine({ id: 'm', initial: 'a', on: { go: '.a' }, states: { a: {} } }), /root-level/],
   ])('refuses %s', (_name, machine, message) => {
     expect(() => compileMachine(machine)).toThrow(message)

@@ -142,7 +142,10 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
     const where = `machine '${machine.id}', state '${key}'`
     if (node.type !== 'atomic' && node.type !== 'final') throw new Error(`${where}: ${node.type} states are not supported`)
     if (node.invoke.length > 0) throw new Error(`${where}: invoked actors are not supported`)
-    compileActions(machine, node.exit, `${where}, exit`) // only to refuse what a pure transition would run
+    // Exit actions are never run here: the only ones allowed are the cancels XState adds for `after`.
+    if (compileActions(machine, node.exit, `${where}, exit`).length > 0) {
+      throw new Error(`${where}: exit actions are not supported`)
+    }
     // XState stops at a final state; eventless transitions out of one would never be taken.
     if (node.type === 'final' && (node.always?.length ?? 0) > 0) {
       throw new Error(`${where}: eventless transitions out of a final state are not supported`)
@@ -171,44 +174,45 @@ function stateNamed(key: string): CompiledState {
   return state
 }
 
-function select(transitions: readonly CompiledTransition[] | undefined, context: ConversationContext, event: ConversationEvent) {
+function select(transitions: readonly CompiledTransition[] | undefined, args: MachineArgs): CompiledTransition | undefined {
   if (transitions === undefined) return undefined
-  const args = { context, event }
   for (const transition of transitions) {
     if (transition.guard === undefined || transition.guard(args, transition.guardParams)) return transition
   }
   return undefined
 }
 
-// Each action sees the context as the previous one left it, as with XState's `assign`. The context is
-// copied (one shape, fast) and the update assigned onto the copy: spreading the updates themselves,
-// which come in a dozen shapes, is several times slower.
-function run(actions: readonly CompiledAction[], context: ConversationContext, event: ConversationEvent): ConversationContext {
-  let next = context
-  for (const action of actions) next = Object.assign({ ...next }, action.update({ context: next, event }, action.params))
-  return next
+// Each action sees the context as the previous one left it, as with XState's `assign`. `args.context`
+// is always the transition's own copy (see `take`), so the updates are assigned onto it in place:
+// one copy per transition instead of one per action.
+function run(actions: readonly CompiledAction[], args: MachineArgs): void {
+  for (const action of actions) Object.assign(args.context, action.update(args, action.params))
 }
 
-// Takes `transition`, then the target's entry actions and any eventless transitions from there.
+type Changed = Extract<TransitionOutcome, { kind: 'changed' }>
+
+// Takes `transition`, then the target's entry actions and any eventless transitions from there, on
+// a copy of `context` (one shape, fast) unless the caller hands it over (`owned`).
 function take(
   transition: CompiledTransition,
   state: State,
   context: ConversationContext,
   event: ConversationEvent,
-): { state: State; context: ConversationContext } {
+  owned: boolean,
+): Changed {
   let current = state
-  let next = context
+  const args: MachineArgs = { context: owned ? context : { ...context }, event }
   let taken: CompiledTransition | undefined = transition
   for (let steps = 0; taken !== undefined; steps += 1) {
     if (steps > 100) throw new Error(`conversation machine: eventless transitions loop from '${state}'`)
-    next = run(taken.actions, next, event)
+    run(taken.actions, args)
     if (taken.target !== undefined) {
       current = taken.target
-      next = run(stateNamed(current).entry, next, event)
+      run(stateNamed(current).entry, args)
     }
-    taken = select(stateNamed(current).always, next, event)
+    taken = select(stateNamed(current).always, args)
   }
-  return { state: current, context: next }
+  return { kind: 'changed', state: current, context: args.context }
 }
 
 /**
@@ -221,20 +225,26 @@ export function runInitial(input: ConversationInput): { state: State; context: C
   const event = { type: 'xstate.init', input } as unknown as ConversationEvent
   const start = stateNamed(initial)
   const entered: CompiledTransition = { guard: undefined, guardParams: undefined, actions: start.entry, target: undefined }
-  return take(entered, initial as State, initialContext(input), event)
+  const { state, context } = take(entered, initial as State, initialContext(input), event, true)
+  return { state, context }
 }
 
 /**
  * Offers `event` to a conversation in `state` with `context`, as `conversationMachine.transition`
  * would: rejected when no transition takes it, a no-op when the one that does has neither actions
- * nor a target, otherwise the next state and context.
+ * nor a target, otherwise the next state and context. `context` is left as it is, unless the caller
+ * hands it over with `owned` (a context it has just built for this call): then it becomes the next one.
  */
-export function runTransition(state: State, context: ConversationContext, event: ConversationEvent): TransitionOutcome {
+export function runTransition(
+  state: State,
+  context: ConversationContext,
+  event: ConversationEvent,
+  owned = false,
+): TransitionOutcome {
   const node = stateNamed(state)
   if (node.final) return { kind: 'rejected' }
-  const transition = select(node.on.get(event.type), context, event)
+  const transition = select(node.on.get(event.type), { context, event })
   if (transition === undefined) return { kind: 'rejected' }
   if (transition.target === undefined && transition.actions.length === 0) return { kind: 'noop' }
-  const next = take(transition, state, context, event)
-  return { kind: 'changed', state: next.state, context: next.context }
+  return take(transition, state, context, event, owned)
 }

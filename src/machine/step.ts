@@ -130,7 +130,8 @@ export function stepConversation(
   settings: ReconnectSettings,
   event: ConversationEvent,
 ): StepResult {
-  const next = runTransition(record.state, toContext(record, settings), event)
+  // The context is built for this call alone, so the transition may change it instead of a copy.
+  const next = runTransition(record.state, toContext(record, settings), event, true)
   if (next.kind !== 'changed') return next
   const state = next.state
   const name = eventName(event)
