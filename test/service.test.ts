@@ -320,5 +320,26 @@ describe.each(storeKinds())('on the $name store', (kind) => {
       expect((await service.get(chat.id)).state).toBe('closed')
       expect(events.filter((e) => e.type === 'capacity.released')).toHaveLength(1)
     })
+
+    it('applies and counts the same deadlines and records without an onEvent listener', async () => {
+      // Without a listener the service skips describing events; what it writes must not change.
+      const input = { ...settings, wrapUpCapacity: { minutes: 20 }, wrapUpAutoClose: { minutes: 15 } }
+      const listened = await setup(input)
+      const clock = createManualClock()
+      const unlistened = createReconnectService({ settings: input, clock, store: await kind.make() })
+      const records = []
+      for (const { service, clock: time } of [listened, { service: unlistened, clock }]) {
+        const chat = await service.start({ conversationId: 'same-id', agentId: 'a' })
+        await service.disconnect(chat.id)
+        time.advance(31 * MINUTE)
+        expect(await service.runDueTimers()).toBe(1)
+        time.advance(20 * MINUTE)
+        expect(await service.runDueTimers()).toBe(2)
+        const { reconnectId: _link, writeId: _write, ...record } = await service.get(chat.id)
+        records.push(record)
+      }
+      expect(records[1]).toEqual(records[0])
+      expect(records[1]).toMatchObject({ state: 'closed', capacityHeld: false, endedBy: 'timeout' })
+    })
   })
 })

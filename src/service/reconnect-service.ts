@@ -235,16 +235,22 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
    * `record` is always one this service has just built, never one a caller or the store holds, so
    * it is stamped in place instead of being copied once more.
    */
-  async function save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord> {
+  function save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord> {
     // Stamped per write: a read-back can then tell this write from an identical one by another node.
     writes += 1
     record.writeId = `${writerId}.${writes.toString(36)}`
+    // Not an async function: every service call writes, and a suspended async frame costs more
+    // than the two callbacks.
+    let pending: Promise<void>
     try {
-      await store.put(record, expectedVersion)
+      pending = Promise.resolve(store.put(record, expectedVersion))
     } catch (error) {
       return landedAnyway(record, storeFailure(error, 'put', record.id))
     }
-    return record
+    return pending.then(
+      () => record,
+      (error: unknown) => landedAnyway(record, storeFailure(error, 'put', record.id)),
+    )
   }
 
   /** After a failed write other than a conflict: `record` if it was stored all the same, else the failure. */
@@ -274,7 +280,8 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
 
   // --- the one write path ---------------------------------------------------------------------
 
-  type Change = { record: ConversationRecord; events: ServiceEvent[] }
+  /** A write to make: the record, how many transitions it applies, and their events (none without `onEvent`). */
+  type Change = { record: ConversationRecord; transitions: number; events: ServiceEvent[] }
 
   /** Lazy expiry then `event` on a loaded record, without I/O. `undefined` = nothing to write. */
   function plan(
@@ -297,14 +304,17 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     }
     if (steps.length === 0 || rejected) return { change: undefined, current, rejected }
     const events: ServiceEvent[] = []
-    let before = record
-    for (const step of steps) {
-      events.push(...describeTransition(before, step.record, step.event))
-      before = step.record
+    // Nobody to tell, nothing to describe: a service without `onEvent` skips building its events.
+    if (options.onEvent !== undefined) {
+      let before = record
+      for (const step of steps) {
+        events.push(...describeTransition(before, step.record, step.event))
+        before = step.record
+      }
     }
     // Several steps are still one write: one version up from the record as loaded.
     const final = current.version === record.version + 1 ? current : { ...current, version: record.version + 1 }
-    return { change: { record: final, events }, current: final, rejected }
+    return { change: { record: final, transitions: steps.length, events }, current: final, rejected }
   }
 
   /** Loads, transitions and compare-and-set saves one conversation, retrying on conflicts. */
@@ -339,7 +349,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       if (outcome.rejected && event !== null) {
         throw new InvalidTransitionError(outcome.current.state, event.type, id)
       }
-      const planned = outcome.change ?? (rewrite !== undefined && how.rewriteAlways === true ? { record: outcome.current, events: [] } : undefined)
+      const planned = outcome.change ?? (rewrite !== undefined && how.rewriteAlways === true ? { record: outcome.current, transitions: 0, events: [] } : undefined)
       if (planned === undefined) return outcome.current
       const change: Change =
         rewrite === undefined ? planned : { ...planned, record: { ...(await rewrite(planned.record)), version: record.version + 1 } }
@@ -385,7 +395,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       throw error
     }
     noteDeadline(stored.nextDueAt)
-    emit(describeCreation(stored))
+    if (options.onEvent !== undefined) emit(describeCreation(stored))
     return stored
   }
 
@@ -618,7 +628,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       }
       noteDeadline(change.record.nextDueAt)
       emit(change.events)
-      return change.events.filter((e) => e.type === 'transition').length
+      return change.transitions
     }
     return 0
   }
