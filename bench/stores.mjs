@@ -118,6 +118,11 @@ async function roundTrips(backend) {
   const warm = await service.start({ agentId: 'agent-w', customerId: 'customer-w' })
   await service.disconnect(warm.id)
   await service.returnCustomer({ reconnectId: warm.reconnectId, customerId: 'customer-w' })
+  // A link return no longer looks up the customer's resumable chat, so the prompt path warms its own
+  // script: otherwise the first prompt below pays a NOSCRIPT reply and an EVAL on Redis.
+  await service.disconnect(warm.id)
+  await service.returnCustomer({ customerId: 'customer-w' })
+  await service.answerPrompt(warm.id, 'continue', 'customer-w')
   await service.endByAgent(warm.id)
   await service.closeByAgent(warm.id)
   await service.runDueTimers()
