@@ -163,9 +163,12 @@ describe('compileMachine refuses what it cannot run exactly as XState does', () 
 
   it.each([
     ['nested states', createMachine({ id: 'm', initial: 'a', states: { a: { initial: 'b', states: { b: {} } } } }), /compound states/],
-    ['a parallel machine', createMachine({ id: 'm', type: 'parallel', states: { a: {}, b: {} } }), /no initial state/],
+    ['a parallel machine', createMachine({ id: 'm', type: 'parallel', states: { a: {}, b: {} } }), /parallel machines/],
     ['parallel states', createMachine({ id: 'm', initial: 'a', states: { a: { type: 'parallel', states: { x: {}, y: {} } } } }), /parallel states/],
     ['guards swapped with provide', conversationMachine.provide({ guards: { reconnectEnabled: () => false } }), /guard 'reconnectEnabled' is not one of/],
+    ['an update swapped with provide', conversationMachine.provide({ actions: { stamp: assign(() => ({ updatedAt: 0 })) } }), /action 'stamp' is not one of/],
+    ['eventless transitions out of a state other than the initial one', ours.createMachine({ id: 'm', context: {} as ConversationContext, initial: 'a', states: { a: { on: { 'agent.ended': 'b' } }, b: { always: 'a' } } }), /only in the initial state/],
+    ['an eventless transition without a target', ours.createMachine({ id: 'm', context: {} as ConversationContext, initial: 'a', states: { a: { always: { actions: 'stamp' } } } }), /without a target/],
     ['an action named like an Object method', update.createMachine({ id: 'm', initial: 'a', states: { a: { entry: 'toString' as never } } }), /'toString' is not one of/],
     ['eventless transitions out of a final state', createMachine({ id: 'm', initial: 'a', states: { a: { type: 'final', always: 'b' }, b: {} } } as never), /final state/],
     ['an inline action', createMachine({ id: 'm', initial: 'a', states: { a: { entry: () => {} } } }), /inline actions/],

@@ -74,12 +74,14 @@ function compileActions(machine: AnyStateMachine, refs: readonly unknown[], wher
       throw new Error(`${where}: action '${String(builtIn.type)}' is not supported`)
     }
     const { name, params } = reference(ref, 'action', where)
-    // By name, as XState resolves it: one of our updates, which the machine runs as an `assign`.
-    const implementation = (machine.implementations.actions as Record<string, { type?: unknown } | undefined>)[name]
-    if (!Object.hasOwn(updates, name) || implementation?.type !== 'xstate.assign') {
+    // By name, as XState resolves it: one of our updates, which the machine runs as an `assign` of
+    // that very function (not one swapped in with `provide`).
+    const implementation = (machine.implementations.actions as Record<string, { type?: unknown; assignment?: unknown } | undefined>)[name]
+    const update = Object.hasOwn(updates, name) ? (updates as Record<string, Update>)[name] : undefined
+    if (update === undefined || implementation?.type !== 'xstate.assign' || implementation.assignment !== update) {
       throw new Error(`${where}: action '${name}' is not one of the machine's updates`)
     }
-    compiled.push({ update: (updates as Record<string, Update>)[name]!, params })
+    compiled.push({ update, params })
   }
   return compiled
 }
@@ -132,6 +134,7 @@ export interface CompiledMachine {
  */
 export function compileMachine(machine: AnyStateMachine): CompiledMachine {
   const root = machine.root
+  if (root.type !== 'compound') throw new Error(`machine '${machine.id}': ${root.type} machines are not supported`)
   if (root.entry.length > 0 || root.exit.length > 0 || root.transitions.size > 0 || root.always !== undefined) {
     throw new Error(`machine '${machine.id}': root-level actions or transitions are not supported`)
   }
@@ -150,6 +153,16 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
     if (node.type === 'final' && (node.always?.length ?? 0) > 0) {
       throw new Error(`${where}: eventless transitions out of a final state are not supported`)
     }
+    // Eventless transitions are run only on the way out of the initial state. Elsewhere XState also
+    // checks them after an event that changed nothing, and one without a target ends its loop where
+    // this one would go round again.
+    const always = node.always ?? []
+    if (always.length > 0 && key !== initial) {
+      throw new Error(`${where}: eventless transitions are supported only in the initial state`)
+    }
+    if (always.some((definition) => (definition.target ?? []).length === 0)) {
+      throw new Error(`${where}: eventless transitions without a target are not supported`)
+    }
     const on = new Map<string, CompiledTransition[]>()
     for (const [eventType, definitions] of node.transitions) {
       if (eventType.includes('*')) throw new Error(`${where}: wildcard events are not supported`)
@@ -159,7 +172,7 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
       final: node.type === 'final',
       entry: compileActions(machine, node.entry, `${where}, entry`),
       on,
-      always: compileTransitions(machine, key, node.always ?? [], `${where}, always`),
+      always: compileTransitions(machine, key, always, `${where}, always`),
     })
   }
   return { states, initial }
@@ -167,9 +180,14 @@ export function compileMachine(machine: AnyStateMachine): CompiledMachine {
 
 let compiled: CompiledMachine | undefined
 
-function stateNamed(key: string): CompiledState {
+/** `conversationMachine`, compiled on first use. */
+function conversation(): CompiledMachine {
   compiled ??= compileMachine(conversationMachine)
-  const state = compiled.states.get(key)
+  return compiled
+}
+
+function stateNamed(key: string): CompiledState {
+  const state = conversation().states.get(key)
   if (state === undefined) throw new Error(`conversation machine has no state '${key}'`)
   return state
 }
@@ -220,8 +238,7 @@ function take(
  * gives them.
  */
 export function runInitial(input: ConversationInput): { state: State; context: ConversationContext } {
-  compiled ??= compileMachine(conversationMachine)
-  const initial = compiled.initial
+  const initial = conversation().initial
   const event = { type: 'xstate.init', input } as unknown as ConversationEvent
   const start = stateNamed(initial)
   const entered: CompiledTransition = { guard: undefined, guardParams: undefined, actions: start.entry, target: undefined }
