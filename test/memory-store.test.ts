@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createMemoryStore } from '../src/store/memory-store'
+import type { ConversationRecord } from '../src/types'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
 
 describe('memory store: storeContract', () => {
@@ -110,7 +111,25 @@ describe('memory store: copies', () => {
     expect(await store.get(record.id)).toMatchObject({ constructor: 'crm-7', toString: 'kept' })
   })
 
-  it('refuses a record whose extra property is not plain JSON, and stores nothing', async () => {
+  it('keeps a host property on a record that lacks more of its own fields than it has extra', async () => {
+    // Not a valid record (isConversationRecord), which the memory store does not check: fewer keys than
+    // a record has must not pass for "no extras".
+    const store = createMemoryStore()
+    const { capacitySince: _missing, previousAgentId: _alsoMissing, ...rest } = sampleRecord()
+    const record = { ...rest, crm: 'crm-7' } as unknown as ConversationRecord
+    await store.put(record, null)
+    expect(await store.get(record.id)).toMatchObject({ crm: 'crm-7' })
+  })
+
+  it('counts its conversations in size, also through a Proxy or an object that inherits from it', async () => {
+    const store = createMemoryStore()
+    await store.put(sampleRecord(), null)
+    expect(store.size).toBe(1)
+    expect(new Proxy(store, {}).size).toBe(1)
+    expect((Object.create(store) as typeof store).size).toBe(1)
+  })
+
+  it('refuses a record whose extra property cannot be copied, and stores nothing', async () => {
     const store = createMemoryStore()
     const record = Object.assign(sampleRecord(), { callback: () => 'no' })
     await expect(store.put(record, null)).rejects.toMatchObject({ code: 'invalid-argument' })

@@ -5,10 +5,25 @@ const STATES: ReadonlySet<string> = new Set<State>(['queued', 'active', 'disconn
 const TIMERS: ReadonlySet<string> = new Set<TimerName>(['queue', 'grace', 'window', 'warn', 'wrapUp', 'capacity'])
 const ENDED_BY: ReadonlySet<unknown> = new Set([null, 'agent', 'customer', 'timeout'])
 
-/** How many fields a {@link ConversationRecord} has, `writeId` included when it is set. */
-function fieldCount(record: ConversationRecord): number {
-  return record.writeId === undefined ? 16 : 17
-}
+/** The fields every {@link ConversationRecord} has (`writeId` is set only once a service wrote it). */
+const RECORD_FIELDS: readonly (keyof ConversationRecord)[] = [
+  'id',
+  'widgetId',
+  'reconnectId',
+  'customerId',
+  'agentId',
+  'previousAgentId',
+  'state',
+  'timers',
+  'nextDueAt',
+  'capacityHeld',
+  'capacitySince',
+  'endedBy',
+  'createdAt',
+  'updatedAt',
+  'version',
+  'history',
+]
 
 /**
  * A deep copy of the fields of a {@link ConversationRecord} (and `writeId`), nothing else. Always
@@ -46,12 +61,14 @@ export function copyRecordFields(record: ConversationRecord): ConversationRecord
 }
 
 /**
- * Whether `record` carries properties besides those of a {@link ConversationRecord}. Counted, not
- * looked up name by name (this runs on every write): a record that lacks one of its own fields is
- * not a record, and one that also carries an extra property may lose it.
+ * Whether `record` may carry properties besides those of a {@link ConversationRecord}. Counted, not
+ * looked up name by name (this runs on every write): any count but a record's own takes the copy that
+ * keeps whatever else it carries. A record lacking one of its fields is no valid record (see
+ * `isConversationRecord`); the count misses an extra property only on one that lacks as many fields
+ * as it has extras.
  */
 export function hasExtraFields(record: ConversationRecord): boolean {
-  return Object.keys(record).length > fieldCount(record)
+  return Object.keys(record).length !== RECORD_FIELDS.length + (record.writeId === undefined ? 0 : 1)
 }
 
 /**
@@ -67,7 +84,7 @@ export function cloneRecord(record: ConversationRecord): ConversationRecord {
   try {
     copied = structuredClone(extras)
   } catch (error) {
-    throw new ReconnectError('invalid-argument', `record ${JSON.stringify(record.id)} carries a property that is not plain JSON`, {
+    throw new ReconnectError('invalid-argument', `record ${JSON.stringify(record.id)} carries a property that cannot be copied (structuredClone refused it)`, {
       cause: error,
     })
   }
