@@ -165,6 +165,8 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   }
   const singleUse = options.singleUseLinks === true
   const onError = options.onError
+  // Read once: whether events are built at all is decided with it, so it must not change later.
+  const onEvent = options.onEvent
   const source = options.settings
   // A static input is validated here, once (failing fast), and the hot paths skip awaiting `settingsFor`.
   const fixed = typeof source === 'function' ? undefined : defineSettings(source)
@@ -192,10 +194,10 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   }
 
   function emit(events: readonly ServiceEvent[]): void {
-    if (options.onEvent === undefined) return
+    if (onEvent === undefined) return
     for (const event of events) {
       try {
-        const result = options.onEvent(event)
+        const result = onEvent(event)
         if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
           ;(result as Promise<void>).then(undefined, report)
         }
@@ -259,10 +261,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     // Any failure of the read-back (also a synchronous throw) means "unknown": the write's error stands.
     const stored = await Promise.resolve()
       .then(() => store.get(record.id))
-      .then(
-        (found) => found,
-        () => undefined,
-      )
+      .catch(() => undefined)
     if (stored !== undefined && isSameRecord(stored, record)) return record
     throw error
   }
@@ -305,7 +304,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     if (steps.length === 0 || rejected) return { change: undefined, current, rejected }
     const events: ServiceEvent[] = []
     // Nobody to tell, nothing to describe: a service without `onEvent` skips building its events.
-    if (options.onEvent !== undefined) {
+    if (onEvent !== undefined) {
       let before = record
       for (const step of steps) {
         events.push(...describeTransition(before, step.record, step.event))
@@ -395,7 +394,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       throw error
     }
     noteDeadline(stored.nextDueAt)
-    if (options.onEvent !== undefined) emit(describeCreation(stored))
+    if (onEvent !== undefined) emit(describeCreation(stored))
     return stored
   }
 
