@@ -12,6 +12,7 @@ import type {
   ReturnRequest,
   State,
 } from '../src/types'
+import { deepFreeze } from './support/freeze'
 
 const NOW = 1_700_000_000_000
 const ID = 'V1StGXR8_Z5jdHi6B-myT'
@@ -773,14 +774,6 @@ function targetOf(input: DecideReturnInput, decision: ReturnDecision): Conversat
 
 function signedIn(request: ReturnRequest): string | null {
   return request.customerId ? request.customerId : null
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const child of Object.values(value)) deepFreeze(child)
-  }
-  return value
 }
 
 describe('decideReturn — properties', () => {

@@ -6,6 +6,7 @@ import type { ConversationRecord, ReconnectSettings, State } from '../src/types'
 import { newConversation, T0 } from './support/conversation'
 import { replayParameters } from './support/fc-replay'
 import { eventPlanArbitrary, expectedNextDueAt, machineSettingsArbitrary, planEvent, type EventPlan } from './support/machine-arbitraries'
+import { deepFreeze } from './support/freeze'
 
 // Random settings and random event scripts (non-decreasing `at`, timers at or after their
 // deadlines, returns on every route), with SPEC §3–§4 invariants checked after every single step.
@@ -86,7 +87,9 @@ function play(settings: ReconnectSettings, agentId: string | null, plans: readon
     lastAt = event.at
     const before = record
     const frozen = structuredClone(before)
-    const result = stepConversation(before, settings, event)
+    // Frozen all the way down: a transition that wrote to the record it was given (its timers, say,
+    // which the context it builds shares) would throw here.
+    const result = stepConversation(deepFreeze(before), settings, event)
     trace.steps.push({ event, result, before })
     expect(before, 'stepConversation never mutates its input').toEqual(frozen)
 
@@ -199,7 +202,7 @@ describe('conversation machine invariants under random event scripts', () => {
         let record = newConversation(settings, { agentId })
         for (const { result } of steps) if (result.kind === 'changed') record = result.record
         const now = record.updatedAt + later
-        const expired = expireConversation(record, settings, now)
+        const expired = expireConversation(deepFreeze(record), settings, now)
         let previous = record
         for (const step of expired) {
           expect(step.record.version).toBe(previous.version + 1)
