@@ -5,18 +5,70 @@ export type DurationInput = number | Duration | string
 
 /** Settings of one widget as a host writes them; {@link defineSettings} validates them. */
 export interface ReconnectSettingsInput {
+  /**
+   * The "Reconnect to previous chat" switch.
+   * @default false
+   */
   enabled?: boolean
+  /**
+   * How long a dropped conversation waits for its customer; required when `enabled`, > 0 and ≤ 7 days.
+   * @default null
+   */
   timeLimit?: DurationInput | null
+  /**
+   * Page the reconnect link points at; required when `enabled`; an absolute `http:`/`https:` URL.
+   * @default null
+   */
   portalUrl?: string | null
+  /**
+   * Where a link that can no longer resume leads; without it such a link gets a new chat.
+   * @default null
+   */
   redirectUrl?: string | null
+  /**
+   * Origins `redirectUrl` may be on; without it any `http:`/`https:` origin is allowed.
+   * @default null
+   */
   redirectAllowlist?: readonly string[] | null
+  /**
+   * Signed-in widget: a returning customer without a link gets the "continue or start new?" prompt.
+   * @default false
+   */
   authenticated?: boolean
+  /**
+   * `false` resumes a signed-in customer's conversation at once instead of asking.
+   * @default true
+   */
   prompt?: boolean
+  /**
+   * With reconnect off, how long a return from the same widget session still continues the chat.
+   * @default 180000
+   */
   disconnectGrace?: DurationInput
+  /**
+   * How long after wrap-up starts the conversation closes.
+   * @default 900000
+   */
   wrapUpAutoClose?: DurationInput
+  /**
+   * How long the agent's capacity stays held in wrap-up: `'always'`, `'never'`, or 30 s to 60 min.
+   * @default 'always'
+   */
   wrapUpCapacity?: 'always' | 'never' | DurationInput
+  /**
+   * How long an unassigned conversation waits in the queue before it closes.
+   * @default 1200000
+   */
   queueAutoClose?: DurationInput
+  /**
+   * Send the agent a `window-closing` notice this long before the window ends; shorter than `timeLimit`.
+   * @default null
+   */
   warnBefore?: DurationInput | null
+  /**
+   * Query parameter of the reconnect link: 1–64 of `A–Z a–z 0–9 . _ ~ -`.
+   * @default 'oc.reconnectid'
+   */
   linkParam?: string
 }
 

@@ -199,6 +199,7 @@ export interface MemoryStoreOptions {
    * kept for the life of the process when absent. Closed conversations older than this are dropped
    * when the sweeper next asks for due work (`due`), so a long-running node does not grow forever.
    * A dropped conversation's link then reads as `not-found`.
+   * @default Infinity
    */
   keepClosedFor?: number
 }

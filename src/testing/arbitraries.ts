@@ -20,7 +20,15 @@ const MALFORMED_IDS = ['', 'short', '../../etc/passwd', 'has spaces in it, and 2
 
 /** Options of {@link durationInputArbitrary}: inclusive bounds in milliseconds. */
 export interface DurationInputArbitraryOptions {
+  /**
+   * Shortest duration generated, in ms.
+   * @default 0
+   */
   minMs?: number
+  /**
+   * Longest duration generated, in ms (one day).
+   * @default 86400000
+   */
   maxMs?: number
 }
 
@@ -67,17 +75,36 @@ function durationForms(ms: number): DurationInput[] {
 
 /** Options of {@link settingsInputArbitrary}; unset fields vary freely. */
 export interface SettingsInputArbitraryOptions {
-  /** Force reconnect on or off. */
+  /**
+   * Force reconnect on or off; unset, either.
+   * @default undefined
+   */
   enabled?: boolean
-  /** Force whether the widget has sign-in configured. */
+  /**
+   * Force whether the widget has sign-in configured; unset, either.
+   * @default undefined
+   */
   authenticated?: boolean
-  /** Force whether signed-in customers see the "continue or start new?" prompt. */
+  /**
+   * Force whether signed-in customers see the "continue or start new?" prompt; unset, either.
+   * @default undefined
+   */
   prompt?: boolean
-  /** Lower bound of `timeLimit` and of the auto-close and grace durations, in ms (default 1). */
+  /**
+   * Lower bound of `timeLimit` and of the auto-close and grace durations, in ms.
+   * @default 1
+   */
   minDurationMs?: number
-  /** Upper bound of `timeLimit` and of the auto-close and grace durations, in ms (`timeLimit` never exceeds 7 days). */
+  /**
+   * Upper bound of `timeLimit` and of the auto-close and grace durations, in ms (one day;
+   * `timeLimit` never exceeds 7 days).
+   * @default 86400000
+   */
   maxDurationMs?: number
-  /** Include `redirectUrl` (true), leave it out (false), or either (default). */
+  /**
+   * Include `redirectUrl` (true), leave it out (false), or either (unset).
+   * @default undefined
+   */
   redirect?: boolean
 }
 
@@ -168,8 +195,20 @@ export function settingsInputArbitrary(
 
 /** Ids {@link returnRequestArbitrary} draws from; reconnect ids and customers the test knows about. */
 export interface ReturnRequestArbitraryOptions {
+  /**
+   * Reconnect ids of conversations the test stored; presented most often, besides unknown, malformed and missing ids.
+   * @default []
+   */
   reconnectIds?: readonly string[]
+  /**
+   * Signed-in customers the test knows; presented besides strangers and guests.
+   * @default []
+   */
   customerIds?: readonly string[]
+  /**
+   * Widgets the requests come from.
+   * @default ['default']
+   */
   widgetIds?: readonly string[]
 }
 
@@ -229,12 +268,30 @@ export type LifecycleCommand =
 
 /** Options of {@link lifecycleCommandsArbitrary}. */
 export interface LifecycleCommandsArbitraryOptions {
-  /** Longest list generated (default 30). */
+  /**
+   * Longest list generated.
+   * @default 30
+   */
   maxCommands?: number
+  /**
+   * Agents that `start` and `assign` commands name.
+   * @default ['agent-1', 'agent-2']
+   */
   agentIds?: readonly string[]
+  /**
+   * Customers that `start` commands sign in.
+   * @default ['customer-1', 'customer-2']
+   */
   customerIds?: readonly string[]
+  /**
+   * Widgets that `start` commands open conversations on.
+   * @default ['default']
+   */
   widgetIds?: readonly string[]
-  /** Longest single `advance`, in ms (default 2 hours). */
+  /**
+   * Longest single `advance`, in ms (two hours).
+   * @default 7200000
+   */
   maxAdvanceMs?: number
 }
 
@@ -318,12 +375,18 @@ export interface LifecycleReplay {
 
 /** Options of {@link replayLifecycleCommands}. */
 export interface ReplayLifecycleOptions {
-  /** Moves time for `advance` commands, e.g. a `createManualClock()`. */
+  /**
+   * Moves time for `advance` commands, e.g. a `createManualClock()`; without one they are skipped.
+   * @default undefined
+   */
   clock?: {
     /** Moves time forward by `ms` milliseconds, as `ManualClock.advance` does. */
     advance(ms: number): void
   }
-  /** Called after each command with its outcome, before the next one starts: a place to check invariants. */
+  /**
+   * Called after each command with its outcome, before the next one starts: a place to check invariants.
+   * @default undefined
+   */
   onStep?: (outcome: LifecycleOutcome, conversationIds: readonly string[]) => void | Promise<void>
 }
 

@@ -38,13 +38,17 @@ export interface PostgresPool {
 export interface PostgresStoreOptions {
   /** A pool the caller built and owns (`new pg.Pool(...)`); the store never ends it. */
   pool: PostgresPool
-  /** Table name, optionally `schema.table`; default `chat_reconnect_conversations`. */
+  /**
+   * Table name, optionally `schema.table`. The default is {@link POSTGRES_DEFAULT_TABLE}.
+   * @default 'chat_reconnect_conversations'
+   */
   table?: string
   /**
    * How long, in ms of the service's clock, rows that `due` returned stay hidden from the `due` of
-   * every other store object; default 30 000. A node that stops mid-sweep delays its rows by this
-   * much at most; a sweep that takes longer lets another node load the same rows (compare-and-set
-   * still applies each deadline once).
+   * every other store object. A node that stops mid-sweep delays its rows by this much at most; a
+   * sweep that takes longer lets another node load the same rows (compare-and-set still applies
+   * each deadline once).
+   * @default 30000
    */
   claimMs?: number
 }

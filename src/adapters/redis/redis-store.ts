@@ -20,8 +20,9 @@ export interface RedisStoreOptions {
    */
   client: Redis | Cluster
   /**
-   * Namespace of every key the store writes (default `'chat-reconnect:'`). With Redis Cluster it
-   * must contain a hash tag such as `'{chat-reconnect}:'`, which puts every key in one slot.
+   * Namespace of every key the store writes. With Redis Cluster it must contain a hash tag such
+   * as `'{chat-reconnect}:'`, which puts every key in one slot. The default is {@link DEFAULT_REDIS_PREFIX}.
+   * @default 'chat-reconnect:'
    */
   prefix?: string
 }
