@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -40,6 +40,91 @@ interface LoadResult {
   exports: string[]
   decision: unknown
   adapterError: { isReconnectError: boolean; isSettingsError: boolean; name: string } | null
+}
+
+/** Where a Markdown page points: its relative links and images, outside code, and its heading anchors. */
+interface PageLinks {
+  links: { target: string; line: number }[]
+  anchors: Set<string>
+}
+
+/** GitHub's heading anchor: lower case, punctuation dropped (but `-` and `_`), spaces as `-`. */
+function slug(heading: string): string {
+  return heading
+    .replace(/`/g, '')
+    .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-')
+}
+
+function readPageLinks(markdown: string): PageLinks {
+  const links: PageLinks['links'] = []
+  const seen = new Map<string, number>()
+  const anchors = new Set<string>()
+  let fence: string | null = null
+  markdown.split('\n').forEach((raw, index) => {
+    const open = /^\s*(```+|~~~+)/.exec(raw)
+    if (fence !== null) {
+      if (open !== null && open[1]!.startsWith(fence)) fence = null
+      return
+    }
+    if (open !== null) {
+      fence = open[1]!
+      return
+    }
+    const heading = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(raw)
+    if (heading !== null) {
+      const base = slug(heading[1]!)
+      const count = seen.get(base) ?? 0
+      seen.set(base, count + 1)
+      anchors.add(count === 0 ? base : `${base}-${count}`)
+    }
+    const text = raw.replace(/`+[^`]*`+/g, '')
+    const targets = [
+      ...[...text.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+["'(][^)]*)?\)/g)].map((m) => m[1]!),
+      ...[...text.matchAll(/^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)/g)].map((m) => m[1]!),
+      ...[...text.matchAll(/\b(?:href|src)\s*=\s*["']([^"']+)["']/g)].map((m) => m[1]!),
+    ]
+    for (const target of targets) {
+      // Absolute URLs (https:, mailto:) and protocol-relative ones leave the package.
+      if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('//')) continue
+      links.push({ target, line: index + 1 })
+    }
+  })
+  return { links, anchors }
+}
+
+/**
+ * Every relative link of the shipped Markdown pages that does not resolve inside the package: a file the
+ * tarball lacks, or a `#fragment` no heading of the target page makes.
+ */
+function brokenLinks(files: readonly string[], read: (path: string) => string): string[] {
+  const shipped = new Set(files)
+  const pages = new Map<string, PageLinks>()
+  const page = (path: string): PageLinks => {
+    let links = pages.get(path)
+    if (links === undefined) {
+      links = readPageLinks(read(path))
+      pages.set(path, links)
+    }
+    return links
+  }
+  const broken: string[] = []
+  for (const from of files.filter((f) => f.endsWith('.md')).sort()) {
+    for (const { target, line } of page(from).links) {
+      const [pathPart, fragment] = target.split('#', 2) as [string, string | undefined]
+      const path = decodeURI(pathPart.split('?')[0]!)
+      const to = path === '' ? from : posix.normalize(posix.join(posix.dirname(from), path))
+      if (!shipped.has(to)) {
+        broken.push(`${from}:${line} → ${target} (not in the tarball)`)
+      } else if (fragment !== undefined && fragment !== '' && to.endsWith('.md') && !page(to).anchors.has(fragment)) {
+        broken.push(`${from}:${line} → ${target} (no such heading in ${to})`)
+      }
+    }
+  }
+  return broken
 }
 
 let work = ''
@@ -98,10 +183,15 @@ afterAll(() => {
 })
 
 describe('the packed tarball', () => {
-  it('ships the build and the package metadata, nothing from src/ or test/', () => {
+  it('ships the build, the docs and the package metadata, nothing from src/ or test/', () => {
     const paths = packed.files.map((f) => f.path)
-    const stray = paths.filter((p) => !/^(dist\/|package\.json$|README\.md$|CHANGELOG\.md$|LICENSE)/.test(p))
+    const stray = paths.filter(
+      (p) => !/^(dist\/|docs\/[^/]+\.(md|png)$|package\.json$|README\.md$|CHANGELOG\.md$|BENCHMARKS\.md$|LICENSE$)/.test(p),
+    )
     expect(stray).toEqual([])
+    for (const file of ['LICENSE', 'README.md', 'CHANGELOG.md']) expect(paths).toContain(file)
+    // The generated API reference (docs/api/) is built on demand, not shipped.
+    expect(paths.filter((p) => p.startsWith('docs/api/'))).toEqual([])
     for (const entry of ENTRIES) {
       for (const ext of ['js', 'cjs', 'd.ts', 'd.cts']) expect(paths).toContain(`dist/${entry.dist}.${ext}`)
     }
@@ -114,9 +204,65 @@ describe('the packed tarball', () => {
     expect(existsSync(join(app, 'node_modules', 'pg'))).toBe(false)
   })
 
+  it('has no relative link in its README or docs pages that points outside what it ships', () => {
+    const installed = join(app, 'node_modules', 'chat-reconnect')
+    const paths = packed.files.map((f) => f.path)
+    const readme = readPageLinks(readFileSync(join(installed, 'README.md'), 'utf8'))
+    // The README does link into docs/; if the parser stopped seeing links, the next check would pass vacuously.
+    expect(readme.links.map((l) => l.target)).toEqual(expect.arrayContaining(['docs/storage.md', 'LICENSE']))
+    expect(brokenLinks(paths, (path) => readFileSync(join(installed, path), 'utf8'))).toEqual([])
+  })
+
+  it('license text is MIT, as package.json says', () => {
+    const installed = join(app, 'node_modules', 'chat-reconnect')
+    const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { license: string }
+    expect(manifest.license).toBe('MIT')
+    expect(readFileSync(join(installed, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n\nCopyright \(c\) \d{4} /)
+  })
+
   it('exposes its own package.json', () => {
     const out = run(process.execPath, ['-e', "console.log(require('chat-reconnect/package.json').name)"], app)
     expect(out.trim()).toBe('chat-reconnect')
+  })
+})
+
+describe('the link check of the shipped docs', () => {
+  const pages: Record<string, string> = {
+    'README.md': [
+      '# Title',
+      '## Which store',
+      'See [storage](docs/storage.md#redis), [this](#which-store), [web](https://example.com/x.md) and `[code](demo/x.md)`.',
+      '![shot](docs/demo.png)',
+      '```md',
+      '[inside a fence](bench/run.mjs)',
+      '```',
+      'The [demo](demo/README.md) and <img src="docs/missing.png">.',
+      '[ref]: ./bench/README.md',
+    ].join('\n'),
+    'docs/storage.md': '# Storage\n## Redis\nBack to the [README](../README.md#title); [gone](#postgresql).',
+    'docs/demo.png': '',
+  }
+  const broken = brokenLinks(Object.keys(pages), (path) => pages[path]!)
+
+  it('reports a link to a file the tarball lacks, in text, images, HTML and reference definitions', () => {
+    expect(broken).toEqual(
+      expect.arrayContaining([
+        'README.md:8 → demo/README.md (not in the tarball)',
+        'README.md:8 → docs/missing.png (not in the tarball)',
+        'README.md:9 → ./bench/README.md (not in the tarball)',
+      ]),
+    )
+  })
+
+  it('reports a fragment no heading makes, and passes links in code, absolute URLs and anchors that exist', () => {
+    expect(broken).toContain('docs/storage.md:3 → #postgresql (no such heading in docs/storage.md)')
+    expect(broken).toHaveLength(4)
+  })
+
+  it('derives anchors the way GitHub does', () => {
+    expect(slug('Running `storeContract`')).toBe('running-storecontract')
+    expect(slug('Widget half: chat-reconnect/http — in progress')).toBe('widget-half-chat-reconnecthttp--in-progress')
+    expect(slug('Signed-in conversations need the same customer')).toBe('signed-in-conversations-need-the-same-customer')
   })
 })
 
