@@ -65,7 +65,8 @@ export interface Conversations {
 
 /** Creates start, get, assign, the disconnect/end/close calls and the link calls. */
 export function createConversations(deps: ConversationsDeps): Conversations {
-  const { gateway, clock, ids, mutate, noteDeadline } = deps
+  const { clock, ids, mutate, noteDeadline } = deps
+  const { load, save } = deps.gateway
   const { fixed, settingsFor } = deps.settings
   const { emit, listening } = deps.events
 
@@ -78,7 +79,7 @@ export function createConversations(deps: ConversationsDeps): Conversations {
     const customerId = checkOptionalId(input.customerId, 'start: customerId')
     const agentId = checkOptionalId(input.agentId, 'start: agentId')
     if (requestedId !== null) {
-      const existing = await gateway.get(requestedId)
+      const existing = await deps.gateway.get(requestedId)
       if (existing !== undefined) return get(requestedId)
     }
     const settings = fixed ?? (await settingsFor(widgetId))
@@ -87,7 +88,7 @@ export function createConversations(deps: ConversationsDeps): Conversations {
     const record = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now: clock.now(), settings })
     let stored: ConversationRecord
     try {
-      stored = await gateway.save(record, null)
+      stored = await save(record, null)
     } catch (error) {
       // Someone created the same conversation id first: theirs is the conversation.
       if (isConflictError(error) && requestedId !== null) return get(requestedId)
@@ -100,7 +101,7 @@ export function createConversations(deps: ConversationsDeps): Conversations {
 
   async function get(id: string): Promise<ConversationRecord> {
     checkId(id, 'get: id')
-    const record = await gateway.load(id)
+    const record = await load(id)
     const settings = fixed ?? (await settingsFor(record.widgetId))
     const expired = expireConversation(record, settings, clock.now()).at(-1)?.record
     // A read applies passed deadlines to what it returns but writes nothing: the version stays the stored one.

@@ -37,7 +37,8 @@ type ResumableOffer = { decision: ReturnDecision; resumable: ConversationRecord 
 
 /** Creates `returnCustomer` and `answerPrompt`: decide with the pure policy, then apply a resume. */
 export function createReturns(deps: ReturnsDeps): Returns {
-  const { gateway, clock, ids, mutate, linkFor, singleUse } = deps
+  const { clock, ids, mutate, linkFor, singleUse } = deps
+  const { load, getByReconnectId, findResumable } = deps.gateway
   const { fixed, settingsFor } = deps.settings
 
   async function renewLink(record: ConversationRecord): Promise<ConversationRecord> {
@@ -91,7 +92,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
     if (typeof verified !== 'boolean') verified = await verified
     for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
       const now = clock.now()
-      const linked = reconnectId !== null && verified ? await gateway.getByReconnectId(reconnectId) : undefined
+      const linked = reconnectId !== null && verified ? await getByReconnectId(reconnectId) : undefined
       const decide = (resumable: ConversationRecord | null): ReturnDecision =>
         decideReturn({
           // Field by field, not a spread of the caller's object: one shape for every request.
@@ -129,7 +130,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
     if (customerId === null || !settings.enabled || !settings.authenticated || !couldOfferResumable(decision)) {
       return { decision, resumable: undefined }
     }
-    return gateway.findResumable(widgetId, customerId, now).then((resumable) => ({
+    return findResumable(widgetId, customerId, now).then((resumable) => ({
       decision: resumable === undefined ? decision : redecide(resumable),
       resumable,
     }))
@@ -162,7 +163,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
       throw new ReconnectError('invalid-argument', `answerPrompt: answer must be 'continue' or 'new', got ${describeValue(answer)}`)
     }
     for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
-      const record = await gateway.load(conversationId)
+      const record = await load(conversationId)
       const settings = fixed ?? (await settingsFor(record.widgetId))
       const now = clock.now()
       const decide = (resumable: ConversationRecord | null) =>

@@ -26,7 +26,8 @@ export interface SweepDeps {
  * from the store's `due`, and resolves to how many deadlines it applied.
  */
 export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => Promise<number> {
-  const { gateway, clock, plan, maxAttempts, noteDeadline } = deps
+  const { clock, plan, maxAttempts, noteDeadline } = deps
+  const { get, save, due: dueRecords } = deps.gateway
   const { fixed, settingsFor } = deps.settings
   const { emit, report } = deps.events
 
@@ -39,11 +40,11 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       if (outcome.change === undefined) return 0
       const change = outcome.change
       try {
-        await gateway.save(change.record, record.version)
+        await save(change.record, record.version)
       } catch (error) {
         if (!isConflictError(error)) throw error
         // Another node got there first: look again, it may have applied the deadline already.
-        record = await gateway.get(record.id)
+        record = await get(record.id)
         continue
       }
       noteDeadline(change.record.nextDueAt)
@@ -69,7 +70,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       const batch = Math.min(SWEEP_BATCH, limit - processed)
       if (batch <= 0) break
       const want = batch + stuck.size
-      const due = await gateway.due(clock.now(), want)
+      const due = await dueRecords(clock.now(), want)
       const fresh = (stuck.size === 0 ? due : due.filter((r) => !stuck.has(r.id))).slice(0, batch)
       if (fresh.length === 0) break
       for (const record of fresh) {

@@ -54,7 +54,8 @@ export interface WritePath {
 
 /** Creates the one write path every call that changes a conversation goes through. */
 export function createWritePath(deps: WritePathDeps): WritePath {
-  const { gateway, clock, maxAttempts, noteDeadline } = deps
+  const { clock, maxAttempts, noteDeadline } = deps
+  const { load, save } = deps.gateway
   const { fixed, settingsFor } = deps.settings
   const { emit, listening } = deps.events
 
@@ -96,7 +97,7 @@ export function createWritePath(deps: WritePathDeps): WritePath {
     const attempts = maxAttempts + (preloaded === undefined ? 0 : 1)
     let lastConflict: ConflictError | undefined
     for (let attempt = 0; attempt < attempts; attempt += 1) {
-      const record = preloaded ?? (await gateway.load(id))
+      const record = preloaded ?? (await load(id))
       preloaded = undefined
       if (accept !== undefined && !accept(record)) throw new StaleDecision()
       const settings = fixed ?? (await settingsFor(record.widgetId))
@@ -112,7 +113,7 @@ export function createWritePath(deps: WritePathDeps): WritePath {
         rewrite === undefined ? planned : { ...planned, record: { ...(await rewrite(planned.record)), version: record.version + 1 } }
       let stored: ConversationRecord
       try {
-        stored = await gateway.save(change.record, record.version)
+        stored = await save(change.record, record.version)
       } catch (error) {
         if (!isConflictError(error)) throw error
         lastConflict = error
