@@ -1,0 +1,199 @@
+import type { Clock } from '../clock'
+import { ConflictError, NotFoundError, ReconnectError, isInvalidTransitionError } from '../errors'
+import type { ReconnectIdIssuer } from '../ids'
+import { couldOfferResumable, decidePromptAnswer, decideReturn } from '../policy'
+import type { ConversationRecord, ReconnectSettings, ReturnDecision, ReturnRequest } from '../types'
+import { MAX_ID_LENGTH, checkId, checkOptionalId, describeValue } from './check-id'
+import type { SettingsLookup } from './settings-lookup'
+import type { StoreGateway } from './store-gateway'
+import { StaleDecision, type WritePath } from './write-path'
+
+/** A resume decision as the service returns it: with a fresh link when single-use links are on. */
+export type ServiceReturnDecision = ReturnDecision & { reconnectUrl?: string }
+
+/** Decisions voided by a concurrent change are made again, at most this many times per call. */
+const RESUME_ATTEMPTS = 4
+
+/** What the returns room needs from the service. */
+export interface ReturnsDeps {
+  gateway: StoreGateway
+  settings: SettingsLookup
+  clock: Clock
+  ids: ReconnectIdIssuer
+  mutate: WritePath['mutate']
+  /** The record's reconnect link, or `undefined` when reconnect is off. */
+  linkFor(record: ConversationRecord): Promise<string | undefined>
+  /** Whether a resume through a link renews the link. */
+  singleUse: boolean
+}
+
+/** A returning customer's two calls. */
+export interface Returns {
+  returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision>
+  answerPrompt(conversationId: string, answer: 'continue' | 'new', customerId: string): Promise<ServiceReturnDecision>
+}
+
+type ResumableOffer = { decision: ReturnDecision; resumable: ConversationRecord | undefined }
+
+/** Creates `returnCustomer` and `answerPrompt`: decide with the pure policy, then apply a resume. */
+export function createReturns(deps: ReturnsDeps): Returns {
+  const { clock, ids, mutate, linkFor, singleUse } = deps
+  const { load, getByReconnectId, findResumable } = deps.gateway
+  const { fixed, settingsFor } = deps.settings
+
+  async function renewLink(record: ConversationRecord): Promise<ConversationRecord> {
+    return { ...record, reconnectId: await ids.issue() }
+  }
+
+  /**
+   * Applies a resume decision. Returns the decision as it finally stands: if the conversation
+   * changed between the decision and the write (expired, ended), `undefined` asks for a new decision.
+   */
+  async function applyResume(
+    decision: Extract<ReturnDecision, { type: 'resume' }>,
+    presentedId: string | null,
+    loaded: ConversationRecord | undefined,
+  ): Promise<ServiceReturnDecision | undefined> {
+    const renew = singleUse && decision.via === 'link'
+    let record: ConversationRecord
+    try {
+      record = await mutate(decision.conversationId, (at) => ({ type: 'customer.returned', via: decision.via, at }), {
+        loaded,
+        // Single-use: every resume through the link spends it, also one into a chat that is still
+        // live in another tab (a no-op for the lifecycle, but the link must not stay valid).
+        ...(renew ? { rewrite: renewLink, rewriteAlways: true } : {}),
+        // A link resumes only while it is still the conversation's link: a single-use link that
+        // another return has just renewed must not resume (or hand out the renewal) a second time.
+        ...(decision.via === 'link' && presentedId !== null ? { accept: (r: ConversationRecord) => r.reconnectId === presentedId } : {}),
+      })
+    } catch (error) {
+      if (isInvalidTransitionError(error) || error instanceof NotFoundError || error instanceof StaleDecision) return undefined
+      throw error
+    }
+    if (record.state !== 'active' && record.state !== 'queued') return undefined
+    const resumed: ServiceReturnDecision = { ...decision, agentId: record.agentId }
+    if (renew) {
+      const url = await linkFor(record)
+      if (url !== undefined) resumed.reconnectUrl = url
+    }
+    return resumed
+  }
+
+  async function returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision> {
+    if (typeof request !== 'object' || request === null) {
+      throw new ReconnectError('invalid-argument', 'returnCustomer: request must be an object')
+    }
+    const widgetId = checkOptionalId(request.widgetId, 'returnCustomer: request.widgetId') ?? 'default'
+    // '' means "not signed in", as in decideReturn: a widget may send an empty id for a guest.
+    const customerId = request.customerId === '' ? null : checkOptionalId(request.customerId, 'returnCustomer: request.customerId')
+    const settings = fixed ?? (await settingsFor(widgetId))
+    const reconnectId = typeof request.reconnectId === 'string' && request.reconnectId !== '' ? request.reconnectId : null
+    let verified = reconnectId === null ? false : verifyId(reconnectId)
+    if (typeof verified !== 'boolean') verified = await verified
+    for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
+      const now = clock.now()
+      const linked = reconnectId !== null && verified ? await getByReconnectId(reconnectId) : undefined
+      const decide = (resumable: ConversationRecord | null): ReturnDecision =>
+        decideReturn({
+          // Field by field, not a spread of the caller's object: one shape for every request.
+          request: { reconnectId: request.reconnectId, customerId: request.customerId, widgetId, via: request.via },
+          settings,
+          now,
+          linked: linked ?? null,
+          resumable,
+          isValidId: () => verified,
+        })
+      // The customer's own resumable conversation is looked up only when it could change the outcome.
+      const offer = withResumableOffer(decide(null), settings, widgetId, customerId, now, decide)
+      const { decision, resumable } = offer instanceof Promise ? await offer : offer
+      if (decision.type !== 'resume') return decision
+      const loaded = [linked, resumable].find((record) => record?.id === decision.conversationId)
+      const applied = await applyResume(decision, reconnectId, loaded)
+      if (applied !== undefined) return applied
+    }
+    throw new ConflictError(reconnectId ?? customerId ?? widgetId, null)
+  }
+
+  /**
+   * A decision made without the customer's resumable conversation, made again with it when it could
+   * change the outcome (SPEC §5 rule 2, and rule 1's fall-through). Returns the record it looked up.
+   */
+  function withResumableOffer(
+    decision: ReturnDecision,
+    settings: ReconnectSettings,
+    widgetId: string,
+    customerId: string | null,
+    now: number,
+    redecide: (resumable: ConversationRecord) => ReturnDecision,
+  ): ResumableOffer | Promise<ResumableOffer> {
+    // Synchronous when there is nothing to look up: the common return through a link skips an await.
+    if (customerId === null || !settings.enabled || !settings.authenticated || !couldOfferResumable(decision)) {
+      return { decision, resumable: undefined }
+    }
+    return findResumable(widgetId, customerId, now).then((resumable) => ({
+      decision: resumable === undefined ? decision : redecide(resumable),
+      resumable,
+    }))
+  }
+
+  /** Whether the issuer vouches for `reconnectId`; synchronous when the issuer answers synchronously. */
+  function verifyId(reconnectId: string): boolean | Promise<boolean> {
+    if (reconnectId.length > MAX_ID_LENGTH) return false
+    let answer: boolean | Promise<boolean>
+    try {
+      answer = ids.verify(reconnectId)
+    } catch {
+      return false
+    }
+    if (typeof answer === 'boolean') return answer
+    return Promise.resolve(answer).then(
+      (valid) => valid === true,
+      () => false,
+    )
+  }
+
+  async function answerPrompt(
+    conversationId: string,
+    answer: 'continue' | 'new',
+    customerId: string,
+  ): Promise<ServiceReturnDecision> {
+    checkId(conversationId, 'answerPrompt: conversationId')
+    checkId(customerId, 'answerPrompt: customerId')
+    if (answer !== 'continue' && answer !== 'new') {
+      throw new ReconnectError('invalid-argument', `answerPrompt: answer must be 'continue' or 'new', got ${describeValue(answer)}`)
+    }
+    for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
+      const record = await load(conversationId)
+      const settings = fixed ?? (await settingsFor(record.widgetId))
+      const now = clock.now()
+      const decide = (resumable: ConversationRecord | null) =>
+        decidePromptAnswer({ answer, record, customerId, settings, now, resumable })
+      const first = decide(null)
+      if (answer === 'new') {
+        if (first.type === 'new-chat' && first.reason === 'identity-mismatch') return first
+        if (record.state === 'reconnectable') {
+          try {
+            await mutate(conversationId, (at) => ({ type: 'customer.ended', at, releaseCapacity: true }), {
+              loaded: record,
+              // Only the chat that was waiting: if it resumed meanwhile (another tab), leave it alone.
+              accept: (current) => current.state === 'reconnectable',
+            })
+          } catch (error) {
+            if (!isInvalidTransitionError(error) && !(error instanceof StaleDecision)) throw error
+          }
+        }
+        return first
+      }
+      // Too late for this one: like a lost link (SPEC §5 rule 1), offer the customer's other
+      // resumable conversation on the widget, when there is one and no redirect URL takes precedence.
+      const offer = withResumableOffer(first, settings, record.widgetId, customerId, now, decide)
+      const { decision, resumable } = offer instanceof Promise ? await offer : offer
+      if (decision.type !== 'resume') return decision
+      const applied = await applyResume(decision, null, decision.conversationId === record.id ? record : resumable)
+      if (applied !== undefined) return applied
+    }
+    throw new ConflictError(conversationId, null)
+  }
+
+  return { returnCustomer, answerPrompt }
+}

@@ -1,0 +1,112 @@
+import { nanoid } from 'nanoid'
+import { NotFoundError, StoreError, isConflictError, isReconnectError } from '../errors'
+import type { ConversationStore } from '../store/conversation-store'
+import { isSameRecord } from '../store/record'
+import type { ConversationRecord } from '../types'
+
+/**
+ * The service's only way to its store: every failure other than a conflict comes out as a
+ * {@link StoreError} naming the operation, and a write whose reply was lost is read back.
+ */
+export interface StoreGateway {
+  /** The stored record, or `undefined`. */
+  get(id: string): Promise<ConversationRecord | undefined>
+  /** The stored record, or {@link NotFoundError}. */
+  load(id: string): Promise<ConversationRecord>
+  /** Compare-and-set on `expectedVersion` (`null` = create); stamps `record.writeId` in place. */
+  save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord>
+  /** The conversation whose link is `reconnectId`, or `undefined`. */
+  getByReconnectId(reconnectId: string): Promise<ConversationRecord | undefined>
+  /** The customer's resumable conversation on the widget at `now`, or `undefined`. */
+  findResumable(widgetId: string, customerId: string, now: number): Promise<ConversationRecord | undefined>
+  /** Up to `limit` records with a deadline at or before `now`. */
+  due(now: number, limit: number): Promise<ConversationRecord[]>
+  /** The earliest deadline in the store, or `null`. */
+  nextDueAt(): Promise<number | null>
+}
+
+/** A store's failure as the service reports it: conflicts and StoreErrors pass, the rest is wrapped. */
+export function storeFailure(error: unknown, operation: string, conversationId: string | undefined): unknown {
+  if (isConflictError(error)) return error
+  if (isReconnectError(error) && error.code === 'store-failure') return error
+  return new StoreError(operation, { cause: error, ...(conversationId === undefined ? {} : { conversationId }) })
+}
+
+/** Wraps `store` in the service's error rules. */
+export function createStoreGateway(store: ConversationStore): StoreGateway {
+  // Not an async function: on every service call's hot path, one promise fewer per store call.
+  function storeCall<T>(operation: string, conversationId: string | undefined, call: () => Promise<T>): Promise<T> {
+    let pending: Promise<T>
+    try {
+      pending = Promise.resolve(call())
+    } catch (error) {
+      return Promise.reject(storeFailure(error, operation, conversationId))
+    }
+    return pending.then(undefined, (error: unknown) => {
+      throw storeFailure(error, operation, conversationId)
+    })
+  }
+
+  // Unique per service instance (random) and per write (a counter): cheaper than a random id per write.
+  const writerId = nanoid(10)
+  let writes = 0
+
+  /**
+   * A compare-and-set write. When the store fails without a conflict, the write may still have
+   * landed (the reply was lost): one read tells, so a landed write is reported as done, with its
+   * events, instead of leaving the host to retry into a no-op that reports nothing.
+   *
+   * `record` is always one this service has just built, never one a caller or the store holds, so
+   * it is stamped in place instead of being copied once more.
+   */
+  function save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord> {
+    // Stamped per write: a read-back can then tell this write from an identical one by another node.
+    writes += 1
+    record.writeId = `${writerId}.${writes.toString(36)}`
+    // Not an async function: every service call writes, and a suspended async frame costs more
+    // than the two callbacks.
+    let pending: Promise<void>
+    try {
+      pending = Promise.resolve(store.put(record, expectedVersion))
+    } catch (error) {
+      return landedAnyway(record, storeFailure(error, 'put', record.id))
+    }
+    return pending.then(
+      () => record,
+      (error: unknown) => landedAnyway(record, storeFailure(error, 'put', record.id)),
+    )
+  }
+
+  /** After a failed write other than a conflict: `record` if it was stored all the same, else the failure. */
+  async function landedAnyway(record: ConversationRecord, error: unknown): Promise<ConversationRecord> {
+    if (isConflictError(error)) throw error
+    // Any failure of the read-back (also a synchronous throw) means "unknown": the write's error stands.
+    const stored = await Promise.resolve()
+      .then(() => store.get(record.id))
+      .catch(() => undefined)
+    if (stored !== undefined && isSameRecord(stored, record)) return record
+    throw error
+  }
+
+  async function load(id: string): Promise<ConversationRecord> {
+    let record: ConversationRecord | undefined
+    try {
+      record = await store.get(id)
+    } catch (error) {
+      throw storeFailure(error, 'get', id)
+    }
+    if (record === undefined) throw new NotFoundError(id)
+    return record
+  }
+
+  return {
+    get: (id) => storeCall('get', id, () => store.get(id)),
+    load,
+    save,
+    getByReconnectId: (reconnectId) => storeCall('getByReconnectId', undefined, () => store.getByReconnectId(reconnectId)),
+    findResumable: (widgetId, customerId, now) =>
+      storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now)),
+    due: (now, limit) => storeCall('due', undefined, () => store.due(now, limit)),
+    nextDueAt: () => storeCall('nextDueAt', undefined, () => store.nextDueAt()),
+  }
+}
