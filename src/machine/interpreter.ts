@@ -1,4 +1,4 @@
-import type { State } from '../types'
+import type { State, TimerName } from '../types'
 import {
   guards,
   initialContext,
@@ -11,7 +11,6 @@ import {
 import {
   lifecycle,
   type DeadlineEntry,
-  type GuardReference,
   type LifecycleTable,
   type RestingStateEntry,
   type FinalStateEntry,
@@ -30,68 +29,113 @@ import {
 type Guard = (args: MachineArgs, params: unknown) => boolean
 type Update = (args: MachineArgs, params: unknown) => Partial<ConversationContext>
 
-const table: LifecycleTable = lifecycle
-
 /** The outcome of {@link runTransition}: nothing took the event, a transition that changes nothing took it, or the next state and context. */
 export type TransitionOutcome =
   | { kind: 'rejected' }
   | { kind: 'noop' }
   | { kind: 'changed'; state: State; context: ConversationContext }
 
-// Own properties only: event types and timer names come from callers, and `constructor` is not one.
-function own<T>(entries: { readonly [key: string]: T } | undefined, key: string): T | undefined {
-  return entries !== undefined && Object.hasOwn(entries, key) ? entries[key] : undefined
+// The table with its names resolved to the functions they stand for, made on first use: a
+// transition then costs a Map lookup and plain calls, not string lookups and shape checks.
+interface Action {
+  update: Update
+  params: unknown
 }
 
-function stateEntry(state: string): RestingStateEntry | FinalStateEntry {
-  const entry = own<RestingStateEntry | FinalStateEntry>(table.states, state)
+interface Transition {
+  guard: Guard | undefined
+  guardParams: unknown
+  actions: Action[]
+  target: State | undefined
+}
+
+interface Resolved {
+  final: boolean
+  entry: Action[]
+  on: Map<string, Transition[]>
+  /** By timer name: the one `timer.elapsed` transition of each deadline. */
+  deadlines: Map<string, Transition[]>
+}
+
+function resolveActions(references: readonly UpdateReference[] | undefined): Action[] {
+  return (references ?? []).map((reference) =>
+    typeof reference === 'string'
+      ? { update: updates[reference] as Update, params: undefined }
+      : { update: updates[reference.type] as Update, params: reference.params },
+  )
+}
+
+function resolveTransition(transition: TransitionEntry): Transition {
+  const guard = transition.guard
+  return {
+    guard: guard === undefined ? undefined : ((typeof guard === 'string' ? guards[guard] : guards[guard.type]) as Guard),
+    guardParams: typeof guard === 'object' ? guard.params : undefined,
+    actions: resolveActions(transition.actions),
+    target: transition.target,
+  }
+}
+
+// A deadline is the `timer.elapsed` transition for its timer: due, stamped with the event's time.
+function resolveDeadline(timer: TimerName, deadline: DeadlineEntry): Transition {
+  return {
+    guard: guards.timerDue as Guard,
+    guardParams: { timer },
+    actions: [{ update: updates.stamp as Update, params: undefined }, ...resolveActions(deadline.actions)],
+    target: deadline.target,
+  }
+}
+
+function resolveState(entry: RestingStateEntry | FinalStateEntry): Resolved {
+  const on = new Map<string, Transition[]>()
+  for (const [type, transitions] of Object.entries(entry.on ?? {})) on.set(type, (transitions ?? []).map(resolveTransition))
+  const deadlines = new Map<string, Transition[]>()
+  for (const [timer, deadline] of Object.entries(entry.deadlines ?? {})) {
+    if (deadline !== undefined) deadlines.set(timer, [resolveDeadline(timer as TimerName, deadline)])
+  }
+  return { final: entry.final === true, entry: resolveActions(entry.entry), on, deadlines }
+}
+
+let resolved: { states: Map<string, Resolved>; always: Transition[] } | undefined
+
+function table() {
+  if (resolved !== undefined) return resolved
+  const states = new Map<string, Resolved>()
+  for (const [name, entry] of Object.entries(lifecycle.states as LifecycleTable['states'])) states.set(name, resolveState(entry))
+  resolved = { states, always: lifecycle.initial.always.map((transition: TransitionEntry) => resolveTransition(transition)) }
+  return resolved
+}
+
+function stateNamed(state: string): Resolved {
+  const entry = table().states.get(state)
   if (entry === undefined) throw new Error(`conversation lifecycle has no state '${state}'`)
   return entry
 }
 
-function passes(guard: GuardReference | undefined, args: MachineArgs): boolean {
-  if (guard === undefined) return true
-  if (typeof guard === 'string') return (guards[guard] as Guard)(args, undefined)
-  return (guards[guard.type] as Guard)(args, guard.params)
+function select(transitions: readonly Transition[] | undefined, args: MachineArgs): Transition | undefined {
+  if (transitions === undefined) return undefined
+  for (const transition of transitions) {
+    if (transition.guard === undefined || transition.guard(args, transition.guardParams)) return transition
+  }
+  return undefined
 }
 
 // Each update sees the context as the previous one left it, as with XState's `assign`. `args.context`
-// is always the transition's own copy (see `take`), so the updates are assigned onto it in place.
-function run(actions: readonly UpdateReference[] | undefined, args: MachineArgs): void {
-  if (actions === undefined) return
-  for (const action of actions) {
-    const changes =
-      typeof action === 'string'
-        ? (updates[action] as Update)(args, undefined)
-        : (updates[action.type] as Update)(args, action.params)
-    Object.assign(args.context, changes)
-  }
-}
-
-function select(transitions: readonly TransitionEntry[] | undefined, args: MachineArgs): TransitionEntry | undefined {
-  if (transitions === undefined) return undefined
-  for (const transition of transitions) if (passes(transition.guard, args)) return transition
-  return undefined
+// is always the transition's own copy (see `take`), so the updates are assigned onto it in place:
+// one copy per transition instead of one per update.
+function run(actions: readonly Action[], args: MachineArgs): void {
+  for (const action of actions) Object.assign(args.context, action.update(args, action.params))
 }
 
 type Changed = Extract<TransitionOutcome, { kind: 'changed' }>
 
-// Runs `transition` on a copy of `context` (one shape, fast) unless the caller hands it over
-// (`owned`); a deadline's transition is stamped with the deadline's time first.
-function take(
-  transition: TransitionEntry | DeadlineEntry,
-  stamped: boolean,
-  state: State,
-  context: ConversationContext,
-  event: ConversationEvent,
-  owned: boolean,
-): Changed {
+// Takes `transition`, then the target's entry updates, on a copy of `context` (one shape, fast)
+// unless the caller hands it over (`owned`).
+function take(transition: Transition, state: State, context: ConversationContext, event: ConversationEvent, owned: boolean): Changed {
   const args: MachineArgs = { context: owned ? context : { ...context }, event }
-  if (stamped) Object.assign(args.context, updates.stamp(args, undefined))
   run(transition.actions, args)
   const target = transition.target
   if (target === undefined) return { kind: 'changed', state, context: args.context }
-  run(stateEntry(target).entry, args)
+  run(stateNamed(target).entry, args)
   return { kind: 'changed', state: target, context: args.context }
 }
 
@@ -101,10 +145,10 @@ function take(
 export function runInitial(input: ConversationInput): { state: State; context: ConversationContext } {
   const event = { type: 'xstate.init', input } as unknown as ConversationEvent
   const args: MachineArgs = { context: initialContext(input), event }
-  const transition = select(table.initial.always, args)
-  // The table's type makes the last eventless transition unguarded.
+  const transition = select(table().always, args)
+  // The table's type makes the last eventless transition unguarded, with a target.
   if (transition?.target === undefined) throw new Error('conversation lifecycle: no eventless transition out of the initial state')
-  const { state, context } = take(transition, false, transition.target, args.context, event, true)
+  const { state, context } = take(transition, transition.target, args.context, event, true)
   return { state, context }
 }
 
@@ -120,15 +164,12 @@ export function runTransition(
   event: ConversationEvent,
   owned = false,
 ): TransitionOutcome {
-  const entry = stateEntry(state)
-  if (entry.final === true) return { kind: 'rejected' }
-  if (event.type === 'timer.elapsed') {
-    const deadline = own(entry.deadlines, event.timer)
-    if (deadline === undefined || !guards.timerDue({ context, event }, { timer: event.timer })) return { kind: 'rejected' }
-    return take(deadline, true, state, context, event, owned)
-  }
-  const transition = select(own(entry.on, event.type), { context, event })
+  const entry = stateNamed(state)
+  if (entry.final) return { kind: 'rejected' }
+  const args: MachineArgs = { context, event }
+  const transition =
+    event.type === 'timer.elapsed' ? select(entry.deadlines.get(event.timer), args) : select(entry.on.get(event.type), args)
   if (transition === undefined) return { kind: 'rejected' }
-  if (transition.target === undefined && (transition.actions === undefined || transition.actions.length === 0)) return { kind: 'noop' }
-  return take(transition, false, state, context, event, owned)
+  if (transition.target === undefined && transition.actions.length === 0) return { kind: 'noop' }
+  return take(transition, state, context, event, owned)
 }
