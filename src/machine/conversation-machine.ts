@@ -19,7 +19,7 @@ import {
 } from './lifecycle'
 
 export type { ConversationContext, ConversationEvent, ConversationEventType, ConversationInput } from './context'
-export { STATES } from './lifecycle'
+export { STATES, TIMER_NAMES } from './lifecycle'
 
 // The XState machine of the lifecycle table (./lifecycle.ts), for actors, inspection and
 // xstate/graph. Each deadline of the table becomes two transitions here: `timer.elapsed` for that
