@@ -47,6 +47,8 @@ interface Transition {
   guardParams: unknown
   actions: Action[]
   target: State | undefined
+  /** The target's entry updates (filled in once every state is resolved). */
+  enter: Action[]
 }
 
 interface Resolved {
@@ -72,6 +74,7 @@ function resolveTransition(transition: TransitionEntry): Transition {
     guardParams: typeof guard === 'object' ? guard.params : undefined,
     actions: resolveActions(transition.actions),
     target: transition.target,
+    enter: [],
   }
 }
 
@@ -82,6 +85,7 @@ function resolveDeadline(timer: TimerName, deadline: DeadlineEntry): Transition 
     guardParams: { timer },
     actions: [{ update: updates.stamp as Update, params: undefined }, ...resolveActions(deadline.actions)],
     target: deadline.target,
+    enter: [],
   }
 }
 
@@ -101,7 +105,13 @@ function table() {
   if (resolved !== undefined) return resolved
   const states = new Map<string, Resolved>()
   for (const [name, entry] of Object.entries(lifecycle.states as LifecycleTable['states'])) states.set(name, resolveState(entry))
-  resolved = { states, always: lifecycle.initial.always.map((transition: TransitionEntry) => resolveTransition(transition)) }
+  const always = lifecycle.initial.always.map((transition: TransitionEntry) => resolveTransition(transition))
+  const transitions = [...always]
+  for (const state of states.values()) for (const list of [...state.on.values(), ...state.deadlines.values()]) transitions.push(...list)
+  for (const transition of transitions) {
+    if (transition.target !== undefined) transition.enter = states.get(transition.target)?.entry ?? []
+  }
+  resolved = { states, always }
   return resolved
 }
 
@@ -135,7 +145,7 @@ function take(transition: Transition, state: State, context: ConversationContext
   run(transition.actions, args)
   const target = transition.target
   if (target === undefined) return { kind: 'changed', state, context: args.context }
-  run(stateNamed(target).entry, args)
+  run(transition.enter, args)
   return { kind: 'changed', state: target, context: args.context }
 }
 
