@@ -42,7 +42,7 @@ export type {
 } from './links'
 export { createSignedReconnectIds } from './signed-ids'
 export type { ReconnectIdSecret, SignedReconnectIds, SignedReconnectIdsOptions } from './signed-ids'
-export { STATES, conversationMachine } from './machine/conversation-machine'
+export { STATES, TIMER_NAMES, conversationMachine } from './machine/conversation-machine'
 export type {
   ConversationContext,
   ConversationEvent,

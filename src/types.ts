@@ -1,4 +1,5 @@
 import type { Duration } from 'date-fns'
+import type { STATES, TIMER_NAMES } from './machine/lifecycle'
 
 /** A length of time: milliseconds, a date-fns `Duration` object, or an ISO-8601 duration string. */
 export type DurationInput = number | Duration | string
@@ -91,11 +92,11 @@ export interface ReconnectSettings {
   readonly linkParam: string
 }
 
-/** The lifecycle states of a conversation (SPEC §3). */
-export type State = 'queued' | 'active' | 'disconnected' | 'reconnectable' | 'wrap-up' | 'closed'
+/** The lifecycle states of a conversation (SPEC §3): one of {@link STATES}. */
+export type State = (typeof STATES)[number]
 
-/** Names of the deadlines a conversation can carry in `timers`. */
-export type TimerName = 'queue' | 'grace' | 'window' | 'warn' | 'wrapUp' | 'capacity'
+/** Names of the deadlines a conversation can carry in `timers`: `'queue' | 'grace' | 'window' | 'warn' | 'wrapUp' | 'capacity'`. */
+export type TimerName = (typeof TIMER_NAMES)[number]
 
 /** Who or what ended a conversation. */
 export type EndedBy = 'agent' | 'customer' | 'timeout'

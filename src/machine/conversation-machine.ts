@@ -1,188 +1,92 @@
 import { assign, setup } from 'xstate'
-import { wrapUpCloseAfter } from '../settings'
-import type { EndedBy, ReconnectSettings, State, TimerName } from '../types'
+import type { State, TimerName } from '../types'
+import {
+  guards,
+  initialContext,
+  updates,
+  type ConversationContext,
+  type ConversationEvent,
+  type ConversationInput,
+} from './context'
+import {
+  lifecycle,
+  TIMER_NAMES,
+  type DeadlineEntry,
+  type FinalStateEntry,
+  type RestingStateEntry,
+  type TransitionEntry,
+  type UpdateReference,
+} from './lifecycle'
 
-/** What the conversation machine keeps: the record's lifecycle fields plus the widget's settings. */
-export interface ConversationContext {
-  id: string
-  widgetId: string
-  reconnectId: string
-  customerId: string | null
-  agentId: string | null
-  previousAgentId: string | null
-  timers: Partial<Record<TimerName, number>>
-  capacityHeld: boolean
-  capacitySince: number | null
-  endedBy: EndedBy | null
-  createdAt: number
-  updatedAt: number
-  settings: ReconnectSettings
-}
+export type { ConversationContext, ConversationEvent, ConversationEventType, ConversationInput } from './context'
+export { STATES, TIMER_NAMES } from './lifecycle'
 
-/** Input of {@link conversationMachine}: who the conversation is for and when it starts. */
-export interface ConversationInput {
-  id: string
-  widgetId: string
-  reconnectId: string
-  customerId?: string | null
-  agentId?: string | null
-  /** Epoch ms at which the conversation starts. */
-  now: number
-  settings: ReconnectSettings
-}
+// The XState machine of the lifecycle table (./lifecycle.ts), for actors, inspection and
+// xstate/graph. Each deadline of the table becomes two transitions here: `timer.elapsed` for that
+// timer once it is due, and the delayed `after` transition a running actor fires by itself.
 
-/**
- * Events the conversation machine accepts. Each carries `at`, the epoch ms at which it happened,
- * because the machine itself never reads a clock.
- */
-export type ConversationEvent =
-  | { type: 'agent.assigned'; agentId: string; at: number }
-  | { type: 'customer.disconnected'; at: number }
-  | { type: 'customer.returned'; via: 'link' | 'prompt' | 'session'; at: number }
-  | { type: 'customer.ended'; at: number; /** Release the agent's capacity now, whatever `wrapUpCapacity` says. */ releaseCapacity?: boolean }
-  | { type: 'agent.ended'; at: number }
-  | { type: 'agent.closed'; at: number }
-  | { type: 'timer.elapsed'; timer: TimerName; at: number }
-
-/** The type names of {@link ConversationEvent}. */
-export type ConversationEventType = ConversationEvent['type']
-
-type TimerParams = { timer: TimerName }
-
-// Clamped to `updatedAt` so that an event stamped by a node whose clock lags behind never moves a
-// record's time (or the deadlines computed from it) backwards.
-function eventTime(context: ConversationContext, event: { type: string; at?: unknown }): number {
-  return typeof event.at === 'number' ? Math.max(context.updatedAt, event.at) : context.updatedAt
-}
+type Delay = `${TimerName}Delay`
 
 function remaining(context: ConversationContext, timer: TimerName): number {
   const deadline = context.timers[timer]
   return deadline === undefined ? 0 : Math.max(0, deadline - context.updatedAt)
 }
 
-const released = { capacityHeld: false, capacitySince: null } as const
-
-/** What a guard or a context update of the machine is given: the context and the event taken. */
-export interface MachineArgs {
-  context: ConversationContext
-  event: ConversationEvent
+function delays(): Record<Delay, (args: { context: ConversationContext }) => number> {
+  const all = {} as Record<Delay, (args: { context: ConversationContext }) => number>
+  for (const timer of TIMER_NAMES) all[`${timer}Delay`] = ({ context }) => remaining(context, timer)
+  return all
 }
 
-/** The context a conversation starts with. */
-export function initialContext(input: ConversationInput): ConversationContext {
+function actions() {
+  const all = {} as { [Name in keyof typeof updates]: ReturnType<typeof assign<ConversationContext, ConversationEvent, undefined, ConversationEvent, never>> }
+  for (const name of Object.keys(updates) as (keyof typeof updates)[]) {
+    all[name] = assign(updates[name] as never) as never
+  }
+  return all
+}
+
+// XState's config for one transition: the same fields, without the ones the table leaves out.
+function transitionConfig(transition: TransitionEntry, extra: readonly UpdateReference[] = []) {
   return {
-    id: input.id,
-    widgetId: input.widgetId,
-    reconnectId: input.reconnectId,
-    customerId: input.customerId ?? null,
-    agentId: input.agentId ?? null,
-    previousAgentId: null,
-    timers: {},
-    capacityHeld: false,
-    capacitySince: null,
-    endedBy: null,
-    createdAt: input.now,
-    updatedAt: input.now,
-    settings: input.settings,
+    ...(transition.guard === undefined ? {} : { guard: transition.guard }),
+    ...(transition.target === undefined ? {} : { target: transition.target }),
+    ...(extra.length === 0 && transition.actions === undefined ? {} : { actions: [...extra, ...(transition.actions ?? [])] }),
   }
 }
 
-/**
- * The machine's guards, by name. Plain functions, so that the machine and the service's compiled
- * form of it (`./compiled.ts`) run the very same code.
- */
-export const guards = {
-  startsAssigned: ({ context }) => context.agentId !== null,
-  reconnectEnabled: ({ context }) => context.settings.enabled && context.settings.timeLimit !== null,
-  timerDue: ({ context, event }, params: TimerParams) => {
-    if (event.type !== 'timer.elapsed' || event.timer !== params.timer) return false
-    const deadline = context.timers[params.timer]
-    return deadline !== undefined && event.at >= deadline
-  },
-  hasTimer: ({ context }, params: TimerParams) => context.timers[params.timer] !== undefined,
-  sameAgent: ({ context, event }) => event.type === 'agent.assigned' && event.agentId === context.agentId,
-  agentGone: ({ context }) => context.agentId === null,
-  releasesCapacity: ({ event }) => event.type === 'customer.ended' && event.releaseCapacity === true,
-  agentWasClosed: ({ context }) => context.agentId === null && context.previousAgentId !== null,
-  withinWindow: ({ context, event }) => {
-    const deadline = context.timers.window
-    return deadline !== undefined && eventTime(context, event) < deadline
-  },
-  withinWindowUnassigned: ({ context, event }) => {
-    const deadline = context.timers.window
-    return deadline !== undefined && eventTime(context, event) < deadline && context.agentId === null
-  },
-  sessionWithinGrace: ({ context, event }, params: { unassigned: boolean }) => {
-    const deadline = context.timers.grace
-    return (
-      event.type === 'customer.returned' &&
-      (context.agentId === null) === params.unassigned &&
-      event.via === 'session' &&
-      deadline !== undefined &&
-      event.at < deadline
+function stateConfig(entry: RestingStateEntry | FinalStateEntry) {
+  if (entry.final === true) return { type: 'final' as const, ...(entry.entry === undefined ? {} : { entry: [...entry.entry] }) }
+  const on: Record<string, unknown[]> = {}
+  for (const [type, transitions] of Object.entries(entry.on ?? {})) {
+    on[type] = (transitions ?? []).map((transition) => transitionConfig(transition))
+  }
+  const after: Record<string, unknown> = {}
+  const elapsed: unknown[] = []
+  for (const [timer, deadline] of Object.entries(entry.deadlines ?? {}) as [TimerName, DeadlineEntry][]) {
+    const params = { timer }
+    elapsed.push(transitionConfig({ ...deadline, guard: { type: 'timerDue', params } }, ['stamp']))
+    after[`${timer}Delay`] = transitionConfig(
+      { ...deadline, ...(deadline.optional === true ? { guard: { type: 'hasTimer', params } } : {}) },
+      [{ type: 'stamp', params }],
     )
-  },
-} satisfies Record<string, (args: MachineArgs, params: never) => boolean>
+  }
+  if (elapsed.length > 0) on['timer.elapsed'] = elapsed
+  return {
+    ...(entry.entry === undefined ? {} : { entry: [...entry.entry] }),
+    on,
+    ...(elapsed.length > 0 ? { after } : {}),
+  }
+}
 
-/**
- * The machine's actions, by name: each returns the context fields it changes, and the machine wraps
- * it in XState's `assign`.
- */
-export const updates = {
-  stamp: ({ context, event }, params: Partial<TimerParams> | undefined) => {
-    const timer = params?.timer
-    const fromTimer = timer === undefined ? undefined : context.timers[timer]
-    return { updatedAt: fromTimer === undefined ? eventTime(context, event) : Math.max(context.updatedAt, fromTimer) }
-  },
-  enterQueue: ({ context }) => ({
-    timers: { queue: context.updatedAt + context.settings.queueAutoClose },
-    agentId: null,
-    ...released,
-  }),
-  assignAgent: ({ context, event }) => {
-    const agentId = event.type === 'agent.assigned' ? event.agentId : context.agentId
-    return { agentId, capacityHeld: true, capacitySince: context.updatedAt }
-  },
-  enterActive: ({ context }) => ({
-    timers: {},
-    capacityHeld: context.agentId !== null,
-    capacitySince: context.agentId !== null ? (context.capacitySince ?? context.updatedAt) : null,
-  }),
-  enterDisconnected: ({ context }) => ({
-    timers: { grace: context.updatedAt + context.settings.disconnectGrace },
-  }),
-  enterReconnectable: ({ context }) => {
-    const window = context.updatedAt + (context.settings.timeLimit ?? 0)
-    const timers: Partial<Record<TimerName, number>> = { window }
-    const warnBefore = context.settings.warnBefore
-    if (warnBefore !== null && window - warnBefore > context.updatedAt) timers.warn = window - warnBefore
-    return { timers }
-  },
-  enterWrapUp: ({ context }) => {
-    const timers: Partial<Record<TimerName, number>> = {
-      wrapUp: context.updatedAt + wrapUpCloseAfter(context.settings),
-    }
-    const capacity = context.settings.wrapUpCapacity
-    if (!context.capacityHeld || capacity === 'never') return { timers, ...released }
-    if (typeof capacity === 'number') timers.capacity = context.updatedAt + capacity
-    return { timers }
-  },
-  enterClosed: () => ({ timers: {}, ...released }),
-  releaseAgent: ({ context }) => ({
-    previousAgentId: context.agentId ?? context.previousAgentId,
-    agentId: null,
-    ...released,
-  }),
-  releaseCapacity: ({ context }) => {
-    const { capacity: _done, ...timers } = context.timers
-    return { timers, ...released }
-  },
-  clearWarning: ({ context }) => {
-    const { warn: _done, ...timers } = context.timers
-    return { timers }
-  },
-  endBy: (_, params: { by: EndedBy | null }) => ({ endedBy: params.by }),
-} satisfies Record<string, (args: MachineArgs, params: never) => Partial<ConversationContext>>
+function statesConfig() {
+  const initial = lifecycle.initial
+  const states: Record<string, unknown> = {
+    [initial.name]: { always: initial.always.map((transition) => transitionConfig(transition)) },
+  }
+  for (const [name, entry] of Object.entries(lifecycle.states)) states[name] = stateConfig(entry)
+  return states as { [Name in State | typeof initial.name]: object }
+}
 
 // Built by a function, and called once below under `@__PURE__`: a bare module-scope
 // `setup(…).createMachine(…)` is a call bundlers cannot prove side-effect free, so it would pull
@@ -195,164 +99,13 @@ function createConversationMachine() {
       input: {} as ConversationInput,
     },
     guards,
-    delays: {
-      queueDelay: ({ context }) => remaining(context, 'queue'),
-      graceDelay: ({ context }) => remaining(context, 'grace'),
-      windowDelay: ({ context }) => remaining(context, 'window'),
-      warnDelay: ({ context }) => remaining(context, 'warn'),
-      wrapUpDelay: ({ context }) => remaining(context, 'wrapUp'),
-      capacityDelay: ({ context }) => remaining(context, 'capacity'),
-    },
-    actions: {
-      stamp: assign(updates.stamp),
-      enterQueue: assign(updates.enterQueue),
-      assignAgent: assign(updates.assignAgent),
-      enterActive: assign(updates.enterActive),
-      enterDisconnected: assign(updates.enterDisconnected),
-      enterReconnectable: assign(updates.enterReconnectable),
-      enterWrapUp: assign(updates.enterWrapUp),
-      enterClosed: assign(updates.enterClosed),
-      releaseAgent: assign(updates.releaseAgent),
-      releaseCapacity: assign(updates.releaseCapacity),
-      clearWarning: assign(updates.clearWarning),
-      endBy: assign(updates.endBy),
-    },
+    delays: delays(),
+    actions: actions(),
   }).createMachine({
-    id: 'conversation',
+    id: lifecycle.id,
     context: ({ input }) => initialContext(input),
-    initial: 'starting',
-    states: {
-      starting: {
-        always: [
-          { guard: 'startsAssigned', target: 'active', actions: 'assignAgent' },
-          { target: 'queued' },
-        ],
-      },
-      queued: {
-        entry: 'enterQueue',
-        on: {
-          'agent.assigned': { target: 'active', actions: ['stamp', 'assignAgent'] },
-          'customer.disconnected': { target: 'closed', actions: ['stamp', { type: 'endBy', params: { by: null } }] },
-          'customer.ended': { target: 'closed', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
-          'customer.returned': {},
-          'agent.closed': { guard: 'agentWasClosed' },
-          'timer.elapsed': {
-            guard: { type: 'timerDue', params: { timer: 'queue' } },
-            target: 'closed',
-            actions: ['stamp', { type: 'endBy', params: { by: null } }],
-          },
-        },
-        after: {
-          queueDelay: {
-            target: 'closed',
-            actions: [{ type: 'stamp', params: { timer: 'queue' } }, { type: 'endBy', params: { by: null } }],
-          },
-        },
-      },
-      active: {
-        entry: 'enterActive',
-        on: {
-          'agent.assigned': { guard: 'sameAgent' },
-          'customer.disconnected': [
-            { guard: 'reconnectEnabled', target: 'reconnectable', actions: 'stamp' },
-            { target: 'disconnected', actions: 'stamp' },
-          ],
-          'customer.returned': {},
-          'customer.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
-          'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
-          'agent.closed': { target: 'queued', actions: ['stamp', 'releaseAgent'] },
-        },
-      },
-      disconnected: {
-        entry: 'enterDisconnected',
-        on: {
-          'customer.disconnected': {},
-          'customer.returned': [
-            { guard: { type: 'sessionWithinGrace', params: { unassigned: true } }, target: 'queued', actions: 'stamp' },
-            { guard: { type: 'sessionWithinGrace', params: { unassigned: false } }, target: 'active', actions: 'stamp' },
-          ],
-          'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
-          'agent.closed': [{ guard: 'agentGone' }, { actions: ['stamp', 'releaseAgent'] }],
-          'timer.elapsed': {
-            guard: { type: 'timerDue', params: { timer: 'grace' } },
-            target: 'wrap-up',
-            actions: ['stamp', { type: 'endBy', params: { by: 'timeout' } }],
-          },
-        },
-        after: {
-          graceDelay: {
-            target: 'wrap-up',
-            actions: [{ type: 'stamp', params: { timer: 'grace' } }, { type: 'endBy', params: { by: 'timeout' } }],
-          },
-        },
-      },
-      reconnectable: {
-        entry: 'enterReconnectable',
-        on: {
-          'customer.disconnected': {},
-          'customer.returned': [
-            { guard: 'withinWindowUnassigned', target: 'queued', actions: 'stamp' },
-            { guard: 'withinWindow', target: 'active', actions: 'stamp' },
-          ],
-          'customer.ended': [
-            {
-              guard: 'releasesCapacity',
-              target: 'wrap-up',
-              actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }, 'releaseCapacity'],
-            },
-            { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'customer' } }] },
-          ],
-          'agent.ended': { target: 'wrap-up', actions: ['stamp', { type: 'endBy', params: { by: 'agent' } }] },
-          'agent.closed': [{ guard: 'agentGone' }, { actions: ['stamp', 'releaseAgent'] }],
-          'timer.elapsed': [
-            {
-              guard: { type: 'timerDue', params: { timer: 'window' } },
-              target: 'wrap-up',
-              actions: ['stamp', { type: 'endBy', params: { by: 'timeout' } }],
-            },
-            { guard: { type: 'timerDue', params: { timer: 'warn' } }, actions: ['stamp', 'clearWarning'] },
-          ],
-        },
-        after: {
-          windowDelay: {
-            target: 'wrap-up',
-            actions: [{ type: 'stamp', params: { timer: 'window' } }, { type: 'endBy', params: { by: 'timeout' } }],
-          },
-          warnDelay: {
-            guard: { type: 'hasTimer', params: { timer: 'warn' } },
-            actions: [{ type: 'stamp', params: { timer: 'warn' } }, 'clearWarning'],
-          },
-        },
-      },
-      'wrap-up': {
-        entry: 'enterWrapUp',
-        on: {
-          'customer.disconnected': {},
-          'customer.ended': {},
-          'agent.ended': {},
-          'agent.closed': { target: 'closed', actions: 'stamp' },
-          'timer.elapsed': [
-            {
-              guard: { type: 'timerDue', params: { timer: 'wrapUp' } },
-              target: 'closed',
-              actions: 'stamp',
-            },
-            { guard: { type: 'timerDue', params: { timer: 'capacity' } }, actions: ['stamp', 'releaseCapacity'] },
-          ],
-        },
-        after: {
-          wrapUpDelay: { target: 'closed', actions: { type: 'stamp', params: { timer: 'wrapUp' } } },
-          capacityDelay: {
-            guard: { type: 'hasTimer', params: { timer: 'capacity' } },
-            actions: [{ type: 'stamp', params: { timer: 'capacity' } }, 'releaseCapacity'],
-          },
-        },
-      },
-      closed: {
-        type: 'final',
-        entry: 'enterClosed',
-      },
-    },
+    initial: lifecycle.initial.name,
+    states: statesConfig(),
   })
 }
 
@@ -371,13 +124,3 @@ export const conversationMachine: ConversationMachine = /* @__PURE__ */ createCo
 
 /** The machine's type, for hosts that provide their own implementations with `machine.provide`. */
 export type ConversationMachine = ReturnType<typeof createConversationMachine>
-
-/** The states a conversation can rest in (the machine's transient `starting` state excluded). */
-export const STATES: readonly State[] = Object.freeze([
-  'queued',
-  'active',
-  'disconnected',
-  'reconnectable',
-  'wrap-up',
-  'closed',
-])

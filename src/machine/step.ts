@@ -1,33 +1,18 @@
 import type { ConversationRecord, HistoryEntry, ReconnectSettings, State, TimerName } from '../types'
-import { runInitial, runTransition } from './compiled'
-import type { ConversationContext, ConversationEvent, ConversationInput } from './conversation-machine'
+import type { ConversationContext, ConversationEvent, ConversationInput } from './context'
+import { runInitial, runTransition } from './interpreter'
+import { TIMER_NAMES } from './lifecycle'
 
 /** How many transitions a record's `history` keeps; older entries are dropped first. */
 export const HISTORY_LIMIT = 32
 
-const TIMER_COUNT = 6
-
 /**
- * Deadlines that fall at the same instant are applied in this order (lowest rank first); `undefined`
- * for a name that is not a timer (a `switch`, so that `constructor` and the like are not timers).
+ * Deadlines that fall at the same instant are applied in the order of {@link TIMER_NAMES} (lowest
+ * rank first); `undefined` for a name that is not a timer (own names only: `constructor` is not one).
  */
 function timerRank(name: string): number | undefined {
-  switch (name) {
-    case 'warn':
-      return 0
-    case 'capacity':
-      return 1
-    case 'queue':
-      return 2
-    case 'grace':
-      return 3
-    case 'window':
-      return 4
-    case 'wrapUp':
-      return 5
-    default:
-      return undefined
-  }
+  const rank = TIMER_NAMES.indexOf(name as TimerName)
+  return rank === -1 ? undefined : rank
 }
 
 /** The outcome of offering one event to a stored conversation. */
@@ -41,8 +26,8 @@ export function eventName(event: ConversationEvent): string {
   return event.type === 'timer.elapsed' ? `${event.timer}.elapsed` : event.type
 }
 
-// Both walk the timers a record has (`for…in`, usually one or two) instead of asking for all six by
-// name: timers come in many shapes, and six lookups on each cost several times more.
+// Both walk the timers a record has (`for…in`, usually one or two) instead of asking for every timer
+// by name: timers come in many shapes, and a lookup of each name costs several times more.
 
 /** The earliest deadline among `timers`, or `null`. */
 export function earliestDeadline(timers: ConversationRecord['timers']): number | null {
@@ -152,7 +137,7 @@ export function expireConversation(
 ): Extract<StepResult, { kind: 'changed' }>[] {
   const steps: Extract<StepResult, { kind: 'changed' }>[] = []
   let current = record
-  for (let guard = 0; guard < TIMER_COUNT * 2; guard += 1) {
+  for (let guard = 0; guard < TIMER_NAMES.length * 2; guard += 1) {
     const due = firstDueTimer(current, now)
     if (due === undefined) break
     const step = stepConversation(current, settings, { type: 'timer.elapsed', timer: due.timer, at: due.at })

@@ -1,8 +1,9 @@
 import { ReconnectError } from '../errors'
+import { STATES as STATE_NAMES, TIMER_NAMES } from '../machine/lifecycle'
 import type { ConversationRecord, HistoryEntry, State, TimerName } from '../types'
 
-const STATES: ReadonlySet<string> = new Set<State>(['queued', 'active', 'disconnected', 'reconnectable', 'wrap-up', 'closed'])
-const TIMERS: ReadonlySet<string> = new Set<TimerName>(['queue', 'grace', 'window', 'warn', 'wrapUp', 'capacity'])
+const STATES: ReadonlySet<string> = new Set<State>(STATE_NAMES)
+const TIMERS: ReadonlySet<string> = new Set<TimerName>(TIMER_NAMES)
 const ENDED_BY: ReadonlySet<unknown> = new Set([null, 'agent', 'customer', 'timeout'])
 
 /** The fields every {@link ConversationRecord} has (`writeId` is set only once a service wrote it). */

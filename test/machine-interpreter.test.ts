@@ -1,37 +1,34 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { assign, createMachine, getInitialSnapshot, setup, transition } from 'xstate'
-import { compileMachine, runInitial, runTransition, type TransitionOutcome } from '../src/machine/compiled'
-import {
-  conversationMachine,
-  STATES,
-  updates,
-  type ConversationContext,
-  type ConversationEvent,
-  type ConversationInput,
-} from '../src/machine/conversation-machine'
+import { getInitialSnapshot, transition } from 'xstate'
+import type { ConversationContext, ConversationEvent, ConversationInput } from '../src/machine/context'
+import { conversationMachine } from '../src/machine/conversation-machine'
+import { runInitial, runTransition, type TransitionOutcome } from '../src/machine/interpreter'
+import { lifecycle, STATES, TIMER_NAMES, type DeadlineEntry, type LifecycleTable } from '../src/machine/lifecycle'
 import { createConversationRecord, stepConversation } from '../src/machine/step'
 import type { ConversationRecord, EndedBy, State, TimerName } from '../src/types'
 import { newConversation, T0 } from './support/conversation'
 import { replayParameters } from './support/fc-replay'
 import { eventPlanArbitrary, machineSettingsArbitrary, planEvent } from './support/machine-arbitraries'
 
-// The service runs the conversation machine through src/machine/compiled.ts instead of XState's
-// interpreter. These properties hold it to XState: for any state, context and event, the outcome
-// (rejected, no-op, or the next state and context) is the one XState's own `transition` computes.
+// The service runs the lifecycle table (src/machine/lifecycle.ts) through our interpreter
+// (src/machine/interpreter.ts), and hosts run `conversationMachine`, the XState machine built from
+// the same table. These properties hold the two to each other: for any state, context and event, the
+// outcome (rejected, no-op, or the next state and context) is the one XState's own `transition`
+// computes.
 
-const TIMERS: readonly TimerName[] = ['queue', 'grace', 'window', 'warn', 'wrapUp', 'capacity']
-
-/** What XState's pure `transition` makes of `event`, in the compiled module's terms. */
-function throughXState(state: State, context: ConversationContext, event: ConversationEvent): TransitionOutcome {
+/** What XState's pure `transition` makes of `event`, in the interpreter's terms. */
+function throughXState(state: State, context: ConversationContext, event: { type: string }): TransitionOutcome {
   const snapshot = conversationMachine.resolveState({ value: state, context })
   if (snapshot.status !== 'active') return { kind: 'rejected' }
-  const [next] = transition(conversationMachine, snapshot, event)
+  const [next] = transition(conversationMachine, snapshot, event as ConversationEvent)
   if (next.value === state && next.context === snapshot.context) {
-    return conversationMachine.getTransitionData(snapshot, event).length === 0 ? { kind: 'rejected' } : { kind: 'noop' }
+    return conversationMachine.getTransitionData(snapshot, event as ConversationEvent).length === 0 ? { kind: 'rejected' } : { kind: 'noop' }
   }
   return { kind: 'changed', state: next.value as State, context: next.context }
 }
+
+const table: LifecycleTable = lifecycle
 
 const idArbitrary = fc.constantFrom('agent-1', 'agent-2')
 const timeArbitrary = fc.integer({ min: T0, max: T0 + 4 * 3_600_000 })
@@ -43,7 +40,7 @@ const contextArbitrary: fc.Arbitrary<ConversationContext> = fc
     customerId: fc.option(fc.constant('customer-1'), { nil: null }),
     agentId: fc.option(idArbitrary, { nil: null }),
     previousAgentId: fc.option(idArbitrary, { nil: null }),
-    timers: fc.dictionary(fc.constantFrom(...TIMERS), timeArbitrary, { maxKeys: 4 }),
+    timers: fc.dictionary(fc.constantFrom(...TIMER_NAMES), timeArbitrary, { maxKeys: 4 }),
     capacityHeld: fc.boolean(),
     capacitySince: fc.option(timeArbitrary, { nil: null }),
     endedBy: fc.constantFrom<EndedBy | null>(null, 'agent', 'customer', 'timeout'),
@@ -58,17 +55,12 @@ const eventArbitrary: fc.Arbitrary<ConversationEvent> = fc.oneof(
   fc.record({ type: fc.constant('customer.ended' as const), at: timeArbitrary, releaseCapacity: fc.boolean() }),
   fc.record({ type: fc.constant('agent.ended' as const), at: timeArbitrary }),
   fc.record({ type: fc.constant('agent.closed' as const), at: timeArbitrary }),
-  fc.record({ type: fc.constant('timer.elapsed' as const), timer: fc.constantFrom(...TIMERS), at: timeArbitrary }),
-  // The delayed events a running actor raises for `after`; the service never sends them, but both must agree.
-  fc
-    .record({ type: fc.constantFrom(...afterEventTypes()), at: timeArbitrary })
-    .map((event) => event as unknown as ConversationEvent),
+  fc.record({ type: fc.constant('timer.elapsed' as const), timer: fc.constantFrom(...TIMER_NAMES), at: timeArbitrary }),
 )
 
-function afterEventTypes(): string[] {
-  return Object.values(conversationMachine.root.states).flatMap((node) =>
-    [...node.transitions.keys()].filter((type) => type.startsWith('xstate.after.')),
-  )
+/** The type of the delayed event a running actor raises for `timer`'s deadline in `state`, if any. */
+function afterEventType(state: State, timer: TimerName): string | undefined {
+  return conversationMachine.states[state]?.after.find((after) => after.delay === `${timer}Delay`)?.eventType
 }
 
 /** The record's lifecycle fields as the machine's context (what `stepConversation` hands over). */
@@ -77,7 +69,7 @@ function contextOf(record: ConversationRecord, settings: ConversationContext['se
   return { ...fields, settings }
 }
 
-describe('compiled conversation machine ≡ XState', () => {
+describe('our interpreter of the lifecycle table ≡ XState', () => {
   it('gives the same outcome as XState for any state, context and event', () => {
     fc.assert(
       fc.property(fc.constantFrom(...STATES), contextArbitrary, eventArbitrary, (state, context, event) => {
@@ -136,6 +128,41 @@ describe('compiled conversation machine ≡ XState', () => {
     )
   })
 
+  it("takes a deadline's timer.elapsed as a running actor takes its delayed event", () => {
+    const deadlines = STATES.flatMap((state) =>
+      Object.entries(table.states[state].deadlines ?? {}).map(([timer, deadline]) => ({
+        state,
+        timer: timer as TimerName,
+        deadline: deadline as DeadlineEntry,
+      })),
+    )
+    expect(deadlines.map(({ state, timer }) => `${state}:${timer}`).sort()).toEqual(
+      ['disconnected:grace', 'queued:queue', 'reconnectable:warn', 'reconnectable:window', 'wrap-up:capacity', 'wrap-up:wrapUp'],
+    )
+    fc.assert(
+      fc.property(fc.constantFrom(...deadlines), contextArbitrary, ({ state, timer, deadline }, context) => {
+        const type = afterEventType(state, timer)
+        expect(type).toBeDefined()
+        const at = context.timers[timer]
+        const delayed = throughXState(state, context, { type: type! })
+        if (at === undefined) {
+          if (deadline.optional === true) expect(delayed).toEqual({ kind: 'rejected' })
+          expect(runTransition(state, context, { type: 'timer.elapsed', timer, at: context.updatedAt })).toEqual({ kind: 'rejected' })
+        } else {
+          expect(runTransition(state, context, { type: 'timer.elapsed', timer, at })).toEqual(delayed)
+        }
+      }),
+      replayParameters(1000),
+    )
+  })
+
+  it('has a delayed transition in XState for each deadline of the table, and no other', () => {
+    for (const state of STATES) {
+      const delays = conversationMachine.states[state]!.after.map((after) => String(after.delay)).sort()
+      expect(delays).toEqual(Object.keys(table.states[state].deadlines ?? {}).map((timer) => `${timer}Delay`).sort())
+    }
+  })
+
   it('does not change the record or context it is given', () => {
     fc.assert(
       fc.property(fc.constantFrom(...STATES), contextArbitrary, eventArbitrary, (state, context, event) => {
@@ -145,40 +172,5 @@ describe('compiled conversation machine ≡ XState', () => {
       }),
       replayParameters(500),
     )
-  })
-})
-
-describe('compileMachine refuses what it cannot run exactly as XState does', () => {
-  const update = setup({ actions: { touch: assign({}) } })
-  const ours = setup({
-    types: { context: {} as ConversationContext, events: {} as ConversationEvent },
-    actions: { stamp: assign(updates.stamp) },
-  })
-
-  it('compiles the conversation machine', () => {
-    const compiled = compileMachine(conversationMachine)
-    expect(compiled.initial).toBe('starting')
-    expect([...compiled.states.keys()].sort()).toEqual(['starting', ...STATES].sort())
-  })
-
-  it.each([
-    ['nested states', createMachine({ id: 'm', initial: 'a', states: { a: { initial: 'b', states: { b: {} } } } }), /compound states/],
-    ['a parallel machine', createMachine({ id: 'm', type: 'parallel', states: { a: {}, b: {} } }), /parallel machines/],
-    ['parallel states', createMachine({ id: 'm', initial: 'a', states: { a: { type: 'parallel', states: { x: {}, y: {} } } } }), /parallel states/],
-    ['guards swapped with provide', conversationMachine.provide({ guards: { reconnectEnabled: () => false } }), /guard 'reconnectEnabled' is not one of/],
-    ['an update swapped with provide', conversationMachine.provide({ actions: { stamp: assign(() => ({ updatedAt: 0 })) } }), /action 'stamp' is not one of/],
-    ['eventless transitions out of a state other than the initial one', ours.createMachine({ id: 'm', context: {} as ConversationContext, initial: 'a', states: { a: { on: { 'agent.ended': 'b' } }, b: { always: 'a' } } }), /only in the initial state/],
-    ['an eventless transition without a target', ours.createMachine({ id: 'm', context: {} as ConversationContext, initial: 'a', states: { a: { always: { actions: 'stamp' } } } }), /without a target/],
-    ['an action named like an Object method', update.createMachine({ id: 'm', initial: 'a', states: { a: { entry: 'toString' as never } } }), /'toString' is not one of/],
-    ['eventless transitions out of a final state', createMachine({ id: 'm', initial: 'a', states: { a: { type: 'final', always: 'b' }, b: {} } } as never), /final state/],
-    ['an inline action', createMachine({ id: 'm', initial: 'a', states: { a: { entry: () => {} } } }), /inline actions/],
-    ['an inline guard', createMachine({ id: 'm', initial: 'a', states: { a: { on: { go: { guard: () => true } } } } }), /inline guards/],
-    ['an action outside the machine’s updates', update.createMachine({ id: 'm', initial: 'a', states: { a: { entry: 'touch' } } }), /'touch' is not one of/],
-    ['a wildcard event', createMachine({ id: 'm', initial: 'a', states: { a: { on: { '*': {} } } } }), /wildcard/],
-    ['a transition back into its own state', createMachine({ id: 'm', initial: 'a', states: { a: { on: { go: 'a' } } } }), /same state/],
-    ['an exit action (never run by a pure transition here)', ours.createMachine({ id: 'm', context: {} as ConversationContext, initial: 'a', states: { a: { exit: 'stamp', on: { 'agent.ended': 'b' } }, b: {} } }), /exit actions/],
-    ['root-level transitions', createMachine({ id: 'm', initial: 'a', on: { go: '.a' }, states: { a: {} } }), /root-level/],
-  ])('refuses %s', (_name, machine, message) => {
-    expect(() => compileMachine(machine)).toThrow(message)
   })
 })
