@@ -58,7 +58,7 @@ export interface ReconnectMetricsOptions {
   /**
    * Most conversations tracked at once (open windows, and resumed ones waiting for their return
    * event). Beyond it the window opened longest ago is forgotten and counted in
-   * `windows.untracked`. About 200 bytes each.
+   * `windows.untracked`. About 100 bytes each, besides the conversation id.
    * @default 50000
    */
   maxTrackedWindows?: number
