@@ -12,6 +12,8 @@ export type {
 export { OPEN_TELEMETRY_INSTRUMENTS, createOpenTelemetryRecorder } from './opentelemetry'
 export type {
   OpenTelemetryAttributes,
+  OpenTelemetryCounter,
+  OpenTelemetryHistogram,
   OpenTelemetryInstrumentOptions,
   OpenTelemetryMeter,
   OpenTelemetryRecorderOptions,

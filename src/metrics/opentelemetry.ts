@@ -20,15 +20,24 @@ export interface OpenTelemetryInstrumentOptions {
   advice?: { explicitBucketBoundaries?: number[] }
 }
 
+/** The part of an OpenTelemetry `Counter` the bridge uses. */
+export interface OpenTelemetryCounter {
+  /** Adds a non-negative value. */
+  add(value: number, attributes?: OpenTelemetryAttributes): void
+}
+
+/** The part of an OpenTelemetry `Histogram` the bridge uses. */
+export interface OpenTelemetryHistogram {
+  /** Records one value. */
+  record(value: number, attributes?: OpenTelemetryAttributes): void
+}
+
 /** The part of an OpenTelemetry `Meter` the bridge uses; an `@opentelemetry/api` 1.x `Meter` is one. */
 export interface OpenTelemetryMeter {
   /** See OpenTelemetry's `Meter.createCounter`. */
-  createCounter(name: string, options?: OpenTelemetryInstrumentOptions): { add(value: number, attributes?: OpenTelemetryAttributes): void }
+  createCounter(name: string, options?: OpenTelemetryInstrumentOptions): OpenTelemetryCounter
   /** See OpenTelemetry's `Meter.createHistogram`. */
-  createHistogram(
-    name: string,
-    options?: OpenTelemetryInstrumentOptions,
-  ): { record(value: number, attributes?: OpenTelemetryAttributes): void }
+  createHistogram(name: string, options?: OpenTelemetryInstrumentOptions): OpenTelemetryHistogram
 }
 
 /** Options of {@link createOpenTelemetryRecorder}. */

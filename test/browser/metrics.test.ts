@@ -78,18 +78,18 @@ async function drawn(page: Page) {
       const raw = element?.getAttribute('data-value') ?? element?.getAttribute('data-last') ?? null
       return raw === null || raw === 'null' ? null : Number(raw)
     }
-    const tiles = Object.fromEntries([...document.querySelectorAll('output[data-metric]')].map((o) => [o.getAttribute('data-metric'), value(o)]))
-    const bars = Object.fromEntries([...document.querySelectorAll('#ttr-chart rect.bar')].map((r) => [r.getAttribute('data-key'), value(r)]))
+    const tiles = Object.fromEntries(Array.from(document.querySelectorAll('output[data-metric]')).map((o) => [o.getAttribute('data-metric'), value(o)]))
+    const bars = Object.fromEntries(Array.from(document.querySelectorAll('#ttr-chart rect.bar')).map((r) => [r.getAttribute('data-key'), value(r)]))
     const line = (chart: string, series: string) => document.querySelector(`#${chart} path.series[data-series="${series}"]`)
-    const reasons = (id: string) => Object.fromEntries([...document.querySelectorAll(`#${id} li[data-reason]`)].map((li) => [li.getAttribute('data-reason'), value(li)]))
+    const reasons = (id: string) => Object.fromEntries(Array.from(document.querySelectorAll(`#${id} li[data-reason]`)).map((li) => [li.getAttribute('data-reason'), value(li)]))
     return {
       tiles,
       bars,
       rate: value(line('rate-chart', 'reconnectRate')),
       held: value(line('capacity-chart', 'capacityHeldAwayMs')),
       wasted: value(line('capacity-chart', 'capacityWastedMs')),
-      paths: [...document.querySelectorAll('svg path.series')].map((p) => p.getAttribute('d') ?? ''),
-      barHeights: [...document.querySelectorAll('#ttr-chart rect.bar')].map((r) => Number(r.getAttribute('height'))),
+      paths: Array.from(document.querySelectorAll('svg path.series')).map((p) => p.getAttribute('d') ?? ''),
+      barHeights: Array.from(document.querySelectorAll('#ttr-chart rect.bar')).map((r) => Number(r.getAttribute('height'))),
       redirects: reasons('redirects'),
       newChats: reasons('newChats'),
     }
