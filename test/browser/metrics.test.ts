@@ -176,4 +176,27 @@ describe.skipIf(skip !== undefined)('the demo metrics page in Chromium', () => {
     await expect.poll(() => drawn(page).then(({ paths, barHeights, ...figures }) => figures)).toEqual(expectedView(after, tileKeys))
     expect((await drawn(page)).rate).toBeCloseTo(3 / 4)
   })
+
+  it('chat-reconnect/metrics itself runs in the browser, from the built package', async (test) => {
+    const demo = await startDemo({ port: 0, log: { error: () => {} } })
+    const context = await browser.newContext()
+    test.onTestFinished(async () => {
+      await context.close()
+      await demo.close()
+    })
+    const page = await context.newPage()
+    await page.goto(`${demo.url}/metrics`)
+    // The demo serves dist/ under /lib/, as it does for the customer page's own imports.
+    // A string, so that the test runner's transform leaves the browser's own import() alone.
+    const snapshot = (await page.evaluate(`(async () => {
+      const { createReconnectMetrics } = await import(${JSON.stringify(`${demo.url}/lib/metrics/index.js`)})
+      const metrics = createReconnectMetrics({ maxTrackedWindows: 10 })
+      const at = 1700000000000
+      metrics.record({ type: 'transition', conversationId: 'a', at, from: 'active', to: 'reconnectable', event: 'customer.disconnected' })
+      metrics.record({ type: 'return', conversationId: 'a', at: at + 2000, emittedAt: at + 2000, via: 'link', outcome: 'resume' })
+      metrics.record({ type: 'transition', conversationId: 'a', at: at + 2000, from: 'reconnectable', to: 'active', event: 'customer.returned' })
+      return metrics.snapshot()
+    })()`)) as ReconnectMetricsSnapshot
+    expect(snapshot).toMatchObject({ disconnects: 1, resumed: { link: 1 }, reconnectRate: 1, timeToReconnect: { count: 1, max: 2_000 }, capacityHeldAwayMs: 2_000 })
+  })
 })
