@@ -2,6 +2,7 @@
 // Everything about the conversation lifecycle comes from chat-reconnect's public API; the demo
 // itself only keeps what a real host keeps too (who is online, transcripts, open streams).
 import { createMemoryStore, createReconnectService, defineSettings, isInvalidTransitionError } from 'chat-reconnect'
+import { createDemoMetrics } from './metrics.js'
 
 /** The single agent of the demo. */
 export const AGENT = Object.freeze({ id: 'agent-1', name: 'Alex' })
@@ -39,12 +40,14 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
   const agentStreams = new Set()
   /** conversation id → Set of customer stream senders */
   const customerStreams = new Map()
+  const metrics = createDemoMetrics()
 
   const service = createReconnectService({
     // The service asks per widget; the demo has one widget whose settings the panel can change.
     settings: () => widgetSettings,
     store,
     onEvent: (event) => {
+      metrics.record(event)
       const chat = chats.get(event.conversationId)
       if (chat === undefined) return
       if (event.type === 'notice') {
@@ -179,11 +182,13 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
   /** Decides what a returning customer gets (link, own session or sign-in) and routes a resume. */
   async function returnCustomer({ reconnectId = null, customerId = null, via = 'link' }) {
     const decision = await service.returnCustomer({ reconnectId, customerId, via })
+    metrics.decided(decision, via)
     return afterDecision(decision)
   }
 
   async function answerPrompt({ conversationId, answer, customerId }) {
     const decision = await service.answerPrompt(conversationId, answer, customerId)
+    metrics.decided(decision, 'prompt')
     return afterDecision(decision)
   }
 
@@ -276,6 +281,7 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
   return {
     service,
     store,
+    metrics,
     settings: () => widgetSettings,
     updateSettings,
     startChat,

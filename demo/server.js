@@ -22,6 +22,7 @@ const PAGES = {
   '/agent': 'agent.html',
   '/settings': 'settings.html',
   '/chat-ended': 'chat-ended.html',
+  '/metrics': 'metrics.html',
 }
 
 const TYPES = {
@@ -76,6 +77,7 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
 
   const api = [
     ['GET', '/api/settings', () => ({ settings: centre.settings(), agent: AGENT })],
+    ['GET', '/api/metrics', () => centre.metrics.view()],
     ['POST', '/api/settings', (body) => ({ settings: centre.updateSettings(body) })],
     ['POST', '/api/chat', (body) => centre.startChat(body)],
     ['POST', '/api/chat/return', (body) => centre.returnCustomer(body)],
@@ -92,6 +94,7 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
   async function handle(req, res) {
     const path = new URL(req.url ?? '/', url).pathname
     if (req.method === 'GET' && path === '/api/agent/events') return stream(req, res, (send) => centre.connectAgent(send))
+    if (req.method === 'GET' && path === '/api/metrics/events') return stream(req, res, (send) => centre.metrics.connect(send))
     const customerEvents = /^\/api\/chat\/([^/]+)\/events$/.exec(path)
     if (req.method === 'GET' && customerEvents) {
       return stream(req, res, (send) => centre.connectCustomer(decode(customerEvents[1]), send))
@@ -291,6 +294,7 @@ async function main() {
   customer  ${demo.url}/
   agent     ${demo.url}/agent
   settings  ${demo.url}/settings
+  metrics   ${demo.url}/metrics
   store     ${redis ? `Redis (${process.env.REDIS_URL})` : 'memory (set REDIS_URL to use Redis)'}
 Open the customer and agent pages side by side. Ctrl+C stops.`)
   const stop = async () => {

@@ -171,3 +171,17 @@ export type ServiceEvent =
       audience: 'agent' | 'customer'
       message: NoticeMessage
     }
+  | {
+      /** One `returnCustomer` or `answerPrompt` call, whatever its outcome (SPEC §11). */
+      type: 'return'
+      /** `null` when the link matched no conversation, and always on an identity mismatch. */
+      conversationId: string | null
+      at: number
+      emittedAt: number
+      via: 'link' | 'prompt' | 'session'
+      outcome: ReturnDecision['type']
+      /** The decision's reason (redirect and new-chat). */
+      reason?: string
+      /** How long after the disconnect the customer came back, when the conversation was away. */
+      sinceDisconnectMs?: number
+    }

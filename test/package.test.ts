@@ -16,6 +16,7 @@ const ENTRIES = [
   { specifier: 'chat-reconnect/testing', dist: 'testing/index', names: ['createManualClock', 'storeContract', 'settingsInputArbitrary', 'lifecycleCommandsArbitrary'] },
   { specifier: 'chat-reconnect/redis', dist: 'redis/index', names: ['createRedisStore'] },
   { specifier: 'chat-reconnect/postgres', dist: 'postgres/index', names: ['createPostgresStore'] },
+  { specifier: 'chat-reconnect/metrics', dist: 'metrics/index', names: ['createReconnectMetrics', 'createOpenTelemetryRecorder'] },
 ] as const
 
 /** A link to a conversation nobody stored: every build must answer it the same way. */
