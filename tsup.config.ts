@@ -6,6 +6,7 @@ export default defineConfig({
     'testing/index': 'src/testing/index.ts',
     'redis/index': 'src/adapters/redis/index.ts',
     'postgres/index': 'src/adapters/postgres/index.ts',
+    'http/index': 'src/http/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
