@@ -117,7 +117,7 @@ describe('the handler under arbitrary requests', () => {
           const request = new Request(`http://127.0.0.1${path}`, {
             method,
             headers,
-            ...(body === null || method === 'GET' ? {} : { body }),
+            ...(body === null || method === 'GET' ? {} : { body: body as BodyInit }),
           })
           const response = await handler(request)
           seen.add(response.status)
