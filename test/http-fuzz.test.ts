@@ -59,7 +59,19 @@ function valueArbitrary(records: readonly ConversationRecord[]): fc.Arbitrary<un
 
 function bodyArbitrary(records: readonly ConversationRecord[]): fc.Arbitrary<string | Uint8Array | null> {
   const object = fc.dictionary(fc.oneof(fc.constantFrom(...FIELDS), fc.string({ maxLength: 8 })), valueArbitrary(records), { maxKeys: 6 })
+  // Well-formed bodies naming real conversations, so the routes' successes are reached too.
+  const wellFormed = fc.constantFrom(
+    {},
+    ...records.flatMap((r) => [
+      { reconnectId: r.reconnectId },
+      { reconnectId: r.reconnectId, via: 'session' },
+      { conversationId: r.id, reconnectId: r.reconnectId },
+      { conversationId: r.id, answer: 'continue' },
+      { conversationId: r.id, reconnectId: r.reconnectId, connectionId: 'tab-1' },
+    ]),
+  )
   return fc.oneof(
+    { weight: 4, arbitrary: wellFormed.map((o) => JSON.stringify(o)) },
     { weight: 6, arbitrary: object.map((o) => JSON.stringify(o)) },
     { weight: 1, arbitrary: fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null') },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 100 }) },
@@ -83,10 +95,12 @@ const pathArbitrary = fc.oneof(
 const headersArbitrary = fc.record(
   {
     'content-type': fc.oneof(
+      { weight: 4, arbitrary: fc.constant('application/json') },
       fc.constantFrom('application/json', 'text/plain;charset=UTF-8', 'Application/JSON; charset=utf-8', 'text/html', 'application/x-www-form-urlencoded'),
       fc.string({ maxLength: 20 }).filter((s) => /^[\t\x20-\x7e]*$/.test(s)),
     ),
-    origin: fc.oneof(fc.constant(ORIGIN), fc.constant('null'), fc.webUrl().map((u) => new URL(u).origin)),
+    'content-length': fc.oneof(fc.nat({ max: 2 * MAX_BODY }).map(String), fc.constantFrom('', '-1', '1e3', ' 12', 'abc')),
+    origin: fc.oneof({ weight: 3, arbitrary: fc.constant(ORIGIN) }, fc.constant('null'), fc.webUrl().map((u) => new URL(u).origin)),
     'x-customer': fc.constantFrom('dana', 'mallory', ''),
   },
   { requiredKeys: [] },
@@ -107,7 +121,7 @@ describe('the handler under arbitrary requests', () => {
     await fc.assert(
       fc.asyncProperty(
         pathArbitrary,
-        fc.constantFrom('POST', 'POST', 'POST', 'GET', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'),
+        fc.oneof({ weight: 6, arbitrary: fc.constant('POST') }, fc.constantFrom('GET', 'PUT', 'DELETE', 'OPTIONS', 'PATCH')),
         headersArbitrary,
         bodyArbitrary(records),
         fc.nat({ max: 60_000 }),

@@ -371,6 +371,18 @@ describe('requests the handler refuses before any route runs', () => {
     expect(errorOf((await checkAnswer(over)) as Body).code).toBe('payload-too-large')
   })
 
+  it('reads a body with a declared Content-Length in one call, and holds it to that length', async () => {
+    const { handler } = setup({ maxBodyBytes: 64 })
+    const body = JSON.stringify({ widgetId: 'shop' })
+    const declared = (length: number, text = body) => jsonRequest('/start', text, { raw: true, headers: { 'content-length': String(length) } })
+    expect((await handler(declared(body.length))).status).toBe(201)
+    expect((await handler(declared(0))).status).toBe(201) // declared empty: nothing is read
+    expect((await handler(declared(body.length + 1))).status).toBe(400) // shorter than declared
+    expect((await handler(declared(65))).status).toBe(413) // refused before reading
+    // A Request built in-process can lie about its length; it is still held to maxBodyBytes.
+    expect((await handler(declared(10, JSON.stringify({ widgetId: 'w'.repeat(100) })))).status).toBe(413)
+  })
+
   it('stops reading a 1 GB body after the first chunk past the limit', async () => {
     const { handler, store } = setup()
     const chunk = new Uint8Array(64 * 1024).fill(0x20)

@@ -353,7 +353,8 @@ export function createReconnectHandler(service: ReconnectHandlerService, options
 // --- answers --------------------------------------------------------------------------------
 
 function json(status: number, data: unknown, extra?: Record<string, string>): Response {
-  return new Response(JSON.stringify(data), { status, headers: extra === undefined ? JSON_HEADERS : { ...JSON_HEADERS, ...extra } })
+  // A fresh headers object each time: some adapters keep the one they are given.
+  return new Response(JSON.stringify(data), { status, headers: { ...JSON_HEADERS, ...extra } })
 }
 
 /** The decision without `reconnectUrl`: the renewed id travels in the conversation view, never in a URL. */
