@@ -7,6 +7,7 @@ export default defineConfig({
     'redis/index': 'src/adapters/redis/index.ts',
     'postgres/index': 'src/adapters/postgres/index.ts',
     'metrics/index': 'src/metrics/index.ts',
+    'http/index': 'src/http/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

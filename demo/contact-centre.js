@@ -54,7 +54,13 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
         say(chat, 'system', NOTICES[event.message], event.audience)
         if (event.audience === 'agent') chat.agentNotice = event.message
       }
-      if (event.type === 'transition') describeTransition(chat, event)
+      if (event.type === 'transition') {
+        describeTransition(chat, event)
+        // Back from a drop with no agent (the agent closed the session meanwhile): route it again.
+        if (event.to === 'queued' && event.from !== 'active' && agentStreams.size > 0) {
+          assign(event.conversationId).catch((error) => log.error('demo: routing failed:', error))
+        }
+      }
       publish(event.conversationId)
     },
     onError: (error) => log.error('chat-reconnect:', error),
@@ -171,35 +177,41 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
 
   // --- what the pages can do -------------------------------------------------------------------
 
-  async function startChat({ name, customerId = null }) {
-    const record = await service.start({ customerId })
-    chats.set(record.id, { name: cleanName(name) ?? cleanName(customerId) ?? 'Customer', messages: [] })
+  /**
+   * The chat handler's `onStart`: the widget started a chat (the customer is whoever the session
+   * cookie says). The demo keeps its transcript and routes it to the agent when the agent is online.
+   */
+  async function chatStarted(record, name) {
+    chats.set(record.id, { name: cleanName(name) ?? cleanName(record.customerId) ?? 'Customer', messages: [] })
     if (agentStreams.size > 0) await assign(record.id)
     publish(record.id)
-    return { conversationId: record.id, reconnectId: record.reconnectId }
   }
 
-  /** Decides what a returning customer gets (link, own session or sign-in) and routes a resume. */
-  async function returnCustomer({ reconnectId = null, customerId = null, via = 'link' }) {
-    const decision = await service.returnCustomer({ reconnectId, customerId, via })
-    metrics.decided(decision, via)
-    return afterDecision(decision)
-  }
+  /**
+   * The service as the chat handler sees it: the same service, except that every return decision is
+   * also counted by the metrics page (the service's own events do not carry returns yet).
+   */
+  const widgetService = Object.assign(Object.create(service), {
+    async returnCustomer(request) {
+      const decision = await service.returnCustomer(request)
+      metrics.decided(decision, request?.via ?? 'link')
+      return decision
+    },
+    async answerPrompt(...args) {
+      const decision = await service.answerPrompt(...args)
+      metrics.decided(decision, 'prompt')
+      return decision
+    },
+  })
 
-  async function answerPrompt({ conversationId, answer, customerId }) {
-    const decision = await service.answerPrompt(conversationId, answer, customerId)
-    metrics.decided(decision, 'prompt')
-    return afterDecision(decision)
-  }
-
-  async function afterDecision(decision) {
+  /** A page's own stream came back before its previous one was seen closing: resume it. */
+  async function resumeOnStream(record) {
+    const decision = await service.returnCustomer({ reconnectId: record.reconnectId, customerId: record.customerId, via: 'session' })
+    metrics.decided(decision, 'session')
     if (decision.type !== 'resume') return decision
-    const record = await service.get(decision.conversationId)
     chatFor(record)
-    // agentId null: the agent closed the session while waiting; route again, with affinity.
-    if (record.state === 'queued' && agentStreams.size > 0) await assign(record.id)
     publish(record.id)
-    return { ...decision, reconnectId: record.reconnectId }
+    return decision
   }
 
   async function customerSays(id, text) {
@@ -252,7 +264,7 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
     let record = await service.get(id)
     // A page that came back before its previous page's stream was seen closing: it is here after all.
     if (record.state === 'reconnectable' || record.state === 'disconnected') {
-      const decision = await returnCustomer({ reconnectId: record.reconnectId, customerId: record.customerId, via: 'session' })
+      const decision = await resumeOnStream(record)
       if (decision.type === 'resume') record = await service.get(id)
     }
     const streams = customerStreams.get(id) ?? new Set()
@@ -280,17 +292,15 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
 
   return {
     service,
+    widgetService,
     store,
     metrics,
     settings: () => widgetSettings,
     updateSettings,
-    startChat,
-    returnCustomer,
-    answerPrompt,
+    chatStarted,
     customerSays,
     agentSays,
     customerLost,
-    endByCustomer: (id) => service.endByCustomer(id),
     endByAgent: (id) => service.endByAgent(id),
     closeByAgent: (id) => service.closeByAgent(id),
     quickReply: (id) => service.quickReply(id, QUICK_REPLY),

@@ -1,11 +1,16 @@
 // The demo's HTTP server: node:http, JSON endpoints, server-sent events and a few static pages.
+// The customer widget's chat endpoints are chat-reconnect/http's handler, mounted with
+// @hono/node-server's getRequestListener; identity comes from the demo's signed session cookie.
 // Run it with `npm run demo` (or `node demo/server.js` after `npm run build`).
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { getRequestListener } from '@hono/node-server'
 import { isReconnectError, isSettingsError } from 'chat-reconnect'
+import { RECONNECT_ROUTES, createReconnectHandler } from 'chat-reconnect/http'
 import { AGENT, createContactCentre } from './contact-centre.js'
+import { createDemoSessions } from './session.js'
 
 const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url))
 
@@ -34,6 +39,7 @@ const TYPES = {
 }
 
 const MAX_BODY_BYTES = 16 * 1024
+const CHAT_BASE = '/api/chat'
 const KEEP_ALIVE_MS = 15_000
 
 /**
@@ -55,6 +61,12 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
   })
   const address = server.address()
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`
+  // DNS rebinding: a page at http://evil.example:PORT whose name now resolves to 127.0.0.1 is
+  // same-origin with itself, not with us, but its requests reach this server with its own Host.
+  // Only the names this server is really reached under are served (agent stream included).
+  const hosts = new Set([new URL(url).host, `127.0.0.1:${address.port}`, `localhost:${address.port}`, `[::1]:${address.port}`])
+  const origins = [...hosts].map((h) => `http://${h}`)
+  const sessions = createDemoSessions()
 
   let centre
   try {
@@ -75,24 +87,56 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
     throw error
   }
 
+  // The widget's side: start, return, prompt, end, status (and attach/detach) of SPEC §14.
+  const chat = getRequestListener(
+    createReconnectHandler(centre.widgetService, {
+      basePath: CHAT_BASE,
+      identify: (request) => sessions.customerOf(request.headers.get('cookie')),
+      allowedOrigins: origins,
+      maxBodyBytes: MAX_BODY_BYTES,
+      onStart: (record, request) => centre.chatStarted(record, nameFrom(request.headers.get('x-chat-name'))),
+      onError: (error) => log.error('demo: chat handler:', error),
+    }),
+  )
+
   const api = [
     ['GET', '/api/settings', () => ({ settings: centre.settings(), agent: AGENT })],
     ['GET', '/api/metrics', () => centre.metrics.view()],
     ['POST', '/api/settings', (body) => ({ settings: centre.updateSettings(body) })],
-    ['POST', '/api/chat', (body) => centre.startChat(body)],
-    ['POST', '/api/chat/return', (body) => centre.returnCustomer(body)],
-    ['POST', '/api/chat/answer', (body) => centre.answerPrompt(body)],
+    ['GET', '/api/session', (_, __, req) => ({ customerId: sessions.customerOf(req.headers.cookie) })],
+    ['POST', '/api/session', (body, _, __, res) => signIn(res, body.customerId)],
+    ['POST', '/api/session/sign-out', (_, __, ___, res) => signOut(res)],
     ['POST', '/api/chat/:id/messages', (body, id) => centre.customerSays(id, body.text)],
     ['POST', '/api/chat/:id/disconnect', (_, id) => centre.customerLost(id)],
-    ['POST', '/api/chat/:id/end', (_, id) => centre.endByCustomer(id)],
     ['POST', '/api/agent/chats/:id/messages', (body, id) => centre.agentSays(id, body.text)],
     ['POST', '/api/agent/chats/:id/quick-reply', async (_, id) => ({ text: await centre.quickReply(id) })],
     ['POST', '/api/agent/chats/:id/end', (_, id) => centre.endByAgent(id)],
     ['POST', '/api/agent/chats/:id/close', (_, id) => centre.closeByAgent(id)],
   ]
 
+  function signIn(res, customerId) {
+    const cookie = sessions.signIn(customerId)
+    if (cookie === null) throw Object.assign(new Error('customerId must be 1–40 characters'), { status: 400 })
+    res.setHeader('set-cookie', cookie)
+    return { customerId: customerId.trim() }
+  }
+
+  function signOut(res) {
+    res.setHeader('set-cookie', sessions.signOut())
+    return { customerId: null }
+  }
+
   async function handle(req, res) {
+    if (!hosts.has(req.headers.host ?? '')) {
+      return json(res, 403, { error: 'forbidden-host', message: 'this demo answers only under its own address' })
+    }
+    // The widget's routes check Origin themselves (allowedOrigins); the demo's other writes alike.
+    const origin = req.headers.origin
+    if (req.method !== 'GET' && req.method !== 'HEAD' && origin !== undefined && !origins.includes(origin)) {
+      return json(res, 403, { error: 'forbidden-origin', message: 'cross-site requests are refused' })
+    }
     const path = new URL(req.url ?? '/', url).pathname
+    if (path.startsWith(`${CHAT_BASE}/`) && RECONNECT_ROUTES.includes(path.slice(CHAT_BASE.length))) return chat(req, res)
     if (req.method === 'GET' && path === '/api/agent/events') return stream(req, res, (send) => centre.connectAgent(send))
     if (req.method === 'GET' && path === '/api/metrics/events') return stream(req, res, (send) => centre.metrics.connect(send))
     const customerEvents = /^\/api\/chat\/([^/]+)\/events$/.exec(path)
@@ -104,7 +148,7 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
     if (route !== undefined) {
       const [method, pattern, action] = route
       const body = method === 'POST' ? await readJson(req) : {}
-      const result = await action(body, match(pattern, path))
+      const result = await action(body, match(pattern, path), req, res)
       // Mutations answer with the record's state only: the pages learn the rest from their streams.
       return json(res, 200, result && typeof result === 'object' && 'version' in result ? { state: result.state } : (result ?? {}))
     }
@@ -184,6 +228,11 @@ function match(pattern, path) {
     else if (want[i] !== got[i]) return undefined
   }
   return id
+}
+
+/** The customer's display name from the widget's `x-chat-name` header (URI-encoded), or null. */
+function nameFrom(header) {
+  return header === null ? null : decode(header)
 }
 
 function decode(text) {

@@ -17,6 +17,7 @@ const ENTRIES = [
   { specifier: 'chat-reconnect/redis', dist: 'redis/index', names: ['createRedisStore'] },
   { specifier: 'chat-reconnect/postgres', dist: 'postgres/index', names: ['createPostgresStore'] },
   { specifier: 'chat-reconnect/metrics', dist: 'metrics/index', names: ['createReconnectMetrics', 'createOpenTelemetryRecorder'] },
+  { specifier: 'chat-reconnect/http', dist: 'http/index', names: ['createReconnectHandler', 'toCustomerView'] },
 ] as const
 
 /** A link to a conversation nobody stored: every build must answer it the same way. */
@@ -34,13 +35,25 @@ try {
     name: error.name,
   }
 }
-console.log(JSON.stringify({ exports: Object.keys(entry).sort(), decision, adapterError }))
+// The HTTP entry answers through the main entry's service: a new chat, and an unknown one (its
+// NotFoundError is recognised across the two entries, so it is a 404, not a 500).
+const http = entry.createReconnectHandler === undefined
+  ? Promise.resolve(null)
+  : (async () => {
+      const handler = entry.createReconnectHandler(lib.createReconnectService({ settings }))
+      const post = (path, body) => handler(new Request('http://127.0.0.1' + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }))
+      const started = await post('/start', {})
+      const unknown = await post('/status', { conversationId: 'nobody', reconnectId: 'V1StGXR8_Z5jdHi6B-myT' })
+      return { started: started.status, state: (await started.json()).conversation.state, unknown: unknown.status }
+    })()
+http.then((http) => console.log(JSON.stringify({ exports: Object.keys(entry).sort(), decision, adapterError, http })))
 `
 
 interface LoadResult {
   exports: string[]
   decision: unknown
   adapterError: { isReconnectError: boolean; isSettingsError: boolean; name: string } | null
+  http: { started: number; state: string; unknown: number } | null
 }
 
 /** Where a Markdown page points: its relative links and images, outside code, and its heading anchors. */
@@ -276,6 +289,14 @@ describe.each(ENTRIES)('$specifier from the installed tarball', ({ specifier, na
     expect(esm.decision).toEqual({ type: 'new-chat', reason: 'not-found' })
     expect(cjs.decision).toEqual(esm.decision)
   })
+
+  if (specifier.endsWith('/http')) {
+    it('answers a request through the main entry\'s service, with its errors recognised', () => {
+      for (const mode of ['import', 'require'] as const) {
+        expect(load(mode, specifier).http).toEqual({ started: 201, state: 'queued', unknown: 404 })
+      }
+    })
+  }
 
   if (specifier.endsWith('/redis') || specifier.endsWith('/postgres')) {
     it('rejects a client it cannot use with an error the main entry recognises, without the driver installed', () => {

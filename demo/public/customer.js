@@ -1,5 +1,7 @@
 // The customer's chat widget. The library runs here too: consumeReconnectId reads the link's id and
-// removes it from the address bar, so a refresh or a bookmark does not replay it.
+// removes it from the address bar, so a refresh or a bookmark does not replay it. The chat calls go
+// to chat-reconnect/http's routes under /api/chat; who is signed in is the server's session cookie,
+// never something this page sends.
 import { consumeReconnectId } from 'chat-reconnect'
 import { $, post } from './page.js'
 
@@ -7,7 +9,6 @@ const hadLink = new URLSearchParams(location.search).has('oc.reconnectid')
 const linkId = consumeReconnectId() // null when missing or malformed
 
 const SESSION_KEY = 'chat-reconnect-demo.session' // this tab's chat: { conversationId, reconnectId }
-const CUSTOMER_KEY = 'chat-reconnect-demo.customer' // who is signed in (signed-in mode only)
 
 const LOST = {
   expired: 'That chat has expired: its reconnect window has passed.',
@@ -35,6 +36,7 @@ const OFFLINE = {
 }
 
 let settings = {}
+let customer = null // who the session cookie says is signed in, as GET /api/session reports it
 let conversationId = null
 let promptConversationId = null
 let events = null
@@ -42,7 +44,7 @@ let events = null
 const readSession = () => JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? 'null')
 const saveSession = (session) => sessionStorage.setItem(SESSION_KEY, JSON.stringify(session))
 const clearSession = () => sessionStorage.removeItem(SESSION_KEY)
-const signedInAs = () => (settings.authenticated ? localStorage.getItem(CUSTOMER_KEY) : null)
+const signedInAs = () => (settings.authenticated ? customer : null)
 
 /** Shows one view of the widget: loading, start, prompt, chat, offline or ended. */
 function show(view, { notice = null, status } = {}) {
@@ -78,12 +80,12 @@ function showStart(notice = null) {
   show('start', { notice: notice === null ? null : `${notice} Start a new chat below.`, status: 'Online' })
 }
 
-/** Acts on the library's ReturnDecision for a returning customer. */
-function follow(decision, via, notice = null) {
+/** Acts on the handler's answer to a return or a prompt: the library's ReturnDecision, and the conversation on a resume. */
+function follow({ decision, conversation }, via, notice = null) {
   switch (decision.type) {
     case 'resume':
-      saveSession({ conversationId: decision.conversationId, reconnectId: decision.reconnectId })
-      return openChat(decision.conversationId)
+      saveSession({ conversationId: conversation.conversationId, reconnectId: conversation.reconnectId })
+      return openChat(conversation.conversationId)
     case 'prompt':
       promptConversationId = decision.conversationId
       return show('prompt', { status: 'Welcome back' })
@@ -152,9 +154,11 @@ function messageItem({ from, text }) {
 }
 
 async function startChat(name) {
-  const { conversationId: id, reconnectId } = await post('/api/chat', { name, customerId: signedInAs() })
-  saveSession({ conversationId: id, reconnectId })
-  openChat(id)
+  // The name is the demo's own (for the transcript), in a header its onStart reads.
+  const headers = typeof name === 'string' && name.trim() !== '' ? { 'x-chat-name': encodeURIComponent(name.trim()) } : {}
+  const { conversation } = await post('/api/chat/start', {}, headers)
+  saveSession({ conversationId: conversation.conversationId, reconnectId: conversation.reconnectId })
+  openChat(conversation.conversationId)
 }
 
 /** Runs a widget action and shows its failure in the notice line instead of an error page. */
@@ -198,7 +202,10 @@ $('network-loss').addEventListener(
   }),
 )
 
-$('end-chat').addEventListener('click', guarded(() => post(`/api/chat/${encodeURIComponent(conversationId)}/end`)))
+$('end-chat').addEventListener(
+  'click',
+  guarded(() => post('/api/chat/end', { conversationId, reconnectId: readSession()?.reconnectId ?? '' })),
+)
 $('new-chat').addEventListener('click', () => {
   events?.close()
   events = null
@@ -210,19 +217,17 @@ $('reload').addEventListener('click', () => location.reload())
 $('continue').addEventListener(
   'click',
   guarded(async () => {
-    const body = { conversationId: promptConversationId, answer: 'continue', customerId: signedInAs() }
-    follow(await post('/api/chat/answer', body), 'prompt')
+    follow(await post('/api/chat/prompt', { conversationId: promptConversationId, answer: 'continue' }), 'prompt')
   }),
 )
 
 $('start-new').addEventListener(
   'click',
   guarded(async () => {
-    const body = { conversationId: promptConversationId, answer: 'new', customerId: signedInAs() }
-    const decision = await post('/api/chat/answer', body)
+    const answer = await post('/api/chat/prompt', { conversationId: promptConversationId, answer: 'new' })
     // 'new' ended the previous chat; the customer asked for a fresh one, so start it right away.
-    if (decision.type === 'new-chat' && decision.reason === 'none') return startChat(signedInAs())
-    follow(decision, 'prompt')
+    if (answer.decision.type === 'new-chat' && answer.decision.reason === 'none') return startChat(signedInAs())
+    follow(answer, 'prompt')
   }),
 )
 
@@ -231,28 +236,32 @@ $('signin-form').addEventListener(
   guarded(async () => {
     const customerId = new FormData($('signin-form')).get('customerId').trim()
     if (customerId === '') return
-    localStorage.setItem(CUSTOMER_KEY, customerId)
-    follow(await post('/api/chat/return', { customerId }), 'sign-in')
+    // The demo's sign-in sets its signed session cookie; from then on the server knows who this is.
+    customer = (await post('/api/session', { customerId })).customerId
+    follow(await post('/api/chat/return', {}), 'sign-in')
   }),
 )
 
-$('sign-out').addEventListener('click', () => {
-  localStorage.removeItem(CUSTOMER_KEY)
-  showStart()
-})
+$('sign-out').addEventListener(
+  'click',
+  guarded(async () => {
+    customer = (await post('/api/session/sign-out')).customerId
+    showStart()
+  }),
+)
 
 async function boot() {
   settings = (await (await fetch('/api/settings')).json()).settings
-  const customerId = signedInAs()
+  customer = (await (await fetch('/api/session')).json()).customerId
   const session = readSession()
   // The link wins over this tab's own session; a signed-in customer without either may get the prompt.
-  if (linkId !== null) return follow(await post('/api/chat/return', { reconnectId: linkId, customerId }), 'link')
+  if (linkId !== null) return follow(await post('/api/chat/return', { reconnectId: linkId }), 'link')
   if (session !== null) {
-    return follow(await post('/api/chat/return', { reconnectId: session.reconnectId, customerId, via: 'session' }), 'session')
+    return follow(await post('/api/chat/return', { reconnectId: session.reconnectId, via: 'session' }), 'session')
   }
   // consumeReconnectId gave null for a link that was there: it was malformed, so say so.
   const notice = hadLink ? LOST.malformed : null
-  if (customerId !== null) return follow(await post('/api/chat/return', { customerId }), 'sign-in', notice)
+  if (signedInAs() !== null) return follow(await post('/api/chat/return', {}), 'sign-in', notice)
   showStart(notice)
 }
 

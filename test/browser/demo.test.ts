@@ -223,6 +223,19 @@ describe.skipIf(skip !== undefined)('the demo contact centre in Chromium', () =>
     expect(await agent.locator('.card').count()).toBe(2)
   })
 
+  it("the customer's End chat ends it through the chat handler, and its link no longer resumes", async (test) => {
+    const { demo, agent, customer } = await open(test, { timeLimit: 'PT1M', redirectUrl: null })
+    const id = await startChat(customer, agent, 'Robin')
+    const link = await shareLink(agent, customer, id)
+    await customer.click('#end-chat')
+    await cardState(agent, id, 'wrap-up')
+    await customer.waitForSelector('#new-chat:not([hidden])')
+    expect((await demo.service.get(id)).endedBy).toBe('customer')
+    await customer.goto(link)
+    await customer.waitForSelector('#start:not([hidden])')
+    expect(await customer.locator('#notice').innerText()).toContain('That chat was ended.')
+  })
+
   it('a malformed or unknown link gives a new chat, not an error page', async (test) => {
     const { demo, customer } = await open(test, { redirectUrl: null })
     for (const [id, notice] of [

@@ -45,10 +45,10 @@ interface MetricsView {
 }
 
 function client(demo: Demo) {
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     const response = await fetch(`${demo.url}${path}`, {
       method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      ...(body === undefined ? { headers } : { headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     })
     const data = (await response.json()) as T
     if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(data)}`)
@@ -58,12 +58,13 @@ function client(demo: Demo) {
     metrics: () => call<MetricsView>('GET', '/api/metrics'),
     /** Starts a chat the open agent page takes; resolves once it is active. */
     async start(name: string) {
-      const chat = await call<{ conversationId: string; reconnectId: string }>('POST', '/api/chat', { name })
+      const { conversation: chat } = await call<{ conversation: { conversationId: string; reconnectId: string } }>('POST', '/api/chat/start', {}, { 'x-chat-name': name })
       await expect.poll(async () => (await demo.service.get(chat.conversationId)).state).toBe('active')
       return chat
     },
     drop: (id: string) => call<{ state: string }>('POST', `/api/chat/${encodeURIComponent(id)}/disconnect`),
-    back: (reconnectId: string, via: 'link' | 'session') => call<{ type: string; reason?: string }>('POST', '/api/chat/return', { reconnectId, via }),
+    back: async (reconnectId: string, via: 'link' | 'session') =>
+      (await call<{ decision: { type: string; reason?: string } }>('POST', '/api/chat/return', { reconnectId, via })).decision,
   }
 }
 
