@@ -120,7 +120,7 @@ describe('defineSettings: input shape', () => {
         throw new Error('boom')
       },
     }
-    expect(issuesOf(input)).toEqual([{ path: '', message: expect.stringMatching(/could not be read.*boom/) }])
+    expect(issuesOf(input)).toEqual([{ path: '', code: 'unreadable', message: expect.stringMatching(/could not be read.*boom/) }])
   })
 })
 
@@ -140,16 +140,17 @@ describe('defineSettings: timeLimit', () => {
     expect(issueAt({ enabled: true, portalUrl: ENABLED.portalUrl, timeLimit: null }, 'timeLimit')).toMatch(/required/)
   })
 
-  it('accepts 1 ms up to exactly 7 days', () => {
-    expect(defineSettings({ ...ENABLED, timeLimit: 1 }).timeLimit).toBe(1)
+  it('accepts 1 second up to exactly 7 days', () => {
+    expect(defineSettings({ ...ENABLED, timeLimit: 1000 }).timeLimit).toBe(1000)
+    expect(defineSettings({ ...ENABLED, timeLimit: 'PT1S' }).timeLimit).toBe(1000)
     expect(defineSettings({ ...ENABLED, timeLimit: 7 * DAY }).timeLimit).toBe(7 * DAY)
     expect(defineSettings({ ...ENABLED, timeLimit: 'P7D' }).timeLimit).toBe(7 * DAY)
     expect(defineSettings({ ...ENABLED, timeLimit: { weeks: 1 } }).timeLimit).toBe(7 * DAY)
   })
 
   it('rejects 0, 7 days + 1 ms and non-durations', () => {
-    expect(issueAt({ ...ENABLED, timeLimit: 0 }, 'timeLimit')).toMatch(/greater than 0/)
-    expect(issueAt({ ...ENABLED, timeLimit: 'PT0S' }, 'timeLimit')).toMatch(/greater than 0/)
+    expect(issueAt({ ...ENABLED, timeLimit: 0 }, 'timeLimit')).toMatch(/at least 1 second, got 0 ms$/)
+    expect(issueAt({ ...ENABLED, timeLimit: 'PT0S' }, 'timeLimit')).toMatch(/at least 1 second, got 0 ms$/)
     expect(issueAt({ ...ENABLED, timeLimit: 7 * DAY + 1 }, 'timeLimit')).toMatch(/at most 7 days/)
     expect(issueAt({ ...ENABLED, timeLimit: 'P8D' }, 'timeLimit')).toMatch(/at most 7 days, got 8 days/)
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, '30 minutes', { months: 1 }, { mins: 3 }, true]) {
@@ -290,11 +291,12 @@ describe('defineSettings: timers', () => {
     ['disconnectGrace', 3 * MINUTE],
     ['wrapUpAutoClose', 15 * MINUTE],
     ['queueAutoClose', 20 * MINUTE],
-  ] as const)('%s defaults to %d ms and must be > 0', (field, fallback) => {
+  ] as const)('%s defaults to %d ms and must be at least 1 second', (field, fallback) => {
     expect(defineSettings({})[field]).toBe(fallback)
-    expect(defineSettings({ [field]: 1 })[field]).toBe(1)
+    expect(defineSettings({ [field]: 1000 })[field]).toBe(1000)
     expect(defineSettings({ [field]: 'P30D' })[field]).toBe(30 * DAY)
-    expect(issueAt({ [field]: 0 }, field)).toMatch(/greater than 0/)
+    expect(issueAt({ [field]: 0 }, field)).toMatch(/at least 1 second/)
+    expect(issueAt({ [field]: 999 }, field)).toMatch(/at least 1 second/)
     for (const bad of [-5, Number.NaN, 'soon', { months: 2 }, false]) {
       expect(pathsOf({ [field]: bad })).toEqual([field])
     }
@@ -422,7 +424,7 @@ describe('wrapUpCloseAfter', () => {
   it('is never shorter than either part (property)', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 7 * DAY }),
+        fc.integer({ min: SECOND, max: 7 * DAY }),
         fc.oneof(fc.constantFrom('always' as const, 'never' as const), fc.integer({ min: 30 * SECOND, max: 60 * MINUTE })),
         (wrapUpAutoClose, wrapUpCapacity) => {
           const after = wrapUpCloseAfter(defineSettings({ wrapUpAutoClose, wrapUpCapacity }))
@@ -584,5 +586,142 @@ describe('defineSettings: fuzz', () => {
       { requiredKeys: [] },
     )
     fc.assert(fc.property(mixed, returnsOrThrowsSettingsError), { numRuns: 500 })
+  })
+})
+
+describe('defineSettings: issue codes and limits', () => {
+  /** The one issue at `path`, as data. */
+  function issue(input: unknown, path: string): SettingsIssue {
+    const found = issuesOf(input).filter((i) => i.path === path)
+    expect(found, `issues at ${path}`).toHaveLength(1)
+    return found[0]!
+  }
+
+  it.each<[string, unknown, string, Partial<SettingsIssue>]>([
+    ['a non-object input', 'enabled', '', { code: 'invalid-type' }],
+    ['an unknown key', { enable: true }, 'enable', { code: 'unknown-key' }],
+    ['a missing timeLimit while enabled', { enabled: true, portalUrl: ENABLED.portalUrl }, 'timeLimit', { code: 'required' }],
+    ['a missing portalUrl while enabled', { enabled: true, timeLimit: 'PT1M' }, 'portalUrl', { code: 'required' }],
+    ['a string for a boolean', { prompt: 'false' }, 'prompt', { code: 'invalid-type' }],
+    ['a boolean for a duration', { timeLimit: true }, 'timeLimit', { code: 'invalid-type' }],
+    ['a number for a URL', { portalUrl: 7 }, 'portalUrl', { code: 'invalid-type' }],
+    ['a string for the allowlist', { redirectAllowlist: 'https://a.com' }, 'redirectAllowlist', { code: 'invalid-type' }],
+    ['a number for linkParam', { linkParam: 5 }, 'linkParam', { code: 'invalid-type' }],
+    ['an English duration', { timeLimit: '30 minutes' }, 'timeLimit', { code: 'invalid-duration' }],
+    ['a misspelt Duration unit', { queueAutoClose: { mins: 3 } }, 'queueAutoClose', { code: 'invalid-duration' }],
+    ['NaN', { disconnectGrace: Number.NaN }, 'disconnectGrace', { code: 'invalid-duration' }],
+    ['months', { timeLimit: { months: 1 } }, 'timeLimit', { code: 'calendar-unit' }],
+    ['an ISO year', { wrapUpAutoClose: 'P1Y' }, 'wrapUpAutoClose', { code: 'calendar-unit' }],
+    ['0 ms', { timeLimit: 0 }, 'timeLimit', { code: 'too-small', minimum: 1000, unit: 'ms' }],
+    ['a negative number', { queueAutoClose: -5 }, 'queueAutoClose', { code: 'too-small', minimum: 1000, unit: 'ms' }],
+    ['a negative ISO string', { queueAutoClose: '-PT5M' }, 'queueAutoClose', { code: 'too-small', minimum: 1000, unit: 'ms' }],
+    ['0 warnBefore', { warnBefore: 0 }, 'warnBefore', { code: 'too-small', minimum: 1, unit: 'ms' }],
+    ['a short wrapUpCapacity', { wrapUpCapacity: 29_999 }, 'wrapUpCapacity', { code: 'too-small', minimum: 30_000, unit: 'ms' }],
+    ['8 days', { timeLimit: 'P8D' }, 'timeLimit', { code: 'too-big', maximum: 7 * DAY, unit: 'ms' }],
+    ['a long wrapUpCapacity', { wrapUpCapacity: 'PT61M' }, 'wrapUpCapacity', { code: 'too-big', maximum: 60 * MINUTE, unit: 'ms' }],
+    ['an unsafe number', { disconnectGrace: 2 ** 60 }, 'disconnectGrace', { code: 'too-big', maximum: Number.MAX_SAFE_INTEGER, unit: 'ms' }],
+    ['warnBefore = timeLimit', { timeLimit: 'PT30M', warnBefore: 'PT30M' }, 'warnBefore', { code: 'too-big', maximum: 30 * MINUTE - 1, unit: 'ms' }],
+    ['a long URL', { portalUrl: `https://x.com/${'a'.repeat(3000)}` }, 'portalUrl', { code: 'too-big', maximum: 2048, unit: 'characters' }],
+    ['a long linkParam', { linkParam: 'x'.repeat(65) }, 'linkParam', { code: 'too-big', maximum: 64, unit: 'characters' }],
+    ['a javascript: URL', { redirectUrl: 'javascript:alert(1)' }, 'redirectUrl', { code: 'invalid-url' }],
+    ['a URL with a password', { portalUrl: 'https://u:p@x.com/' }, 'portalUrl', { code: 'invalid-url' }],
+    ['an allowlist entry with a path', { redirectAllowlist: ['https://a.com/x'] }, 'redirectAllowlist[0]', { code: 'invalid-origin' }],
+    ['an allowlist wildcard', { redirectAllowlist: ['https://*.a.com'] }, 'redirectAllowlist[0]', { code: 'invalid-origin' }],
+    ['an allowlist URL that is no URL', { redirectAllowlist: ['https//a.com'] }, 'redirectAllowlist[0]', { code: 'invalid-url' }],
+    ['redirectUrl off the allowlist', { redirectAllowlist: ['https://a.com'], redirectUrl: 'https://b.com/' }, 'redirectUrl', { code: 'not-allowed' }],
+    ['a linkParam with a space', { linkParam: 'a b' }, 'linkParam', { code: 'invalid-format' }],
+    ['an empty linkParam', { linkParam: '' }, 'linkParam', { code: 'invalid-format' }],
+  ])('%s', (_, input, path, expected) => {
+    const found = issue(input, path)
+    expect(found).toMatchObject(expected)
+    // Limits appear exactly with the codes that have them.
+    expect('minimum' in found).toBe(found.code === 'too-small')
+    expect('maximum' in found).toBe(found.code === 'too-big')
+    expect('unit' in found).toBe(found.code === 'too-small' || found.code === 'too-big')
+  })
+
+  it("a Proxy whose trap throws is 'unreadable'", () => {
+    const hostile = new Proxy({}, { ownKeys: () => {
+      throw new Error('no keys')
+    } })
+    expect(issue(hostile, '')).toMatchObject({ code: 'unreadable', message: expect.stringMatching(/no keys/) })
+  })
+
+  it('every issue of any input has a known code, and limits that agree with the message (property)', () => {
+    const codes = new Set([
+      'unreadable', 'invalid-type', 'unknown-key', 'required', 'invalid-duration', 'calendar-unit', 'too-small',
+      'too-big', 'invalid-url', 'invalid-origin', 'not-allowed', 'invalid-format', 'unsupported', 'invalid-value',
+    ])
+    const anyField = fc.record(
+      Object.fromEntries(Object.keys(BREAKERS).map((field) => [field, fc.oneof(BREAKERS[field]!, fc.anything({ maxDepth: 1 }))])),
+      { requiredKeys: [] },
+    )
+    fc.assert(
+      fc.property(anyField, (input) => {
+        let thrown: unknown
+        try {
+          defineSettings(input as ReconnectSettingsInput)
+        } catch (error) {
+          thrown = error
+        }
+        if (thrown === undefined) return
+        for (const found of (thrown as SettingsError).issues) {
+          expect(codes.has(found.code), found.code).toBe(true)
+          if (found.code === 'too-small' && found.unit === 'ms' && found.minimum! >= SECOND) {
+            expect(found.message).toMatch(/at least 1 second|at least 30 seconds|negative/)
+          }
+          if (found.unit === 'characters') expect(found.message).toContain(String(found.maximum))
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+})
+
+describe('defineSettings: durations under a second (amendment to §2)', () => {
+  const timers = ['timeLimit', 'disconnectGrace', 'wrapUpAutoClose', 'queueAutoClose'] as const
+
+  it.each(timers)('%s: a bare number under 1000 asks whether minutes were meant', (field) => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 999 }), (n) => {
+        const found = issuesOf({ [field]: n }).filter((i) => i.path === field)
+        expect(found).toEqual([
+          {
+            path: field,
+            code: 'too-small',
+            minimum: 1000,
+            unit: 'ms',
+            message: `must be at least 1 second, got ${n} ms; did you mean { minutes: ${n} }?`,
+          },
+        ])
+      }),
+      { numRuns: 50 },
+    )
+  })
+
+  it.each(timers)('%s: 1000 ms and a second in any form are accepted; sub-second other forms get no guess', (field) => {
+    const base = field === 'timeLimit' ? {} : ENABLED
+    for (const second of [1000, 'PT1S', { seconds: 1 }] as const) {
+      expect(defineSettings({ ...base, [field]: second })[field]).toBe(1000)
+    }
+    for (const small of ['PT0.5S', { seconds: 0.999 }, 0] as const) {
+      const found = issuesOf({ ...base, [field]: small }).filter((i) => i.path === field)
+      expect(found).toHaveLength(1)
+      expect(found[0]).toMatchObject({ code: 'too-small', minimum: 1000 })
+      expect(found[0]!.message).not.toMatch(/did you mean/)
+    }
+  })
+
+  it('the example of the amendment', () => {
+    expect(issueAt({ ...ENABLED, timeLimit: 30 }, 'timeLimit')).toMatch(/30 ms; did you mean \{ minutes: 30 \}\?/)
+  })
+
+  it('guesses minutes only where minutes would be valid', () => {
+    expect(issueAt({ wrapUpCapacity: 20 }, 'wrapUpCapacity')).toMatch(/got 20 ms; did you mean \{ minutes: 20 \}\?$/)
+    expect(issueAt({ wrapUpCapacity: 500 }, 'wrapUpCapacity')).toMatch(/at least 30 seconds, got 500 ms$/)
+  })
+
+  it('warnBefore, whose warning may be short, is not held to a second', () => {
+    expect(defineSettings({ warnBefore: 500 }).warnBefore).toBe(500)
   })
 })
