@@ -306,7 +306,8 @@ function isCanonicalAuthority(authority: string, parsed: URL): boolean {
   if (host !== parsed.hostname) return false
   // DNS limits; some parsers (Node's legacy url.parse) drop a longer host entirely.
   if (host.length > MAX_HOST_LENGTH || host.split('.').some((label) => label.length > MAX_LABEL_LENGTH)) return false
-  return port === '' || Number(port) === Number(parsed.port || DEFAULT_PORTS[parsed.protocol])
+  // Digits as the parser writes them: '0080' is 80 to one parser and the string '0080' to another.
+  return port === '' || (String(Number(port)) === port && port === (parsed.port || DEFAULT_PORTS[parsed.protocol]))
 }
 
 /** The list's origins in order, without duplicates; a Set so that checking one origin is one look-up. */

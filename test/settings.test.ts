@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process'
+import { validateHeaderValue } from 'node:http'
+import { parse as legacyParse } from 'node:url'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { isSettingsError, SettingsError } from '../src/errors'
@@ -723,5 +726,180 @@ describe('defineSettings: durations under a second (amendment to §2)', () => {
 
   it('warnBefore, whose warning may be short, is not held to a second', () => {
     expect(defineSettings({ warnBefore: 500 }).warnBefore).toBe(500)
+  })
+})
+
+describe('defineSettings: URL settings read the same in every parser (#12 part 4)', () => {
+  const URL_FIELDS = ['portalUrl', 'redirectUrl', 'redirectAllowlist'] as const
+
+  /** The URL as the settings hand it out, or undefined when refused. */
+  function accepted(field: (typeof URL_FIELDS)[number], url: string): string | undefined {
+    try {
+      const settings = defineSettings(field === 'redirectAllowlist' ? { redirectAllowlist: [url] } : { [field]: url })
+      return field === 'redirectAllowlist' ? settings.redirectAllowlist![0] : (settings[field] ?? undefined)
+    } catch (error) {
+      expect(error).toBeInstanceOf(SettingsError)
+      return undefined
+    }
+  }
+
+  it.each([
+    ['http://shop.example\\@evil.com/', /backslash/],
+    ['http://shop.example\\.evil.com/', /backslash/],
+    ['https://shop.example/\\evil.com', /backslash/],
+    ['http://shop\u3002example/', /ASCII/],
+    ['https://b\u00fccher.example/', /ASCII/],
+    ['https://shop.example/caf\u00e9', /ASCII/],
+    ['https://shop.example/\u2028', /whitespace|ASCII/],
+    ['https://shop%2eexample/', /host/],
+    ['http://0x7f.0.0.1/', /host/],
+    ['http://2130706433/', /host/],
+    ['http://1.2.3/', /host/],
+    ['https:///shop.example/', /host/],
+    ['https://[0:0::1]/', /host/],
+    ['https://shop.example:/', /host/],
+    ['http://shop.example:0080/', /host/],
+    [`https://${'a'.repeat(64)}.example/`, /host/],
+    ['https://user@shop.example/', /user name/],
+  ])('refuses %j', (url, reason) => {
+    for (const field of URL_FIELDS) {
+      const path = field === 'redirectAllowlist' ? 'redirectAllowlist[0]' : field
+      const input = field === 'redirectAllowlist' ? { redirectAllowlist: [url] } : { [field]: url }
+      const found = issuesOf(input).filter((i) => i.path === path)
+      expect(found, `${field}: ${url}`).toHaveLength(1)
+      expect(found[0]).toMatchObject({ code: 'invalid-url', message: expect.stringMatching(reason) })
+    }
+  })
+
+  it.each([
+    'https://shop.example/',
+    'HTTPS://Shop.Example:443/',
+    'http://127.0.0.1:8080/',
+    'http://shop.example:80/',
+    'http://[::1]:3000/',
+    'https://xn--bcher-kva.example/',
+    'https://shop.example./',
+    'https://a_b.example/',
+  ])('keeps %j as written', (url) => {
+    expect(defineSettings({ portalUrl: url }).portalUrl).toBe(url)
+    expect(defineSettings({ redirectAllowlist: [url] }).redirectAllowlist).toEqual([new URL(url).origin])
+  })
+
+  // Pieces that make parsers disagree: backslashes, '@', escapes, full-width dots, numeric hosts, extra slashes…
+  const scheme = fc.constantFrom('http', 'https', 'HTTP', 'hTTps', 'ftp', 'javascript', 'file')
+  const separator = fc.constantFrom('://', ':/', ':', ':///', ':\\\\', '://\\', ':/\\')
+  const userinfo = fc.constantFrom('', '', '', 'user@', 'a:b@', '@', ':@', 'shop.example@')
+  const hostPiece = fc.constantFrom(
+    'shop', 'example', 'SHOP', 'evil', 'com', '.', '..', '-', '_', '0x7f', '127', '0', '1', '2130706433', '0177',
+    '%2e', '%41', '%', '\u3002', '\uff0e', '\u00fc', 'xn--bcher-kva', 'xn--', '[::1]', '[0:0::1]', '[', ']', '::',
+    '\\', '@', '/', '?', '#', ' ', '\t', '\n', '\u0000', '\u00ad', '*', '~', '!', '$', '&', "'", '(', ';', '=', '+',
+  )
+  const host = fc.array(hostPiece, { minLength: 0, maxLength: 6 }).map((pieces) => pieces.join(''))
+  const port = fc.constantFrom('', '', '', ':', ':80', ':443', ':0080', ':8080', ':65535', ':65536', ':x', ':-1', ': 80')
+  const tailPiece = fc.constantFrom(
+    '/', '//', '\\', '@', 'evil.com', '?', '#', '%', '%2F', '%5C', '..', '.', ';', ' ', '\t', '\n', '\r', '\u3002',
+    '\u00e9', '\u0000', '\u007f', ':', '[', ']', '{', '"', "'", '<', '`', '|', '^', '~', '&', '=', 'x', 'a/b',
+  )
+  const tail = fc.array(tailPiece, { maxLength: 6 }).map((pieces) => pieces.join(''))
+  const trickyUrl = fc
+    .tuple(scheme, separator, userinfo, host, port, tail)
+    .map(([a, b, c, d, e, f]) => `${a}${b}${c}${d}${e}${f}`)
+  const anyUrl = fc.oneof(
+    { arbitrary: trickyUrl, weight: 6 },
+    { arbitrary: fc.webUrl({ withQueryParameters: true, withFragments: true }), weight: 2 },
+    { arbitrary: fc.webUrl({ size: 'small' }).chain((u) => fc.nat(u.length).chain((i) => tailPiece.map((p) => u.slice(0, i) + p + u.slice(i)))), weight: 2 },
+    { arbitrary: fc.string({ unit: 'binary', maxLength: 40 }).map((s) => `https://${s}`), weight: 1 },
+  )
+
+  interface Reading {
+    scheme: string
+    host: string
+    port: string
+  }
+  const DEFAULT_PORT: Record<string, string> = { http: '80', https: '443' }
+  const unbracket = (host: string): string => host.replace(/^\[(.*)\]$/, '$1')
+
+  function whatwg(url: string): Reading {
+    const parsed = new URL(url)
+    const scheme = parsed.protocol.slice(0, -1)
+    return { scheme, host: unbracket(parsed.hostname), port: parsed.port || DEFAULT_PORT[scheme]! }
+  }
+
+  function legacy(url: string): Reading {
+    const parsed = legacyParse(url)
+    const scheme = (parsed.protocol ?? '').slice(0, -1).toLowerCase()
+    return { scheme, host: unbracket(parsed.hostname ?? ''), port: parsed.port === null ? (DEFAULT_PORT[scheme] ?? '') : String(Number(parsed.port)) }
+  }
+
+  it('every URL a setting accepts has one scheme, host and port in WHATWG URL and Node\'s legacy url.parse, and is a valid Location header (property)', () => {
+    let acceptedCount = 0
+    fc.assert(
+      fc.property(fc.constantFrom(...URL_FIELDS), anyUrl, (field, url) => {
+        const out = accepted(field, url)
+        if (out === undefined) return
+        acceptedCount += 1
+        expect(out).toBe(field === 'redirectAllowlist' ? new URL(url).origin : url)
+        expect(legacy(out)).toEqual(whatwg(out))
+        expect(legacy(url)).toEqual(whatwg(url))
+        expect(() => validateHeaderValue('Location', out)).not.toThrow()
+      }),
+      { numRuns: 3000 },
+    )
+    // The generator must reach accepted URLs too, or the property says nothing.
+    expect(acceptedCount).toBeGreaterThan(100)
+  })
+
+  it('every URL a setting accepts has one scheme, host and port in WHATWG URL and Python\'s urllib.parse.urlsplit (one batch)', () => {
+    const urls = [...new Set(fc.sample(anyUrl, 4000))].filter((url) => accepted('portalUrl', url) !== undefined)
+    expect(urls.length).toBeGreaterThan(100)
+    const script = [
+      'import json, sys',
+      'from urllib.parse import urlsplit',
+      'out = []',
+      'for url in json.load(sys.stdin):',
+      '    try:',
+      '        p = urlsplit(url)',
+      '        port = p.port',
+      '        scheme = p.scheme.lower()',
+      '        default = {"http": 80, "https": 443}.get(scheme)',
+      '        out.append({"scheme": scheme, "host": p.hostname or "", "port": str(port if port is not None else default)})',
+      '    except ValueError as e:',
+      '        out.append({"error": str(e)})',
+      'json.dump(out, sys.stdout)',
+    ].join('\n')
+    const child = spawnSync('python3', ['-c', script], { input: JSON.stringify(urls), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+    expect(child.error, 'python3 must be installed').toBeUndefined()
+    expect(child.status, child.stderr).toBe(0)
+    const readings = JSON.parse(child.stdout) as Array<Reading | { error: string }>
+    const disagreements = urls
+      .map((url, i) => ({ url, python: readings[i], whatwg: whatwg(url) }))
+      .filter(({ python, whatwg }) => JSON.stringify(python) !== JSON.stringify(whatwg))
+    expect(disagreements.slice(0, 5)).toEqual([])
+  })
+
+  it('a real 302 with any accepted URL as its Location goes out', async () => {
+    const { createServer } = await import('node:http')
+    const urls = ['https://shop.example/bye?x=1#top', 'HTTPS://Shop.Example:443/', ...fc.sample(anyUrl, 300)].filter(
+      (url) => accepted('redirectUrl', url) !== undefined,
+    )
+    const server = createServer((request, response) => {
+      try {
+        response.writeHead(302, { Location: urls[Number(request.url!.slice(1))]! })
+      } catch {
+        response.writeHead(500)
+      }
+      response.end()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as { port: number }
+      for (let i = 0; i < urls.length; i += 1) {
+        const answer = await fetch(`http://127.0.0.1:${port}/${i}`, { redirect: 'manual' })
+        expect(answer.status).toBe(302)
+        expect(answer.headers.get('location')).toBe(urls[i])
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })
