@@ -903,3 +903,140 @@ describe('defineSettings: URL settings read the same in every parser (#12 part 4
     }
   })
 })
+
+describe('defineSettings: exotic objects give typed errors only (#12 part 4)', () => {
+  const TRAPS = [
+    'getPrototypeOf',
+    'ownKeys',
+    'getOwnPropertyDescriptor',
+    'get',
+    'has',
+    'isExtensible',
+    'defineProperty',
+    'set',
+    'deleteProperty',
+  ] as const
+
+  /** Throws from a getter of `message` too, so reading the cause cannot be trusted either. */
+  const poisonedError = (): unknown =>
+    new Proxy(new Error('trap'), {
+      get: () => {
+        throw new Error('again')
+      },
+      getPrototypeOf: () => {
+        throw new Error('again')
+      },
+    })
+
+  const thrown = fc.oneof(
+    fc.constant(new Error('trap')),
+    fc.constant(new TypeError('trap')),
+    fc.constant(undefined),
+    fc.constant(Symbol('trap')),
+    fc.constant(10n),
+    fc.constant(null).map(poisonedError),
+    fc.anything({ maxDepth: 1 }),
+  )
+
+  const TARGETS = {
+    settings: () => ({ ...BASE }),
+    duration: () => ({ minutes: 30 }),
+    list: () => ['https://shop.example.com'],
+    empty: () => ({}),
+    nullProto: () => Object.create(null) as object,
+  }
+
+  const hostile = fc
+    .record({
+      target: fc.constantFrom(...(Object.keys(TARGETS) as Array<keyof typeof TARGETS>)),
+      traps: fc.subarray([...TRAPS]),
+      thrown,
+      revoked: fc.boolean(),
+      // An ownKeys trap that lies (duplicates, a missing non-configurable key) makes the engine itself throw.
+      lyingKeys: fc.boolean(),
+    })
+    .map(({ target, traps, thrown: value, revoked, lyingKeys }) => {
+      const handler: ProxyHandler<object> = {}
+      for (const trap of traps) {
+        ;(handler as Record<string, unknown>)[trap] = () => {
+          throw value
+        }
+      }
+      if (lyingKeys && !traps.includes('ownKeys')) handler.ownKeys = () => ['enabled', 'enabled']
+      // A builder, not the proxy: fast-check itself probes generated values, which a hostile proxy would trip.
+      const build = (): object => {
+        const made = Proxy.revocable(TARGETS[target](), handler)
+        if (revoked) made.revoke()
+        return made.proxy
+      }
+      build.toString = () => `proxy of ${target} throwing ${String(typeof value)} from [${traps.join(', ')}]${revoked ? ', revoked' : ''}${lyingKeys ? ', lying ownKeys' : ''}`
+      return build
+    })
+
+  const place = fc.constantFrom(
+    '',
+    'timeLimit',
+    'disconnectGrace',
+    'wrapUpCapacity',
+    'portalUrl',
+    'redirectUrl',
+    'redirectAllowlist',
+    'linkParam',
+    'enabled',
+  )
+
+  function onlySettingsErrors(run: () => unknown): void {
+    try {
+      run()
+    } catch (error) {
+      expect(error).toBeInstanceOf(SettingsError)
+      for (const found of (error as SettingsError).issues) {
+        expect(typeof found.code).toBe('string')
+        expect(typeof found.message).toBe('string')
+      }
+    }
+  }
+
+  it('proxies whose traps throw, anywhere in the input, throw SettingsError or nothing (property)', () => {
+    fc.assert(
+      fc.property(hostile, place, (build, at) => {
+        const input = at === '' ? build() : { ...BASE, [at]: build() }
+        onlySettingsErrors(() => defineSettings(input as ReconnectSettingsInput))
+      }),
+      { numRuns: 1000 },
+    )
+  })
+
+  it('an allowlist entry or a Duration unit that is a proxy throws SettingsError', () => {
+    fc.assert(
+      fc.property(hostile, fc.boolean(), (build, inList) => {
+        const input = inList ? { redirectAllowlist: ['https://a.com', build()] } : { timeLimit: { minutes: build() } }
+        onlySettingsErrors(() => defineSettings(input as unknown as ReconnectSettingsInput))
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('a revoked proxy as the allowlist or a duration is reported at its path', () => {
+    const revoked = Proxy.revocable([], {})
+    revoked.revoke()
+    expect(issuesOf({ redirectAllowlist: revoked.proxy })).toEqual([
+      { path: 'redirectAllowlist', code: 'unreadable', message: expect.stringMatching(/could not be read/) },
+    ])
+    expect(issuesOf({ timeLimit: revoked.proxy })).toEqual([
+      { path: 'timeLimit', code: 'unreadable', message: expect.stringMatching(/could not be read/) },
+    ])
+  })
+
+  it('an allowlist whose length getter throws is reported at its path', () => {
+    const list = new Proxy(['https://a.com'], {
+      get: (target, key) => {
+        if (key === 'length') throw new Error('no length')
+        return Reflect.get(target, key)
+      },
+    })
+    expect(issuesOf({ redirectAllowlist: list })).toEqual([
+      { path: 'redirectAllowlist', code: 'unreadable', message: 'could not be read (no length)' },
+    ])
+  })
+})
