@@ -1,6 +1,5 @@
 import type { Duration } from 'date-fns'
 import { milliseconds } from 'date-fns'
-import { millisecondsInDay, millisecondsInHour, millisecondsInMinute, millisecondsInSecond, millisecondsInWeek } from 'date-fns/constants'
 import { SettingsError } from './errors'
 import type { SettingsIssueCode } from './errors'
 import type { DurationInput } from './types'
@@ -11,17 +10,18 @@ export type DurationIssueCode = Extract<SettingsIssueCode, 'unreadable' | 'inval
 /** The outcome of {@link parseDuration}: milliseconds, or why the input is not a duration. */
 export type DurationResult = { ok: true; ms: number } | { ok: false; code: DurationIssueCode; message: string }
 
-// One home for the lengths of units: date-fns' own constants, the same ones its `milliseconds` uses.
+// One home for the lengths of units. (date-fns/constants has the same numbers, but importing that
+// module brings its module-scope arithmetic into every bundle that touches durations.)
 /** @internal */
-export const SECOND = millisecondsInSecond
+export const SECOND = 1000
 /** @internal */
-export const MINUTE = millisecondsInMinute
+export const MINUTE = 60 * SECOND
 /** @internal */
-export const HOUR = millisecondsInHour
+export const HOUR = 60 * MINUTE
 /** @internal */
-export const DAY = millisecondsInDay
+export const DAY = 24 * HOUR
 /** @internal */
-export const WEEK = millisecondsInWeek
+export const WEEK = 7 * DAY
 
 // Years and months have no fixed length, and a time limit that shifts with the calendar is not a limit.
 // (date-fns' `milliseconds` would count a year as 365.2425 days and a month as a twelfth of that.)
@@ -30,9 +30,10 @@ const CALENDAR_UNITS = ['years', 'months'] as const
 type TimeUnit = (typeof TIME_UNITS)[number]
 
 const MAX_ISO_LENGTH = 64
-const NUM = '(\\d+(?:[.,]\\d+)?)'
 // Each number is closed by a distinct designator letter that `\d` cannot match, so the match is linear.
-const ISO_DURATION = new RegExp(`^P(?:${NUM}Y)?(?:${NUM}M)?(?:${NUM}W)?(?:${NUM}D)?(?:(T)(?:${NUM}H)?(?:${NUM}M)?(?:${NUM}S)?)?$`)
+// Written out as a literal: a module-scope `new RegExp` survives tree-shaking in every bundle of this chunk.
+const ISO_DURATION =
+  /^P(?:(\d+(?:[.,]\d+)?)Y)?(?:(\d+(?:[.,]\d+)?)M)?(?:(\d+(?:[.,]\d+)?)W)?(?:(\d+(?:[.,]\d+)?)D)?(?:(T)(?:(\d+(?:[.,]\d+)?)H)?(?:(\d+(?:[.,]\d+)?)M)?(?:(\d+(?:[.,]\d+)?)S)?)?$/
 
 const EXPECTED =
   "a duration: milliseconds (e.g. 1800000), a date-fns Duration (e.g. { minutes: 30 }) or an ISO-8601 string (e.g. 'PT30M')"

@@ -18,6 +18,8 @@ export type { ReconnectErrorCode, SettingsIssue, SettingsIssueCode, SettingsIssu
 export { parseDuration, toMilliseconds } from './duration'
 export type { DurationIssueCode, DurationResult } from './duration'
 export { defineSettings, wrapUpCloseAfter } from './settings'
+export { formatRemaining } from './format-remaining'
+export type { FormatRemainingOptions } from './format-remaining'
 export {
   MAX_RECONNECT_ID_LENGTH,
   RECONNECT_ID_LENGTH,

@@ -1,7 +1,6 @@
 import { DAY, MINUTE, SECOND, describeCause, describeValue, formatMs, isPlainObject, parseDuration } from './duration'
 import { SettingsError, isSettingsError } from './errors'
 import type { SettingsIssue, SettingsIssueInput } from './errors'
-import { UNRESERVED_CHARS } from './ids'
 import { DEFAULT_LINK_PARAM } from './links'
 import type { ReconnectSettings, ReconnectSettingsInput } from './types'
 
@@ -12,7 +11,8 @@ const MIN_WRAP_UP_CAPACITY = 30 * SECOND
 const MAX_WRAP_UP_CAPACITY = 60 * MINUTE
 const MAX_URL_LENGTH = 2048
 const MAX_LINK_PARAM_LENGTH = 64
-const LINK_PARAM = new RegExp(`^[${UNRESERVED_CHARS}]+$`)
+// RFC 3986 unreserved characters, the same alphabet as reconnect ids: safe in a query unescaped.
+const LINK_PARAM = /^[A-Za-z0-9._~-]+$/
 
 const FIELDS = [
   'enabled',
@@ -35,7 +35,7 @@ type Report = (issue: SettingsIssueInput & Pick<SettingsIssue, 'code'>) => undef
 
 // These fields are `null` in the output when unset, so a `null` input means "unset" too; that lets
 // already-defined settings go through defineSettings again unchanged.
-const NULLABLE: ReadonlySet<Field> = new Set<Field>(['timeLimit', 'portalUrl', 'redirectUrl', 'redirectAllowlist', 'warnBefore'])
+const NULLABLE: ReadonlySet<Field> = /* @__PURE__ */ new Set<Field>(['timeLimit', 'portalUrl', 'redirectUrl', 'redirectAllowlist', 'warnBefore'])
 
 /**
  * Validates a widget's settings and returns them frozen, with defaults applied and every duration in ms.
