@@ -5,7 +5,7 @@ import { DEFAULT_LINK_PARAM } from './links'
 import type { ReconnectSettings, ReconnectSettingsInput } from './types'
 
 const MAX_TIME_LIMIT = 7 * DAY
-// The four timers a bare number of minutes or seconds is most often written into by mistake (SPEC amendment to §2).
+// At least a second: a bare number below 1000 in these four is almost always minutes or seconds meant as ms.
 const MIN_TIMER = SECOND
 const MIN_WRAP_UP_CAPACITY = 30 * SECOND
 const MAX_WRAP_UP_CAPACITY = 60 * MINUTE
@@ -208,7 +208,7 @@ function tooSmall(rule: { min: number; max?: number }, ms: number, written: unkn
 
 /**
  * How long after entering wrap-up a conversation closes: the later of `wrapUpAutoClose` and a
- * `wrapUpCapacity` duration (SPEC §2).
+ * `wrapUpCapacity` duration.
  *
  * @example
  * wrapUpCloseAfter(defineSettings({ wrapUpAutoClose: 'PT15M', wrapUpCapacity: 'PT20M' })) // 1200000
