@@ -1,5 +1,6 @@
 import type { Duration } from 'date-fns'
-import { milliseconds } from 'date-fns'
+// Subpath imports: one small module each, for bundlers and for import maps in unbundled pages alike.
+import { milliseconds } from 'date-fns/milliseconds'
 import { SettingsError } from './errors'
 import type { SettingsIssueCode } from './errors'
 import type { DurationInput } from './types'

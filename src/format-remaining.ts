@@ -1,5 +1,5 @@
 import type { Locale } from 'date-fns'
-import { formatDistanceStrict } from 'date-fns'
+import { formatDistanceStrict } from 'date-fns/formatDistanceStrict'
 import { describeValue } from './duration'
 import { ReconnectError } from './errors'
 
