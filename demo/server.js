@@ -15,11 +15,12 @@ import { createDemoSessions } from './session.js'
 const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url))
 
 // The customer page imports the built library in the browser; these are the only files it needs.
-// Resolved like any import, so they are whatever `chat-reconnect`, xstate and nanoid resolve to here.
+// Resolved like any import, so they are whatever `chat-reconnect`, xstate, nanoid and date-fns resolve to here.
 const BROWSER_FILES = {
   '/lib/': dirname(fileURLToPath(import.meta.resolve('chat-reconnect'))),
   '/vendor/xstate/': dirname(fileURLToPath(import.meta.resolve('xstate'))),
   '/vendor/nanoid/': dirname(fileURLToPath(import.meta.resolve('nanoid'))),
+  '/vendor/date-fns/': dirname(fileURLToPath(import.meta.resolve('date-fns'))),
 }
 
 const PAGES = {

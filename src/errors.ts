@@ -8,11 +8,60 @@ export type ReconnectErrorCode =
   | 'reconnect-disabled'
   | 'invalid-argument'
 
-/** One problem found in a settings input: where it is and what rule it breaks. */
+/**
+ * Stable, machine-readable kind of a {@link SettingsIssue}, so a settings UI can react without parsing messages.
+ *
+ * - `'unreadable'`: the input (or a part of it) threw when read: a throwing getter or Proxy trap.
+ * - `'invalid-type'`: the value has the wrong type (a string where true/false is expected, say).
+ * - `'unknown-key'`: a key that is not a known setting or option.
+ * - `'required'`: a value that must be given (`timeLimit` and `portalUrl` when reconnect is enabled).
+ * - `'invalid-duration'`: not a duration in any accepted form (`'30 minutes'`, `{ mins: 3 }`, `NaN`).
+ * - `'calendar-unit'`: a duration in years or months, whose length depends on the calendar.
+ * - `'too-small'` / `'too-big'`: outside a limit; `minimum` / `maximum` and `unit` give the limit.
+ * - `'invalid-url'`: not an absolute http(s) URL, or one that two URL parsers could read differently.
+ * - `'invalid-origin'`: an allowlist entry that is not a bare origin (a path, query, fragment or wildcard).
+ * - `'not-allowed'`: a value outside the set it must come from (`redirectUrl` off the allowlist).
+ * - `'invalid-format'`: a string that breaks its pattern (`linkParam`, a key id).
+ * - `'unsupported'`: the platform lacks something the option needs (Web Crypto).
+ * - `'invalid-value'`: any other rule; the message says which.
+ */
+export type SettingsIssueCode =
+  | 'unreadable'
+  | 'invalid-type'
+  | 'unknown-key'
+  | 'required'
+  | 'invalid-duration'
+  | 'calendar-unit'
+  | 'too-small'
+  | 'too-big'
+  | 'invalid-url'
+  | 'invalid-origin'
+  | 'not-allowed'
+  | 'invalid-format'
+  | 'unsupported'
+  | 'invalid-value'
+
+/** What the `minimum` and `maximum` of a {@link SettingsIssue} count. */
+export type SettingsLimitUnit = 'ms' | 'characters' | 'bytes' | 'items'
+
+/** One problem found in a settings input: where it is, what kind of rule it breaks, and the limit if one applies. */
 export interface SettingsIssue {
+  /** The field, such as `'timeLimit'` or `'redirectAllowlist[2]'`; `''` for the input as a whole. */
   path: string
+  /** Stable kind of problem. */
+  code: SettingsIssueCode
+  /** A sentence for people that names the rule and the value received. */
   message: string
+  /** With `'too-small'`: the smallest allowed value, counted in `unit`. */
+  minimum?: number
+  /** With `'too-big'`: the largest allowed value, counted in `unit`. */
+  maximum?: number
+  /** What `minimum` / `maximum` count. */
+  unit?: SettingsLimitUnit
 }
+
+/** A {@link SettingsIssue} as given to the {@link SettingsError} constructor: `code` defaults to `'invalid-value'`. */
+export type SettingsIssueInput = Omit<SettingsIssue, 'code'> & { code?: SettingsIssueCode }
 
 /**
  * Base class of every error thrown by chat-reconnect.
@@ -36,10 +85,10 @@ export class SettingsError extends ReconnectError {
   declare readonly code: 'invalid-settings'
   readonly issues: readonly SettingsIssue[]
 
-  constructor(issues: readonly SettingsIssue[], options?: { cause?: unknown }) {
+  constructor(issues: readonly SettingsIssueInput[], options?: { cause?: unknown }) {
     const list = issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')
     super('invalid-settings', `Invalid settings: ${list}`, options)
-    this.issues = Object.freeze(issues.map((i) => Object.freeze({ ...i })))
+    this.issues = Object.freeze(issues.map((i) => Object.freeze({ ...i, code: i.code ?? 'invalid-value' })))
   }
 }
 

@@ -14,10 +14,12 @@ export {
   isSettingsError,
   isStoreError,
 } from './errors'
-export type { ReconnectErrorCode, SettingsIssue } from './errors'
+export type { ReconnectErrorCode, SettingsIssue, SettingsIssueCode, SettingsIssueInput, SettingsLimitUnit } from './errors'
 export { parseDuration, toMilliseconds } from './duration'
-export type { DurationResult } from './duration'
+export type { DurationIssueCode, DurationResult } from './duration'
 export { defineSettings, wrapUpCloseAfter } from './settings'
+export { formatRemaining } from './format-remaining'
+export type { FormatRemainingOptions } from './format-remaining'
 export {
   MAX_RECONNECT_ID_LENGTH,
   RECONNECT_ID_LENGTH,

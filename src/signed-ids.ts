@@ -1,4 +1,5 @@
-import { SettingsError } from './errors'
+import { describeCause } from './duration'
+import { SettingsError, isSettingsError } from './errors'
 import type { SettingsIssue } from './errors'
 import type { ReconnectIdIssuer } from './ids'
 import { equalInConstantTime } from './constant-time'
@@ -50,8 +51,20 @@ interface KeyEntry {
  * const service = createReconnectService({ settings, reconnectIds })
  */
 export function createSignedReconnectIds(options: SignedReconnectIdsOptions): SignedReconnectIds {
+  try {
+    return create(options)
+  } catch (cause) {
+    if (isSettingsError(cause)) throw cause
+    // A getter or Proxy trap in the options threw: still a typed error, with the original as its cause.
+    throw new SettingsError([{ path: '', code: 'unreadable', message: `options could not be read (${describeCause(cause)})` }], {
+      cause,
+    })
+  }
+}
+
+function create(options: SignedReconnectIdsOptions): SignedReconnectIds {
   if (typeof options !== 'object' || options === null) {
-    throw new SettingsError([{ path: '', message: 'options must be an object with keys and currentKeyId' }])
+    throw new SettingsError([{ path: '', code: 'invalid-type', message: 'options must be an object with keys and currentKeyId' }])
   }
   const issues: SettingsIssue[] = []
   const entries = new Map<string, KeyEntry>()
@@ -59,23 +72,28 @@ export function createSignedReconnectIds(options: SignedReconnectIdsOptions): Si
   const keys: unknown = options.keys
   const keysIsRecord = typeof keys === 'object' && keys !== null && !Array.isArray(keys) && !(keys instanceof Map)
   if (!keysIsRecord) {
-    issues.push({ path: 'keys', message: 'keys must be an object mapping key ids to secrets' })
+    issues.push({ path: 'keys', code: 'invalid-type', message: 'keys must be an object mapping key ids to secrets' })
   } else {
     const list = Object.entries(keys)
-    if (list.length === 0) issues.push({ path: 'keys', message: 'keys must contain at least one key' })
+    if (list.length === 0) {
+      issues.push({ path: 'keys', code: 'too-small', message: 'keys must contain at least one key', minimum: 1, unit: 'items' })
+    }
     for (const [keyId, value] of list) {
       const path = `keys.${keyId}`
       if (!KEY_ID.test(keyId)) {
-        issues.push({ path, message: 'key id must be 1–8 characters of A–Z, a–z, 0–9' })
+        issues.push({ path, code: 'invalid-format', message: 'key id must be 1–8 characters of A–Z, a–z, 0–9' })
         continue
       }
       const secret = secretBytes(value)
       if (secret === undefined) {
-        issues.push({ path, message: 'secret must be a string, Uint8Array or ArrayBuffer' })
+        issues.push({ path, code: 'invalid-type', message: 'secret must be a string, Uint8Array or ArrayBuffer' })
       } else if (secret.byteLength < MIN_SECRET_BYTES) {
         issues.push({
           path,
+          code: 'too-small',
           message: `secret must be at least ${MIN_SECRET_BYTES} bytes (got ${secret.byteLength}; strings count UTF-8 bytes)`,
+          minimum: MIN_SECRET_BYTES,
+          unit: 'bytes',
         })
       } else {
         entries.set(keyId, { secret, key: undefined })
@@ -85,15 +103,16 @@ export function createSignedReconnectIds(options: SignedReconnectIdsOptions): Si
 
   const currentKeyId: unknown = options.currentKeyId
   if (typeof currentKeyId !== 'string') {
-    issues.push({ path: 'currentKeyId', message: 'currentKeyId must be a string naming one of the keys' })
+    issues.push({ path: 'currentKeyId', code: 'invalid-type', message: 'currentKeyId must be a string naming one of the keys' })
   } else if (keysIsRecord && !Object.prototype.propertyIsEnumerable.call(keys, currentKeyId)) {
-    issues.push({ path: 'currentKeyId', message: `currentKeyId "${currentKeyId}" is not one of the keys` })
+    issues.push({ path: 'currentKeyId', code: 'not-allowed', message: `currentKeyId "${currentKeyId}" is not one of the keys` })
   }
 
   const webCrypto = (globalThis as { crypto?: Crypto }).crypto
   if (typeof webCrypto?.subtle?.sign !== 'function' || typeof webCrypto.getRandomValues !== 'function') {
     issues.push({
       path: 'crypto',
+      code: 'unsupported',
       message: 'Web Crypto (globalThis.crypto.subtle) is unavailable: signed ids need Node 20+ or a secure (https) browser context',
     })
   }

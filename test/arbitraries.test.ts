@@ -77,7 +77,7 @@ describe('settingsInputArbitrary', () => {
         enabled: fc.boolean(),
         authenticated: fc.boolean(),
         redirect: fc.boolean(),
-        minDurationMs: fc.integer({ min: 1, max: DAY }),
+        minDurationMs: fc.integer({ min: 1000, max: DAY }),
         extraMs: fc.integer({ min: 0, max: 10 * DAY }),
       })
       .map(({ minDurationMs, extraMs, ...flags }) => ({ ...flags, minDurationMs, maxDurationMs: minDurationMs + extraMs }))

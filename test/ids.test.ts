@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import fc from 'fast-check'
 import {
+  MAX_RECONNECT_ID_LENGTH,
   RECONNECT_ID_LENGTH,
   createReconnectId,
   isReconnectId,
@@ -8,6 +9,7 @@ import {
   plainReconnectIds,
 } from '../src/ids'
 import type { ReconnectIdIssuer } from '../src/ids'
+import { isWellFormedReconnectId } from '../src/policy/decide-return'
 
 const URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-'
 const idChar = fc.constantFrom(...URL_ALPHABET)
@@ -103,5 +105,23 @@ describe('plainReconnectIds', () => {
     expect(await issuer.verify(id)).toBe(true)
     expect(await issuer.verify(`${id}x`)).toBe(false)
     expect(await issuer.verify('k1.LwQBX91m_rk86Wf99tbdLA.jOAWptZdDO7k2eLikEF5-w')).toBe(false)
+  })
+})
+
+describe('one home for the id format', () => {
+  it('the patterns accept exactly the lengths the exported constants name (property)', () => {
+    const unreserved = fc.constantFrom(...`${URL_ALPHABET}.~`)
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: MAX_RECONNECT_ID_LENGTH + 5 }), fc.infiniteStream(unreserved), (length, chars) => {
+        const id = [...chars.take(length)].join('')
+        expect(looksLikeReconnectId(id)).toBe(length >= RECONNECT_ID_LENGTH && length <= MAX_RECONNECT_ID_LENGTH)
+        const plain = id.replace(/[.~]/g, '_')
+        expect(isReconnectId(plain)).toBe(length === RECONNECT_ID_LENGTH)
+      }),
+    )
+  })
+
+  it("the return policy's built-in check is the ids module's own", () => {
+    expect(isWellFormedReconnectId).toBe(looksLikeReconnectId)
   })
 })

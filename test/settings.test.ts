@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process'
+import { validateHeaderValue } from 'node:http'
+import { parse as legacyParse } from 'node:url'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { isSettingsError, SettingsError } from '../src/errors'
@@ -120,7 +123,7 @@ describe('defineSettings: input shape', () => {
         throw new Error('boom')
       },
     }
-    expect(issuesOf(input)).toEqual([{ path: '', message: expect.stringMatching(/could not be read.*boom/) }])
+    expect(issuesOf(input)).toEqual([{ path: '', code: 'unreadable', message: expect.stringMatching(/could not be read.*boom/) }])
   })
 })
 
@@ -140,16 +143,17 @@ describe('defineSettings: timeLimit', () => {
     expect(issueAt({ enabled: true, portalUrl: ENABLED.portalUrl, timeLimit: null }, 'timeLimit')).toMatch(/required/)
   })
 
-  it('accepts 1 ms up to exactly 7 days', () => {
-    expect(defineSettings({ ...ENABLED, timeLimit: 1 }).timeLimit).toBe(1)
+  it('accepts 1 second up to exactly 7 days', () => {
+    expect(defineSettings({ ...ENABLED, timeLimit: 1000 }).timeLimit).toBe(1000)
+    expect(defineSettings({ ...ENABLED, timeLimit: 'PT1S' }).timeLimit).toBe(1000)
     expect(defineSettings({ ...ENABLED, timeLimit: 7 * DAY }).timeLimit).toBe(7 * DAY)
     expect(defineSettings({ ...ENABLED, timeLimit: 'P7D' }).timeLimit).toBe(7 * DAY)
     expect(defineSettings({ ...ENABLED, timeLimit: { weeks: 1 } }).timeLimit).toBe(7 * DAY)
   })
 
   it('rejects 0, 7 days + 1 ms and non-durations', () => {
-    expect(issueAt({ ...ENABLED, timeLimit: 0 }, 'timeLimit')).toMatch(/greater than 0/)
-    expect(issueAt({ ...ENABLED, timeLimit: 'PT0S' }, 'timeLimit')).toMatch(/greater than 0/)
+    expect(issueAt({ ...ENABLED, timeLimit: 0 }, 'timeLimit')).toMatch(/at least 1 second, got 0 ms$/)
+    expect(issueAt({ ...ENABLED, timeLimit: 'PT0S' }, 'timeLimit')).toMatch(/at least 1 second, got 0 ms$/)
     expect(issueAt({ ...ENABLED, timeLimit: 7 * DAY + 1 }, 'timeLimit')).toMatch(/at most 7 days/)
     expect(issueAt({ ...ENABLED, timeLimit: 'P8D' }, 'timeLimit')).toMatch(/at most 7 days, got 8 days/)
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, '30 minutes', { months: 1 }, { mins: 3 }, true]) {
@@ -290,11 +294,12 @@ describe('defineSettings: timers', () => {
     ['disconnectGrace', 3 * MINUTE],
     ['wrapUpAutoClose', 15 * MINUTE],
     ['queueAutoClose', 20 * MINUTE],
-  ] as const)('%s defaults to %d ms and must be > 0', (field, fallback) => {
+  ] as const)('%s defaults to %d ms and must be at least 1 second', (field, fallback) => {
     expect(defineSettings({})[field]).toBe(fallback)
-    expect(defineSettings({ [field]: 1 })[field]).toBe(1)
+    expect(defineSettings({ [field]: 1000 })[field]).toBe(1000)
     expect(defineSettings({ [field]: 'P30D' })[field]).toBe(30 * DAY)
-    expect(issueAt({ [field]: 0 }, field)).toMatch(/greater than 0/)
+    expect(issueAt({ [field]: 0 }, field)).toMatch(/at least 1 second/)
+    expect(issueAt({ [field]: 999 }, field)).toMatch(/at least 1 second/)
     for (const bad of [-5, Number.NaN, 'soon', { months: 2 }, false]) {
       expect(pathsOf({ [field]: bad })).toEqual([field])
     }
@@ -422,7 +427,7 @@ describe('wrapUpCloseAfter', () => {
   it('is never shorter than either part (property)', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 7 * DAY }),
+        fc.integer({ min: SECOND, max: 7 * DAY }),
         fc.oneof(fc.constantFrom('always' as const, 'never' as const), fc.integer({ min: 30 * SECOND, max: 60 * MINUTE })),
         (wrapUpAutoClose, wrapUpCapacity) => {
           const after = wrapUpCloseAfter(defineSettings({ wrapUpAutoClose, wrapUpCapacity }))
@@ -584,5 +589,454 @@ describe('defineSettings: fuzz', () => {
       { requiredKeys: [] },
     )
     fc.assert(fc.property(mixed, returnsOrThrowsSettingsError), { numRuns: 500 })
+  })
+})
+
+describe('defineSettings: issue codes and limits', () => {
+  /** The one issue at `path`, as data. */
+  function issue(input: unknown, path: string): SettingsIssue {
+    const found = issuesOf(input).filter((i) => i.path === path)
+    expect(found, `issues at ${path}`).toHaveLength(1)
+    return found[0]!
+  }
+
+  it.each<[string, unknown, string, Partial<SettingsIssue>]>([
+    ['a non-object input', 'enabled', '', { code: 'invalid-type' }],
+    ['an unknown key', { enable: true }, 'enable', { code: 'unknown-key' }],
+    ['a missing timeLimit while enabled', { enabled: true, portalUrl: ENABLED.portalUrl }, 'timeLimit', { code: 'required' }],
+    ['a missing portalUrl while enabled', { enabled: true, timeLimit: 'PT1M' }, 'portalUrl', { code: 'required' }],
+    ['a string for a boolean', { prompt: 'false' }, 'prompt', { code: 'invalid-type' }],
+    ['a boolean for a duration', { timeLimit: true }, 'timeLimit', { code: 'invalid-type' }],
+    ['a number for a URL', { portalUrl: 7 }, 'portalUrl', { code: 'invalid-type' }],
+    ['a string for the allowlist', { redirectAllowlist: 'https://a.com' }, 'redirectAllowlist', { code: 'invalid-type' }],
+    ['a number for linkParam', { linkParam: 5 }, 'linkParam', { code: 'invalid-type' }],
+    ['an English duration', { timeLimit: '30 minutes' }, 'timeLimit', { code: 'invalid-duration' }],
+    ['a misspelt Duration unit', { queueAutoClose: { mins: 3 } }, 'queueAutoClose', { code: 'invalid-duration' }],
+    ['NaN', { disconnectGrace: Number.NaN }, 'disconnectGrace', { code: 'invalid-duration' }],
+    ['months', { timeLimit: { months: 1 } }, 'timeLimit', { code: 'calendar-unit' }],
+    ['an ISO year', { wrapUpAutoClose: 'P1Y' }, 'wrapUpAutoClose', { code: 'calendar-unit' }],
+    ['0 ms', { timeLimit: 0 }, 'timeLimit', { code: 'too-small', minimum: 1000, unit: 'ms' }],
+    ['a negative number', { queueAutoClose: -5 }, 'queueAutoClose', { code: 'too-small', minimum: 1000, unit: 'ms' }],
+    ['a negative ISO string', { queueAutoClose: '-PT5M' }, 'queueAutoClose', { code: 'too-small', minimum: 1000, unit: 'ms' }],
+    ['0 warnBefore', { warnBefore: 0 }, 'warnBefore', { code: 'too-small', minimum: 1, unit: 'ms' }],
+    ['a short wrapUpCapacity', { wrapUpCapacity: 29_999 }, 'wrapUpCapacity', { code: 'too-small', minimum: 30_000, unit: 'ms' }],
+    ['8 days', { timeLimit: 'P8D' }, 'timeLimit', { code: 'too-big', maximum: 7 * DAY, unit: 'ms' }],
+    ['a long wrapUpCapacity', { wrapUpCapacity: 'PT61M' }, 'wrapUpCapacity', { code: 'too-big', maximum: 60 * MINUTE, unit: 'ms' }],
+    ['an unsafe number', { disconnectGrace: 2 ** 60 }, 'disconnectGrace', { code: 'too-big', maximum: Number.MAX_SAFE_INTEGER, unit: 'ms' }],
+    ['warnBefore = timeLimit', { timeLimit: 'PT30M', warnBefore: 'PT30M' }, 'warnBefore', { code: 'too-big', maximum: 30 * MINUTE - 1, unit: 'ms' }],
+    ['a long URL', { portalUrl: `https://x.com/${'a'.repeat(3000)}` }, 'portalUrl', { code: 'too-big', maximum: 2048, unit: 'characters' }],
+    ['a long linkParam', { linkParam: 'x'.repeat(65) }, 'linkParam', { code: 'too-big', maximum: 64, unit: 'characters' }],
+    ['a javascript: URL', { redirectUrl: 'javascript:alert(1)' }, 'redirectUrl', { code: 'invalid-url' }],
+    ['a URL with a password', { portalUrl: 'https://u:p@x.com/' }, 'portalUrl', { code: 'invalid-url' }],
+    ['an allowlist entry with a path', { redirectAllowlist: ['https://a.com/x'] }, 'redirectAllowlist[0]', { code: 'invalid-origin' }],
+    ['an allowlist wildcard', { redirectAllowlist: ['https://*.a.com'] }, 'redirectAllowlist[0]', { code: 'invalid-origin' }],
+    ['an allowlist URL that is no URL', { redirectAllowlist: ['https//a.com'] }, 'redirectAllowlist[0]', { code: 'invalid-url' }],
+    ['redirectUrl off the allowlist', { redirectAllowlist: ['https://a.com'], redirectUrl: 'https://b.com/' }, 'redirectUrl', { code: 'not-allowed' }],
+    ['a linkParam with a space', { linkParam: 'a b' }, 'linkParam', { code: 'invalid-format' }],
+    ['an empty linkParam', { linkParam: '' }, 'linkParam', { code: 'invalid-format' }],
+  ])('%s', (_, input, path, expected) => {
+    const found = issue(input, path)
+    expect(found).toMatchObject(expected)
+    // Limits appear exactly with the codes that have them.
+    expect('minimum' in found).toBe(found.code === 'too-small')
+    expect('maximum' in found).toBe(found.code === 'too-big')
+    expect('unit' in found).toBe(found.code === 'too-small' || found.code === 'too-big')
+  })
+
+  it("a Proxy whose trap throws is 'unreadable'", () => {
+    const hostile = new Proxy({}, { ownKeys: () => {
+      throw new Error('no keys')
+    } })
+    expect(issue(hostile, '')).toMatchObject({ code: 'unreadable', message: expect.stringMatching(/no keys/) })
+  })
+
+  it('every issue of any input has a known code, and limits that agree with the message (property)', () => {
+    const codes = new Set([
+      'unreadable', 'invalid-type', 'unknown-key', 'required', 'invalid-duration', 'calendar-unit', 'too-small',
+      'too-big', 'invalid-url', 'invalid-origin', 'not-allowed', 'invalid-format', 'unsupported', 'invalid-value',
+    ])
+    const anyField = fc.record(
+      Object.fromEntries(Object.keys(BREAKERS).map((field) => [field, fc.oneof(BREAKERS[field]!, fc.anything({ maxDepth: 1 }))])),
+      { requiredKeys: [] },
+    )
+    fc.assert(
+      fc.property(anyField, (input) => {
+        let thrown: unknown
+        try {
+          defineSettings(input as ReconnectSettingsInput)
+        } catch (error) {
+          thrown = error
+        }
+        if (thrown === undefined) return
+        for (const found of (thrown as SettingsError).issues) {
+          expect(codes.has(found.code), found.code).toBe(true)
+          if (found.code === 'too-small' && found.unit === 'ms' && found.minimum! >= SECOND) {
+            expect(found.message).toMatch(/at least 1 second|at least 30 seconds|negative/)
+          }
+          if (found.unit === 'characters') expect(found.message).toContain(String(found.maximum))
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+})
+
+describe('defineSettings: durations under a second (amendment to §2)', () => {
+  const timers = ['timeLimit', 'disconnectGrace', 'wrapUpAutoClose', 'queueAutoClose'] as const
+
+  it.each(timers)('%s: a bare number under 1000 asks whether minutes were meant', (field) => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 999 }), (n) => {
+        const found = issuesOf({ [field]: n }).filter((i) => i.path === field)
+        expect(found).toEqual([
+          {
+            path: field,
+            code: 'too-small',
+            minimum: 1000,
+            unit: 'ms',
+            message: `must be at least 1 second, got ${n} ms; did you mean { minutes: ${n} }?`,
+          },
+        ])
+      }),
+      { numRuns: 50 },
+    )
+  })
+
+  it.each(timers)('%s: 1000 ms and a second in any form are accepted; sub-second other forms get no guess', (field) => {
+    const base = field === 'timeLimit' ? {} : ENABLED
+    for (const second of [1000, 'PT1S', { seconds: 1 }] as const) {
+      expect(defineSettings({ ...base, [field]: second })[field]).toBe(1000)
+    }
+    for (const small of ['PT0.5S', { seconds: 0.999 }, 0] as const) {
+      const found = issuesOf({ ...base, [field]: small }).filter((i) => i.path === field)
+      expect(found).toHaveLength(1)
+      expect(found[0]).toMatchObject({ code: 'too-small', minimum: 1000 })
+      expect(found[0]!.message).not.toMatch(/did you mean/)
+    }
+  })
+
+  it('the example of the amendment', () => {
+    expect(issueAt({ ...ENABLED, timeLimit: 30 }, 'timeLimit')).toMatch(/30 ms; did you mean \{ minutes: 30 \}\?/)
+  })
+
+  it('guesses minutes only where minutes would be valid', () => {
+    expect(issueAt({ wrapUpCapacity: 20 }, 'wrapUpCapacity')).toMatch(/got 20 ms; did you mean \{ minutes: 20 \}\?$/)
+    expect(issueAt({ wrapUpCapacity: 500 }, 'wrapUpCapacity')).toMatch(/at least 30 seconds, got 500 ms$/)
+  })
+
+  it('warnBefore, whose warning may be short, is not held to a second', () => {
+    expect(defineSettings({ warnBefore: 500 }).warnBefore).toBe(500)
+  })
+})
+
+describe('defineSettings: URL settings read the same in every parser (#12 part 4)', () => {
+  const URL_FIELDS = ['portalUrl', 'redirectUrl', 'redirectAllowlist'] as const
+
+  /** The URL as the settings hand it out, or undefined when refused. */
+  function accepted(field: (typeof URL_FIELDS)[number], url: string): string | undefined {
+    try {
+      const settings = defineSettings(field === 'redirectAllowlist' ? { redirectAllowlist: [url] } : { [field]: url })
+      return field === 'redirectAllowlist' ? settings.redirectAllowlist![0] : (settings[field] ?? undefined)
+    } catch (error) {
+      expect(error).toBeInstanceOf(SettingsError)
+      return undefined
+    }
+  }
+
+  it.each([
+    ['http://shop.example\\@evil.com/', /backslash/],
+    ['http://shop.example\\.evil.com/', /backslash/],
+    ['https://shop.example/\\evil.com', /backslash/],
+    ['http://shop\u3002example/', /ASCII/],
+    ['https://b\u00fccher.example/', /ASCII/],
+    ['https://shop.example/caf\u00e9', /ASCII/],
+    ['https://shop.example/\u2028', /whitespace|ASCII/],
+    ['https://shop%2eexample/', /host/],
+    ['http://0x7f.0.0.1/', /host/],
+    ['http://2130706433/', /host/],
+    ['http://1.2.3/', /host/],
+    ['https:///shop.example/', /host/],
+    ['https://[0:0::1]/', /host/],
+    ['https://shop.example:/', /host/],
+    ['http://shop.example:0080/', /host/],
+    [`https://${'a'.repeat(64)}.example/`, /host/],
+    ['https://user@shop.example/', /user name/],
+  ])('refuses %j', (url, reason) => {
+    for (const field of URL_FIELDS) {
+      const path = field === 'redirectAllowlist' ? 'redirectAllowlist[0]' : field
+      const input = field === 'redirectAllowlist' ? { redirectAllowlist: [url] } : { [field]: url }
+      const found = issuesOf(input).filter((i) => i.path === path)
+      expect(found, `${field}: ${url}`).toHaveLength(1)
+      expect(found[0]).toMatchObject({ code: 'invalid-url', message: expect.stringMatching(reason) })
+    }
+  })
+
+  it.each([
+    'https://shop.example/',
+    'HTTPS://Shop.Example:443/',
+    'http://127.0.0.1:8080/',
+    'http://shop.example:80/',
+    'http://[::1]:3000/',
+    'https://xn--bcher-kva.example/',
+    'https://shop.example./',
+    'https://a_b.example/',
+  ])('keeps %j as written', (url) => {
+    expect(defineSettings({ portalUrl: url }).portalUrl).toBe(url)
+    expect(defineSettings({ redirectAllowlist: [url] }).redirectAllowlist).toEqual([new URL(url).origin])
+  })
+
+  // Pieces that make parsers disagree: backslashes, '@', escapes, full-width dots, numeric hosts, extra slashes…
+  const scheme = fc.constantFrom('http', 'https', 'HTTP', 'hTTps', 'ftp', 'javascript', 'file')
+  const separator = fc.constantFrom('://', ':/', ':', ':///', ':\\\\', '://\\', ':/\\')
+  const userinfo = fc.constantFrom('', '', '', 'user@', 'a:b@', '@', ':@', 'shop.example@')
+  const hostPiece = fc.constantFrom(
+    'shop', 'example', 'SHOP', 'evil', 'com', '.', '..', '-', '_', '0x7f', '127', '0', '1', '2130706433', '0177',
+    '%2e', '%41', '%', '\u3002', '\uff0e', '\u00fc', 'xn--bcher-kva', 'xn--', '[::1]', '[0:0::1]', '[', ']', '::',
+    '\\', '@', '/', '?', '#', ' ', '\t', '\n', '\u0000', '\u00ad', '*', '~', '!', '$', '&', "'", '(', ';', '=', '+',
+  )
+  const host = fc.array(hostPiece, { minLength: 0, maxLength: 6 }).map((pieces) => pieces.join(''))
+  const port = fc.constantFrom('', '', '', ':', ':80', ':443', ':0080', ':8080', ':65535', ':65536', ':x', ':-1', ': 80')
+  const tailPiece = fc.constantFrom(
+    '/', '//', '\\', '@', 'evil.com', '?', '#', '%', '%2F', '%5C', '..', '.', ';', ' ', '\t', '\n', '\r', '\u3002',
+    '\u00e9', '\u0000', '\u007f', ':', '[', ']', '{', '"', "'", '<', '`', '|', '^', '~', '&', '=', 'x', 'a/b',
+  )
+  const tail = fc.array(tailPiece, { maxLength: 6 }).map((pieces) => pieces.join(''))
+  const trickyUrl = fc
+    .tuple(scheme, separator, userinfo, host, port, tail)
+    .map(([a, b, c, d, e, f]) => `${a}${b}${c}${d}${e}${f}`)
+  const anyUrl = fc.oneof(
+    { arbitrary: trickyUrl, weight: 6 },
+    { arbitrary: fc.webUrl({ withQueryParameters: true, withFragments: true }), weight: 2 },
+    { arbitrary: fc.webUrl({ size: 'small' }).chain((u) => fc.nat(u.length).chain((i) => tailPiece.map((p) => u.slice(0, i) + p + u.slice(i)))), weight: 2 },
+    { arbitrary: fc.string({ unit: 'binary', maxLength: 40 }).map((s) => `https://${s}`), weight: 1 },
+  )
+
+  interface Reading {
+    scheme: string
+    host: string
+    port: string
+  }
+  const DEFAULT_PORT: Record<string, string> = { http: '80', https: '443' }
+  const unbracket = (host: string): string => host.replace(/^\[(.*)\]$/, '$1')
+
+  function whatwg(url: string): Reading {
+    const parsed = new URL(url)
+    const scheme = parsed.protocol.slice(0, -1)
+    return { scheme, host: unbracket(parsed.hostname), port: parsed.port || DEFAULT_PORT[scheme]! }
+  }
+
+  function legacy(url: string): Reading {
+    const parsed = legacyParse(url)
+    const scheme = (parsed.protocol ?? '').slice(0, -1).toLowerCase()
+    return { scheme, host: unbracket(parsed.hostname ?? ''), port: parsed.port === null ? (DEFAULT_PORT[scheme] ?? '') : String(Number(parsed.port)) }
+  }
+
+  it('every URL a setting accepts has one scheme, host and port in WHATWG URL and Node\'s legacy url.parse, and is a valid Location header (property)', () => {
+    let acceptedCount = 0
+    fc.assert(
+      fc.property(fc.constantFrom(...URL_FIELDS), anyUrl, (field, url) => {
+        const out = accepted(field, url)
+        if (out === undefined) return
+        acceptedCount += 1
+        expect(out).toBe(field === 'redirectAllowlist' ? new URL(url).origin : url)
+        expect(legacy(out)).toEqual(whatwg(out))
+        expect(legacy(url)).toEqual(whatwg(url))
+        expect(() => validateHeaderValue('Location', out)).not.toThrow()
+      }),
+      { numRuns: 3000 },
+    )
+    // The generator must reach accepted URLs too, or the property says nothing.
+    expect(acceptedCount).toBeGreaterThan(100)
+  })
+
+  it('every URL a setting accepts has one scheme, host and port in WHATWG URL and Python\'s urllib.parse.urlsplit (one batch)', () => {
+    const urls = [...new Set(fc.sample(anyUrl, 4000))].filter((url) => accepted('portalUrl', url) !== undefined)
+    expect(urls.length).toBeGreaterThan(100)
+    const script = [
+      'import json, sys',
+      'from urllib.parse import urlsplit',
+      'out = []',
+      'for url in json.load(sys.stdin):',
+      '    try:',
+      '        p = urlsplit(url)',
+      '        port = p.port',
+      '        scheme = p.scheme.lower()',
+      '        default = {"http": 80, "https": 443}.get(scheme)',
+      '        out.append({"scheme": scheme, "host": p.hostname or "", "port": str(port if port is not None else default)})',
+      '    except ValueError as e:',
+      '        out.append({"error": str(e)})',
+      'json.dump(out, sys.stdout)',
+    ].join('\n')
+    const child = spawnSync('python3', ['-c', script], { input: JSON.stringify(urls), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+    expect(child.error, 'python3 must be installed').toBeUndefined()
+    expect(child.status, child.stderr).toBe(0)
+    const readings = JSON.parse(child.stdout) as Array<Reading | { error: string }>
+    const disagreements = urls
+      .map((url, i) => ({ url, python: readings[i], whatwg: whatwg(url) }))
+      .filter(({ python, whatwg }) => JSON.stringify(python) !== JSON.stringify(whatwg))
+    expect(disagreements.slice(0, 5)).toEqual([])
+  })
+
+  it('a real 302 with any accepted URL as its Location goes out', async () => {
+    const { createServer } = await import('node:http')
+    const urls = ['https://shop.example/bye?x=1#top', 'HTTPS://Shop.Example:443/', ...fc.sample(anyUrl, 300)].filter(
+      (url) => accepted('redirectUrl', url) !== undefined,
+    )
+    const server = createServer((request, response) => {
+      try {
+        response.writeHead(302, { Location: urls[Number(request.url!.slice(1))]! })
+      } catch {
+        response.writeHead(500)
+      }
+      response.end()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = server.address() as { port: number }
+      for (let i = 0; i < urls.length; i += 1) {
+        const answer = await fetch(`http://127.0.0.1:${port}/${i}`, { redirect: 'manual' })
+        expect(answer.status).toBe(302)
+        expect(answer.headers.get('location')).toBe(urls[i])
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
+  })
+})
+
+describe('defineSettings: exotic objects give typed errors only (#12 part 4)', () => {
+  const TRAPS = [
+    'getPrototypeOf',
+    'ownKeys',
+    'getOwnPropertyDescriptor',
+    'get',
+    'has',
+    'isExtensible',
+    'defineProperty',
+    'set',
+    'deleteProperty',
+  ] as const
+
+  /** Throws from a getter of `message` too, so reading the cause cannot be trusted either. */
+  const poisonedError = (): unknown =>
+    new Proxy(new Error('trap'), {
+      get: () => {
+        throw new Error('again')
+      },
+      getPrototypeOf: () => {
+        throw new Error('again')
+      },
+    })
+
+  const thrown = fc.oneof(
+    fc.constant(new Error('trap')),
+    fc.constant(new TypeError('trap')),
+    fc.constant(undefined),
+    fc.constant(Symbol('trap')),
+    fc.constant(10n),
+    fc.constant(null).map(poisonedError),
+    fc.anything({ maxDepth: 1 }),
+  )
+
+  const TARGETS = {
+    settings: () => ({ ...BASE }),
+    duration: () => ({ minutes: 30 }),
+    list: () => ['https://shop.example.com'],
+    empty: () => ({}),
+    nullProto: () => Object.create(null) as object,
+  }
+
+  const hostile = fc
+    .record({
+      target: fc.constantFrom(...(Object.keys(TARGETS) as Array<keyof typeof TARGETS>)),
+      traps: fc.subarray([...TRAPS]),
+      thrown,
+      revoked: fc.boolean(),
+      // An ownKeys trap that lies (duplicates, a missing non-configurable key) makes the engine itself throw.
+      lyingKeys: fc.boolean(),
+    })
+    .map(({ target, traps, thrown: value, revoked, lyingKeys }) => {
+      const handler: ProxyHandler<object> = {}
+      for (const trap of traps) {
+        ;(handler as Record<string, unknown>)[trap] = () => {
+          throw value
+        }
+      }
+      if (lyingKeys && !traps.includes('ownKeys')) handler.ownKeys = () => ['enabled', 'enabled']
+      // A builder, not the proxy: fast-check itself probes generated values, which a hostile proxy would trip.
+      const build = (): object => {
+        const made = Proxy.revocable(TARGETS[target](), handler)
+        if (revoked) made.revoke()
+        return made.proxy
+      }
+      build.toString = () => `proxy of ${target} throwing ${String(typeof value)} from [${traps.join(', ')}]${revoked ? ', revoked' : ''}${lyingKeys ? ', lying ownKeys' : ''}`
+      return build
+    })
+
+  const place = fc.constantFrom(
+    '',
+    'timeLimit',
+    'disconnectGrace',
+    'wrapUpCapacity',
+    'portalUrl',
+    'redirectUrl',
+    'redirectAllowlist',
+    'linkParam',
+    'enabled',
+  )
+
+  function onlySettingsErrors(run: () => unknown): void {
+    try {
+      run()
+    } catch (error) {
+      expect(error).toBeInstanceOf(SettingsError)
+      for (const found of (error as SettingsError).issues) {
+        expect(typeof found.code).toBe('string')
+        expect(typeof found.message).toBe('string')
+      }
+    }
+  }
+
+  it('proxies whose traps throw, anywhere in the input, throw SettingsError or nothing (property)', () => {
+    fc.assert(
+      fc.property(hostile, place, (build, at) => {
+        const input = at === '' ? build() : { ...BASE, [at]: build() }
+        onlySettingsErrors(() => defineSettings(input as ReconnectSettingsInput))
+      }),
+      { numRuns: 1000 },
+    )
+  })
+
+  it('an allowlist entry or a Duration unit that is a proxy throws SettingsError', () => {
+    fc.assert(
+      fc.property(hostile, fc.boolean(), (build, inList) => {
+        const input = inList ? { redirectAllowlist: ['https://a.com', build()] } : { timeLimit: { minutes: build() } }
+        onlySettingsErrors(() => defineSettings(input as unknown as ReconnectSettingsInput))
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('a revoked proxy as the allowlist or a duration is reported at its path', () => {
+    const revoked = Proxy.revocable([], {})
+    revoked.revoke()
+    expect(issuesOf({ redirectAllowlist: revoked.proxy })).toEqual([
+      { path: 'redirectAllowlist', code: 'unreadable', message: expect.stringMatching(/could not be read/) },
+    ])
+    expect(issuesOf({ timeLimit: revoked.proxy })).toEqual([
+      { path: 'timeLimit', code: 'unreadable', message: expect.stringMatching(/could not be read/) },
+    ])
+  })
+
+  it('an allowlist whose length getter throws is reported at its path', () => {
+    const list = new Proxy(['https://a.com'], {
+      get: (target, key) => {
+        if (key === 'length') throw new Error('no length')
+        return Reflect.get(target, key)
+      },
+    })
+    expect(issuesOf({ redirectAllowlist: list })).toEqual([
+      { path: 'redirectAllowlist', code: 'unreadable', message: 'could not be read (no length)' },
+    ])
   })
 })

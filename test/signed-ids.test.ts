@@ -163,7 +163,9 @@ describe('createSignedReconnectIds: options', () => {
     const error = settingsErrorOf(() => createSignedReconnectIds({ keys: { k1: 'x'.repeat(31) }, currentKeyId: 'k1' }))
     expect(error).toBeInstanceOf(SettingsError)
     expect(error.code).toBe('invalid-settings')
-    expect(error.issues).toEqual([{ path: 'keys.k1', message: expect.stringContaining('at least 32 bytes') }])
+    expect(error.issues).toEqual([
+      { path: 'keys.k1', code: 'too-small', minimum: 32, unit: 'bytes', message: expect.stringContaining('at least 32 bytes') },
+    ])
 
     // 16 characters but 32 bytes: long enough.
     expect(() => createSignedReconnectIds({ keys: { k1: 'é'.repeat(16) }, currentKeyId: 'k1' })).not.toThrow()
@@ -175,7 +177,7 @@ describe('createSignedReconnectIds: options', () => {
 
   it('refuses a currentKeyId that is not one of the keys', () => {
     const error = settingsErrorOf(() => createSignedReconnectIds({ keys: { k1: SECRET_1 }, currentKeyId: 'k2' }))
-    expect(error.issues).toEqual([{ path: 'currentKeyId', message: expect.stringContaining('"k2"') }])
+    expect(error.issues).toEqual([{ path: 'currentKeyId', code: 'not-allowed', message: expect.stringContaining('"k2"') }])
     const inherited = settingsErrorOf(() =>
       createSignedReconnectIds({ keys: { k1: SECRET_1 }, currentKeyId: 'toString' }),
     )
@@ -196,16 +198,55 @@ describe('createSignedReconnectIds: options', () => {
       'keys.k4',
       'currentKeyId',
     ])
+    expect(error.issues.map((i) => i.code)).toEqual(['too-small', 'invalid-format', 'invalid-format', 'invalid-type', 'not-allowed'])
     expect(error.message).toContain('keys.bad-id: key id must be 1–8 characters')
   })
 
   it('refuses empty or missing keys and non-object options with a SettingsError', () => {
     const empty = settingsErrorOf(() => createSignedReconnectIds({ keys: {}, currentKeyId: 'k1' }))
     expect(empty.issues.map((i) => i.path)).toEqual(['keys', 'currentKeyId'])
+    expect(empty.issues[0]).toMatchObject({ code: 'too-small', minimum: 1, unit: 'items' })
     const missing = settingsErrorOf(() => createSignedReconnectIds({} as never))
     expect(missing.issues.map((i) => i.path)).toEqual(['keys', 'currentKeyId'])
     for (const junk of [null, undefined, 'k1', 42]) {
       expect(settingsErrorOf(() => createSignedReconnectIds(junk as never)).issues[0]?.path).toBe('')
     }
+  })
+
+  it('options whose getters or Proxy traps throw give a SettingsError, never a bare TypeError (property)', () => {
+    const traps = ['get', 'getPrototypeOf', 'ownKeys', 'getOwnPropertyDescriptor', 'has'] as const
+    const recipe = fc.record({
+      traps: fc.subarray([...traps]),
+      revoked: fc.boolean(),
+      at: fc.constantFrom('options', 'keys', 'secret'),
+      thrown: fc.oneof(fc.constant(new Error('trap')), fc.constant(undefined), fc.constant(Symbol('x'))),
+    })
+    fc.assert(
+      fc.property(recipe, ({ traps: chosen, revoked, at, thrown }) => {
+        const handler: ProxyHandler<object> = {}
+        for (const trap of chosen) {
+          ;(handler as Record<string, unknown>)[trap] = () => {
+            throw thrown
+          }
+        }
+        const hostile = (target: object): object => {
+          const made = Proxy.revocable(target, handler)
+          if (revoked) made.revoke()
+          return made.proxy
+        }
+        const options =
+          at === 'options'
+            ? hostile({ keys: { k1: SECRET_1 }, currentKeyId: 'k1' })
+            : at === 'keys'
+              ? { keys: hostile({ k1: SECRET_1 }), currentKeyId: 'k1' }
+              : { keys: { k1: hostile(new Uint8Array(32)) }, currentKeyId: 'k1' }
+        try {
+          createSignedReconnectIds(options as never)
+        } catch (error) {
+          expect(error).toBeInstanceOf(SettingsError)
+        }
+      }),
+      { numRuns: 300 },
+    )
   })
 })

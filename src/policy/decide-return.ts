@@ -1,4 +1,5 @@
 import { ReconnectError } from '../errors'
+import { looksLikeReconnectId } from '../ids'
 import type { ConversationRecord, EndedBy, LostReason, ReconnectSettings, ReturnDecision, ReturnRequest } from '../types'
 
 /** Arguments of {@link decideReturn}; the caller loads both records before deciding. */
@@ -45,12 +46,12 @@ interface Context {
 }
 
 const DEFAULT_WIDGET_ID = 'default'
-const RECONNECT_ID_PATTERN = /^[A-Za-z0-9_.~-]{21,64}$/
 
-/** Built-in reconnect id format check: 21–64 URL-safe characters (`A-Z a-z 0-9 _ . ~ -`). */
-export function isWellFormedReconnectId(id: string): boolean {
-  return typeof id === 'string' && RECONNECT_ID_PATTERN.test(id)
-}
+/**
+ * Built-in reconnect id format check: 21–64 URL-safe characters (`A-Z a-z 0-9 _ . ~ -`).
+ * The same check as {@link looksLikeReconnectId}, whose home is `ids.ts`.
+ */
+export const isWellFormedReconnectId: (id: string) => boolean = looksLikeReconnectId
 
 /**
  * Decides what a returning customer gets: resume, prompt, redirect or a new chat (SPEC §5).
@@ -265,7 +266,7 @@ function readReturnInput(input: DecideReturnInput): ReadReturnInput {
   if (typeof widgetId !== 'string') {
     throw invalid(`request.widgetId must be a string (got ${describe(widgetId)})`)
   }
-  const isValidId = input.isValidId ?? isWellFormedReconnectId
+  const isValidId = input.isValidId ?? looksLikeReconnectId
   if (typeof isValidId !== 'function') {
     throw invalid(`isValidId must be a function (got ${describe(isValidId)})`)
   }

@@ -91,8 +91,9 @@ export interface SettingsInputArbitraryOptions {
    */
   prompt?: boolean
   /**
-   * Lower bound of `timeLimit` and of the auto-close and grace durations, in ms.
-   * @default 1
+   * Lower bound of `timeLimit` and of the auto-close and grace durations, in ms; never below 1 second,
+   * the settings' own minimum for them.
+   * @default 1000
    */
   minDurationMs?: number
   /**
@@ -118,7 +119,7 @@ export interface SettingsInputArbitraryOptions {
 export function settingsInputArbitrary(
   options: SettingsInputArbitraryOptions = {},
 ): fc.Arbitrary<ReconnectSettingsInput> {
-  const minDuration = Math.max(1, Math.ceil(options.minDurationMs ?? 1))
+  const minDuration = Math.max(SECOND, Math.ceil(options.minDurationMs ?? SECOND))
   const maxDuration = Math.max(minDuration, Math.floor(options.maxDurationMs ?? DAY))
   if (minDuration > MAX_TIME_LIMIT) {
     throw new ReconnectError('invalid-argument', `settingsInputArbitrary: minDurationMs must be at most 7 days, got ${minDuration}`)

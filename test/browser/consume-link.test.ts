@@ -15,6 +15,8 @@ const importMap = JSON.stringify({
   imports: {
     xstate: '/node_modules/xstate/dist/xstate.esm.js',
     nanoid: '/node_modules/nanoid/index.browser.js',
+    'date-fns/milliseconds': '/node_modules/date-fns/milliseconds.js',
+    'date-fns/formatDistanceStrict': '/node_modules/date-fns/formatDistanceStrict.js',
   },
 })
 
