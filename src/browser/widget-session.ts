@@ -368,7 +368,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
   }
 
   /** The `/status` re-check: ends, resumes or renews as the conversation now is. */
-  async function check(): Promise<WidgetView> {
+  async function check(endedNotice: WidgetNotice = { type: 'ended-meanwhile' }): Promise<WidgetView> {
     if (view.state === 'idle' && bootFailed) {
       bootFailed = false
       return decideBoot()
@@ -383,10 +383,10 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
       // Another tab may hold a renewed id (single-use links): try that one before giving up.
       const entry = readEntry()
       if (entry === null || entry.conversationId !== owned.conversationId || entry.reconnectId === owned.reconnectId) {
-        return showEnded(null, { type: 'ended-meanwhile' })
+        return showEnded(null, endedNotice)
       }
       set({ conversation: { ...view.conversation!, reconnectId: entry.reconnectId } })
-      return check()
+      return check(endedNotice)
     }
     if (LIVE.has(conversation.state)) {
       set({ conversation, notice: null })
@@ -397,9 +397,9 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
       // The tab slept or lost its connection and the service let the chat go: come back to it.
       const answer = await transport.return({ reconnectId: conversation.reconnectId, via: 'session', widgetId, connectionId: view.connectionId })
       if (answer.decision.type === 'resume' && answer.conversation !== undefined) return showChat(answer.conversation, { notice: null })
-      return showEnded(conversation, { type: 'ended-meanwhile' }, answer.decision)
+      return showEnded(conversation, endedNotice, answer.decision)
     }
-    return showEnded(conversation, { type: 'ended-meanwhile' })
+    return showEnded(conversation, endedNotice)
   }
 
   // --- tabs -----------------------------------------------------------------------------------
@@ -420,7 +420,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
     if (view.state === 'chatting' && current !== null) {
       if (entry === null) {
         // Removed by another tab: ended there (or forgotten). The service says which.
-        void serial(check).catch(() => {})
+        void serial(() => check({ type: 'ended-elsewhere' })).catch(() => {})
       } else if (entry.conversationId === current.conversationId && entry.reconnectId !== current.reconnectId) {
         set({ conversation: { ...current, reconnectId: entry.reconnectId } })
       }
@@ -434,7 +434,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
     }
   }
 
-  const onOnline = () => void serial(check).catch(() => {})
+  const onOnline = () => void serial(() => check()).catch(() => {})
   const onVisibility = () => {
     if (!visible()) return stopLease()
     void serial(async () => {
@@ -443,7 +443,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
     }).catch(() => {})
   }
   const onPageShow = (event: { persisted?: boolean }) => {
-    if (event.persisted === true) void serial(check).catch(() => {})
+    if (event.persisted === true) void serial(() => check()).catch(() => {})
   }
   const onPageHide = () => {
     stopLease()
@@ -517,7 +517,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
       })
     },
     recheck() {
-      return serial(check)
+      return serial(() => check())
     },
     subscribe(listener) {
       listeners.add(listener)
