@@ -408,8 +408,10 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
 
   function onMessage(data: unknown): void {
     const message = data as { type?: unknown; conversationId?: unknown } | null
-    if (message?.type !== 'ended' || view.state !== 'chatting' || view.conversation?.conversationId !== message.conversationId) return
-    showEnded(null, { type: 'ended-elsewhere' })
+    if (message?.type !== 'ended' || view.conversation?.conversationId !== message.conversationId) return
+    if (view.state === 'chatting') showEnded(null, { type: 'ended-elsewhere' })
+    // A re-check of this tab may have seen the end first; the message says who ended it.
+    else if (view.state === 'ended' && view.notice?.type === 'ended-meanwhile') set({ notice: { type: 'ended-elsewhere' } })
   }
   if (channel !== undefined) channel.onmessage = (event) => onMessage(event.data)
 
