@@ -13,6 +13,8 @@ const MAX_WRAP_UP_CAPACITY = 60 * MINUTE
 const MAX_URL_LENGTH = 2048
 const LINK_PARAM = /^[A-Za-z0-9._~-]{1,64}$/
 const DEFAULT_LINK_PARAM = 'oc.reconnectid'
+const DEFAULT_DETACH_GRACE = 10_000
+const MAX_DETACH_GRACE = 60 * 60_000
 
 const FIELDS = [
   'enabled',
@@ -26,6 +28,7 @@ const FIELDS = [
   'wrapUpAutoClose',
   'wrapUpCapacity',
   'queueAutoClose',
+  'detachGrace',
   'warnBefore',
   'linkParam',
 ] as const satisfies ReadonlyArray<keyof ReconnectSettingsInput>
@@ -110,6 +113,8 @@ export function defineSettings(input: ReconnectSettingsInput): ReconnectSettings
   const disconnectGrace = given('disconnectGrace') ? duration('disconnectGrace', { min: 1 }) : 3 * MINUTE
   const wrapUpAutoClose = given('wrapUpAutoClose') ? duration('wrapUpAutoClose', { min: 1 }) : 15 * MINUTE
   const queueAutoClose = given('queueAutoClose') ? duration('queueAutoClose', { min: 1 }) : 20 * MINUTE
+  // 0 is allowed: the last connection's detach then disconnects at once (SPEC §10).
+  const detachGrace = given('detachGrace') ? duration('detachGrace', { min: 0, max: MAX_DETACH_GRACE }) : DEFAULT_DETACH_GRACE
 
   let wrapUpCapacity: ReconnectSettings['wrapUpCapacity'] | undefined = 'always'
   if (given('wrapUpCapacity')) {
@@ -153,6 +158,7 @@ export function defineSettings(input: ReconnectSettingsInput): ReconnectSettings
     wrapUpAutoClose: wrapUpAutoClose!,
     wrapUpCapacity: wrapUpCapacity!,
     queueAutoClose: queueAutoClose!,
+    detachGrace: detachGrace!,
     warnBefore: warnBefore!,
     linkParam: linkParam!,
   })
