@@ -1,7 +1,10 @@
 /** The part of the Web Storage API the widget session uses (`localStorage` fits, and so does a host's own). */
 export interface WidgetStorageLike {
+  /** The stored text, or `null`. */
   getItem(key: string): string | null
+  /** Stores `value`; may throw (quota, privacy mode). */
   setItem(key: string, value: string): void
+  /** Removes the item. */
   removeItem(key: string): void
 }
 

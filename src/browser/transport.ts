@@ -91,7 +91,10 @@ export interface HttpTransportOptions {
    * Where beacons go: an object with `sendBeacon` (the page's `navigator`).
    * @default globalThis.navigator
    */
-  navigator?: { sendBeacon?(url: string, data?: BodyInit | null): boolean }
+  navigator?: {
+    /** Queues a POST that survives the page's unload. */
+    sendBeacon?(url: string, data?: BodyInit | null): boolean
+  }
 }
 
 const KNOWN_CODES: readonly string[] = [

@@ -45,26 +45,49 @@ export interface WidgetView {
 /** The parts of `window` the session uses; the real `window` by default, a fake one in tests. */
 export interface WidgetWindow {
   /** The page's address: read for the link, `assign` for a redirect. */
-  location: { readonly href: string; assign(url: string): void }
+  location: {
+    readonly href: string
+    /** Navigates to `url` (a redirect decision). */
+    assign(url: string): void
+  }
+  /** Where the link is stripped from the address bar. */
   history?: ReconnectHistoryLike
+  /** The storage of `storage: 'local'` (its reading may throw: a sandboxed frame). */
   localStorage?: WidgetStorageLike
+  /** The storage of `storage: 'session'`. */
   sessionStorage?: WidgetStorageLike
+  /** The page's navigator. */
   navigator?: { onLine?: boolean }
+  /** The page's document: its visibility and `visibilitychange`. */
   document?: {
     readonly visibilityState?: string
+    /** Adds a document listener (`visibilitychange`). */
     addEventListener(type: string, listener: (event: Event) => void): void
+    /** Removes a document listener. */
     removeEventListener(type: string, listener: (event: Event) => void): void
   }
+  /** Adds a window listener (`storage`, `online`, `pageshow`, `pagehide`). */
   addEventListener(type: string, listener: (event: never) => void): void
+  /** Removes a window listener. */
   removeEventListener(type: string, listener: (event: never) => void): void
+  /** Schedules the lease renewal. */
   setTimeout(callback: () => void, ms: number): unknown
+  /** Cancels the lease renewal. */
   clearTimeout(handle: unknown): void
+  /** The tabs' channel for `end()`; the `storage` event is the fallback without it. */
   BroadcastChannel?: new (name: string) => {
+    /** Sends to the other tabs. */
     postMessage(message: unknown): void
+    /** Closes the channel. */
     close(): void
+    /** Receives from the other tabs. */
     onmessage: ((event: { data: unknown }) => void) | null
   }
-  crypto?: { getRandomValues<T extends Uint8Array>(array: T): T }
+  /** The random source of the connection id. */
+  crypto?: {
+    /** Fills `array` with random bytes. */
+    getRandomValues<T extends Uint8Array>(array: T): T
+  }
 }
 
 /** Options of {@link createWidgetSession}. */
