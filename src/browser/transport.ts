@@ -88,6 +88,12 @@ export interface HttpTransportOptions {
    */
   fetch?: typeof fetch
   /**
+   * Whether the page's cookies go with each call (the handler's `identify` reads them): `'include'`
+   * when the routes live on another origin that allows it.
+   * @default 'same-origin'
+   */
+  credentials?: RequestCredentials
+  /**
    * Where beacons go: an object with `sendBeacon` (the page's `navigator`).
    * @default globalThis.navigator
    */
@@ -113,7 +119,7 @@ const KNOWN_CODES: readonly string[] = [
 
 /**
  * The client of `chat-reconnect/http`'s routes: every call is a `POST` with a JSON body, with the
- * page's cookies (`credentials: 'same-origin'`), and an error answer rejects with a
+ * page's cookies (`credentials: 'same-origin'` unless told otherwise), and an error answer rejects with a
  * {@link WidgetTransportError} carrying the handler's code.
  *
  * @example
@@ -138,7 +144,7 @@ export function createHttpTransport(options: HttpTransportOptions): WidgetTransp
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
-        credentials: 'same-origin',
+        credentials: options.credentials ?? 'same-origin',
         cache: 'no-store',
         keepalive,
       })
