@@ -8,6 +8,7 @@ export default defineConfig({
     'postgres/index': 'src/adapters/postgres/index.ts',
     'metrics/index': 'src/metrics/index.ts',
     'http/index': 'src/http/index.ts',
+    'browser/index': 'src/browser/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

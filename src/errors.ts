@@ -7,6 +7,7 @@ export type ReconnectErrorCode =
   | 'store-failure'
   | 'reconnect-disabled'
   | 'invalid-argument'
+  | 'transport-failure'
 
 /**
  * Stable, machine-readable kind of a {@link SettingsIssue}, so a settings UI can react without parsing messages.

@@ -53,7 +53,9 @@ export type {
   ConversationMachine,
 } from './machine/conversation-machine'
 export { HISTORY_LIMIT, createConversationRecord, expireConversation, stepConversation } from './machine/step'
-export type { StepResult } from './machine/step'
+export type { StepEvent, StepResult } from './machine/step'
+export { MAX_CONNECTIONS } from './machine/connections'
+export type { ConnectionEvent } from './machine/connections'
 export { decidePromptAnswer, decideReturn, isResumable, lostReason } from './policy'
 export type { DecidePromptAnswerInput, DecideReturnInput } from './policy'
 export type { ConversationStore } from './store/conversation-store'
@@ -62,6 +64,8 @@ export type { MemoryStoreOptions } from './store/memory-store'
 export { isConversationRecord } from './store/record'
 export { SCHEDULER_MAX_SLEEP_MS, createReconnectService } from './service/reconnect-service'
 export type {
+  AttachInput,
+  DetachInput,
   ReconnectService,
   ReconnectServiceOptions,
   ServiceReturnDecision,

@@ -13,6 +13,8 @@ const MAX_URL_LENGTH = 2048
 const MAX_LINK_PARAM_LENGTH = 64
 // RFC 3986 unreserved characters, the same alphabet as reconnect ids: safe in a query unescaped.
 const LINK_PARAM = /^[A-Za-z0-9._~-]+$/
+const DEFAULT_DETACH_GRACE = 10_000
+const MAX_DETACH_GRACE = 60 * 60_000
 
 const FIELDS = [
   'enabled',
@@ -26,6 +28,7 @@ const FIELDS = [
   'wrapUpAutoClose',
   'wrapUpCapacity',
   'queueAutoClose',
+  'detachGrace',
   'warnBefore',
   'linkParam',
 ] as const satisfies ReadonlyArray<keyof ReconnectSettingsInput>
@@ -147,6 +150,8 @@ function define(input: unknown): ReconnectSettings {
   const disconnectGrace = given('disconnectGrace') ? duration('disconnectGrace', { min: MIN_TIMER }) : 3 * MINUTE
   const wrapUpAutoClose = given('wrapUpAutoClose') ? duration('wrapUpAutoClose', { min: MIN_TIMER }) : 15 * MINUTE
   const queueAutoClose = given('queueAutoClose') ? duration('queueAutoClose', { min: MIN_TIMER }) : 20 * MINUTE
+  // 0 is allowed: the last connection's detach then disconnects at once.
+  const detachGrace = given('detachGrace') ? duration('detachGrace', { min: 0, max: MAX_DETACH_GRACE }) : DEFAULT_DETACH_GRACE
 
   let wrapUpCapacity: ReconnectSettings['wrapUpCapacity'] | undefined = 'always'
   if (given('wrapUpCapacity')) {
@@ -190,6 +195,7 @@ function define(input: unknown): ReconnectSettings {
     wrapUpAutoClose: wrapUpAutoClose!,
     wrapUpCapacity: wrapUpCapacity!,
     queueAutoClose: queueAutoClose!,
+    detachGrace: detachGrace!,
     warnBefore: warnBefore!,
     linkParam: linkParam!,
   })

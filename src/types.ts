@@ -62,6 +62,12 @@ export interface ReconnectSettingsInput {
    */
   queueAutoClose?: DurationInput
   /**
+   * **(ours)** How long a conversation waits, after its last connection detached or lapsed, before it
+   * takes `customer.disconnected` (SPEC §10); `0` disconnects at once. At most 1 hour.
+   * @default 10000
+   */
+  detachGrace?: DurationInput
+  /**
    * Send the agent a `window-closing` notice this long before the window ends; shorter than `timeLimit`.
    * @default null
    */
@@ -88,6 +94,7 @@ export interface ReconnectSettings {
   readonly wrapUpAutoClose: number
   readonly wrapUpCapacity: 'always' | 'never' | number
   readonly queueAutoClose: number
+  readonly detachGrace: number
   readonly warnBefore: number | null
   readonly linkParam: string
 }
@@ -95,7 +102,7 @@ export interface ReconnectSettings {
 /** The lifecycle states of a conversation (SPEC §3): one of {@link STATES}. */
 export type State = (typeof STATES)[number]
 
-/** Names of the deadlines a conversation can carry in `timers`: `'queue' | 'grace' | 'window' | 'warn' | 'wrapUp' | 'capacity'`. */
+/** Names of the deadlines a conversation can carry in `timers`: `'queue' | 'grace' | 'window' | 'warn' | 'wrapUp' | 'capacity' | 'lease' | 'detach'`. */
 export type TimerName = (typeof TIMER_NAMES)[number]
 
 /** Who or what ended a conversation. */
@@ -131,6 +138,12 @@ export interface ConversationRecord {
   version: number
   history: HistoryEntry[]
   /**
+   * The customer's live connections (SPEC §10): connection id → epoch ms at which its lease lapses,
+   * or `null` for one that lives until it detaches. Absent when none is attached (and on records
+   * written before connections existed).
+   */
+  connections?: Record<string, number | null>
+  /**
    * **(ours)** An id unique to the write that stored this version, set by the service. When a store
    * fails without saying whether a write landed, the service reads the record back and knows it is
    * its own write only when this matches (another node may have stored an identical change).
@@ -144,6 +157,11 @@ export interface ReturnRequest {
   customerId?: string | null
   widgetId?: string
   via?: 'link' | 'session'
+  /**
+   * The connection (tab) the customer returns on (SPEC §10); a resume attaches it in the same write.
+   * @default undefined — no connection
+   */
+  connectionId?: string
 }
 
 /** Why a reconnect id can no longer resume its conversation. */

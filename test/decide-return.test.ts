@@ -32,6 +32,7 @@ function settings(overrides: Partial<ReconnectSettings> = {}): ReconnectSettings
     wrapUpAutoClose: 15 * 60_000,
     wrapUpCapacity: 'always',
     queueAutoClose: 20 * 60_000,
+    detachGrace: 10_000,
     warnBefore: null,
     linkParam: 'oc.reconnectid',
     ...overrides,

@@ -18,6 +18,7 @@ const ENTRIES = [
   { specifier: 'chat-reconnect/postgres', dist: 'postgres/index', names: ['createPostgresStore'] },
   { specifier: 'chat-reconnect/metrics', dist: 'metrics/index', names: ['createReconnectMetrics', 'createOpenTelemetryRecorder'] },
   { specifier: 'chat-reconnect/http', dist: 'http/index', names: ['createReconnectHandler', 'toCustomerView'] },
+  { specifier: 'chat-reconnect/browser', dist: 'browser/index', names: ['createWidgetSession', 'createHttpTransport', 'formatRemainingTime'] },
 ] as const
 
 /** A link to a conversation nobody stored: every build must answer it the same way. */

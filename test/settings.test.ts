@@ -49,6 +49,7 @@ describe('defineSettings: defaults', () => {
       wrapUpAutoClose: 15 * MINUTE,
       wrapUpCapacity: 'always',
       queueAutoClose: 20 * MINUTE,
+      detachGrace: 10_000,
       warnBefore: null,
       linkParam: 'oc.reconnectid',
     })

@@ -10,8 +10,13 @@ import type { ConversationEventType, guards, MachineArgs, updates } from './cont
 /** The states a conversation can rest in (the machine's transient `starting` state excluded). */
 export const STATES = Object.freeze(['queued', 'active', 'disconnected', 'reconnectable', 'wrap-up', 'closed'] as const)
 
-/** The names of the deadlines a conversation can carry, in the order deadlines due at the same instant are applied. */
-export const TIMER_NAMES = Object.freeze(['warn', 'capacity', 'queue', 'grace', 'window', 'wrapUp'] as const)
+/**
+ * The names of the deadlines a conversation can carry, in the order deadlines due at the same instant
+ * are applied. `lease` (the earliest lease of a connection lapses) and `detach` (the detach grace
+ * ends) belong to the customer's connections (SPEC §10): src/machine/connections.ts applies them, not
+ * this table, so no state lists them and the XState machine leaves them alone.
+ */
+export const TIMER_NAMES = Object.freeze(['warn', 'capacity', 'queue', 'grace', 'window', 'wrapUp', 'lease', 'detach'] as const)
 
 type ParamsOf<F> = F extends (args: MachineArgs, params: infer P) => unknown ? P : never
 

@@ -1,7 +1,20 @@
 import type { ConversationRecord, HistoryEntry, ReconnectSettings, State, TimerName } from '../types'
+import {
+  applyConnectionEvent,
+  applyPresenceDeadline,
+  hasPresence,
+  keepsConnections,
+  MAX_CONNECTIONS,
+  type ConnectionEvent,
+  type Connections,
+  type PresenceOutcome,
+} from './connections'
 import type { ConversationContext, ConversationEvent, ConversationInput } from './context'
 import { runInitial, runTransition } from './interpreter'
 import { TIMER_NAMES } from './lifecycle'
+
+/** What {@link stepConversation} takes: a lifecycle event, or one about the customer's connections. */
+export type StepEvent = ConversationEvent | ConnectionEvent
 
 /** How many transitions a record's `history` keeps; older entries are dropped first. */
 export const HISTORY_LIMIT = 32
@@ -19,10 +32,17 @@ function timerRank(name: string): number | undefined {
 export type StepResult =
   | { kind: 'rejected' }
   | { kind: 'noop' }
-  | { kind: 'changed'; record: ConversationRecord; from: State; event: string }
+  | {
+      kind: 'changed'
+      record: ConversationRecord
+      from: State
+      event: string
+      /** Only the connections changed: no transition, nothing in `history`, no service event. */
+      quiet?: true
+    }
 
 /** The name an event is recorded under in `history` and reported under in service events. */
-export function eventName(event: ConversationEvent): string {
+export function eventName(event: StepEvent): string {
   return event.type === 'timer.elapsed' ? `${event.timer}.elapsed` : event.type
 }
 
@@ -60,7 +80,7 @@ function toRecord(
   history: HistoryEntry[],
 ): ConversationRecord {
   const timers = { ...context.timers }
-  return {
+  const record: ConversationRecord = {
     id: context.id,
     widgetId: context.widgetId,
     reconnectId: context.reconnectId,
@@ -78,6 +98,7 @@ function toRecord(
     version,
     history,
   }
+  return record
 }
 
 function toContext(record: ConversationRecord, settings: ReconnectSettings): ConversationContext {
@@ -110,11 +131,21 @@ export function createConversationRecord(input: ConversationInput): Conversation
  * record's state, a no-op when its effect has already happened, otherwise the next record with
  * `version + 1` and the transition appended to `history`.
  */
-export function stepConversation(
-  record: ConversationRecord,
-  settings: ReconnectSettings,
-  event: ConversationEvent,
-): StepResult {
+export function stepConversation(record: ConversationRecord, settings: ReconnectSettings, event: StepEvent): StepResult {
+  if (event.type === 'connection.attached' || event.type === 'connection.detached') {
+    return fromPresence(record, settings, applyConnectionEvent(record, settings, event), eventName(event))
+  }
+  if (event.type === 'timer.elapsed' && (event.timer === 'lease' || event.timer === 'detach')) {
+    const deadline = record.timers[event.timer]
+    if (deadline === undefined || event.at < deadline) return { kind: 'rejected' }
+    return fromPresence(record, settings, applyPresenceDeadline(record, settings, event.timer, deadline), eventName(event))
+  }
+  const step = stepLifecycle(record, settings, event)
+  if (step.kind !== 'changed' || !hasPresence(record)) return step
+  return { ...step, record: carryPresence(record, step.record) }
+}
+
+function stepLifecycle(record: ConversationRecord, settings: ReconnectSettings, event: ConversationEvent): StepResult {
   // The context is built for this call alone, so the transition may change it instead of a copy.
   const next = runTransition(record.state, toContext(record, settings), event, true)
   if (next.kind !== 'changed') return next
@@ -124,6 +155,71 @@ export function stepConversation(
   const kept = record.history.length < HISTORY_LIMIT ? record.history : record.history.slice(1 - HISTORY_LIMIT)
   const history = [...kept, entry]
   return { kind: 'changed', record: toRecord(next.context, state, record.version + 1, history), from: record.state, event: name }
+}
+
+// The table's entry updates set a state's timers afresh; a conversation that stays `queued` or
+// `active` keeps its connections and their deadlines across the transition, any other state drops them.
+function carryPresence(before: ConversationRecord, after: ConversationRecord): ConversationRecord {
+  const keep = keepsConnections(after.state)
+  const { lease: _lease, detach: _detach, ...rest } = after.timers
+  const timers: ConversationRecord['timers'] = rest
+  if (keep && before.timers.lease !== undefined) timers.lease = before.timers.lease
+  if (keep && before.timers.detach !== undefined) timers.detach = before.timers.detach
+  return withPresence(after, timers, keep ? before.connections : undefined, after.updatedAt, after.version)
+}
+
+function withPresence(
+  record: ConversationRecord,
+  timers: ConversationRecord['timers'],
+  connections: Connections | undefined,
+  updatedAt: number,
+  version: number,
+): ConversationRecord {
+  // Field by field, in the order of toRecord: one shape for every record.
+  const next: ConversationRecord = {
+    id: record.id,
+    widgetId: record.widgetId,
+    reconnectId: record.reconnectId,
+    customerId: record.customerId,
+    agentId: record.agentId,
+    previousAgentId: record.previousAgentId,
+    state: record.state,
+    timers,
+    nextDueAt: earliestDeadline(timers),
+    capacityHeld: record.capacityHeld,
+    capacitySince: record.capacitySince,
+    endedBy: record.endedBy,
+    createdAt: record.createdAt,
+    updatedAt,
+    version,
+    history: record.history,
+  }
+  if (connections !== undefined && Object.keys(connections).length > 0) next.connections = connections
+  return next
+}
+
+function fromPresence(record: ConversationRecord, settings: ReconnectSettings, outcome: PresenceOutcome, name: string): StepResult {
+  if (outcome.kind === 'rejected' || outcome.kind === 'noop') return outcome
+  const updatedAt = Math.max(record.updatedAt, outcome.at)
+  const { lease: _lease, detach: _detach, ...rest } = record.timers
+  const timers: ConversationRecord['timers'] = rest
+  if (outcome.kind === 'disconnect') {
+    // The grace is over (or was 0): exactly what `disconnect(id)` does, at the moment it ended.
+    const cleared = withPresence(record, timers, undefined, updatedAt, record.version)
+    const step = stepLifecycle(cleared, settings, { type: 'customer.disconnected', at: outcome.at })
+    if (step.kind === 'changed') return { ...step, from: record.state, record: carryPresence(cleared, step.record) }
+    return { kind: 'changed', record: { ...cleared, version: record.version + 1 }, from: record.state, event: name, quiet: true }
+  }
+  if (outcome.lease !== null) timers.lease = outcome.lease
+  if (outcome.detach !== null) timers.detach = outcome.detach
+  const next = withPresence(record, timers, outcome.connections, updatedAt, record.version + 1)
+  return { kind: 'changed', record: next, from: record.state, event: name, quiet: true }
+}
+
+/** Attaches `connectionId` to a record that is being created (`start` with a connection), keeping its version. */
+export function attachAtCreation(record: ConversationRecord, settings: ReconnectSettings, connectionId: string, leaseMs: number | null): ConversationRecord {
+  const step = stepConversation(record, settings, { type: 'connection.attached', connectionId, leaseMs, at: record.updatedAt })
+  return step.kind === 'changed' ? { ...step.record, version: record.version } : record
 }
 
 /**
@@ -137,7 +233,8 @@ export function expireConversation(
 ): Extract<StepResult, { kind: 'changed' }>[] {
   const steps: Extract<StepResult, { kind: 'changed' }>[] = []
   let current = record
-  for (let guard = 0; guard < TIMER_NAMES.length * 2; guard += 1) {
+  // Each lapsed lease is a step of its own (its own time can start the detach grace).
+  for (let guard = 0; guard < TIMER_NAMES.length * 2 + MAX_CONNECTIONS; guard += 1) {
     const due = firstDueTimer(current, now)
     if (due === undefined) break
     const step = stepConversation(current, settings, { type: 'timer.elapsed', timer: due.timer, at: due.at })

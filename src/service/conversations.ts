@@ -1,12 +1,13 @@
 import { nanoid } from 'nanoid'
 import type { Clock } from '../clock'
-import { ReconnectError, isConflictError } from '../errors'
+import { ReconnectError, isConflictError, isInvalidTransitionError } from '../errors'
 import type { ReconnectIdIssuer } from '../ids'
 import { buildReconnectUrl, expandQuickReply } from '../links'
 import { describeCreation } from '../machine/effects'
-import { createConversationRecord, expireConversation } from '../machine/step'
+import { attachAtCreation, createConversationRecord, expireConversation } from '../machine/step'
 import type { ConversationRecord } from '../types'
 import { checkId, checkOptionalId, describeValue } from './check-id'
+import { checkConnectionId } from './connections'
 import type { EventSink } from './event-sink'
 import type { SettingsLookup } from './settings-lookup'
 import type { StoreGateway } from './store-gateway'
@@ -34,6 +35,12 @@ export interface StartConversationInput {
    * @default null
    */
   agentId?: string | null
+  /**
+   * The customer's connection the chat starts on (SPEC §10), attached in the same write. A lease
+   * needs an `attach` afterwards.
+   * @default undefined — no connection
+   */
+  connectionId?: string
 }
 
 /** What the conversation calls need from the service. */
@@ -78,25 +85,38 @@ export function createConversations(deps: ConversationsDeps): Conversations {
     const widgetId = checkOptionalId(input.widgetId, 'start: widgetId') ?? 'default'
     const customerId = checkOptionalId(input.customerId, 'start: customerId')
     const agentId = checkOptionalId(input.agentId, 'start: agentId')
+    const connectionId = input.connectionId === undefined ? null : checkConnectionId(input.connectionId, 'start: connectionId')
     if (requestedId !== null) {
       const existing = await deps.gateway.get(requestedId)
-      if (existing !== undefined) return get(requestedId)
+      if (existing !== undefined) return existingOne(requestedId, connectionId)
     }
     const settings = fixed ?? (await settingsFor(widgetId))
     const id = requestedId ?? nanoid()
     const reconnectId = await ids.issue()
-    const record = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now: clock.now(), settings })
+    const created = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now: clock.now(), settings })
+    const record = connectionId === null ? created : attachAtCreation(created, settings, connectionId, null)
     let stored: ConversationRecord
     try {
       stored = await save(record, null)
     } catch (error) {
       // Someone created the same conversation id first: theirs is the conversation.
-      if (isConflictError(error) && requestedId !== null) return get(requestedId)
+      if (isConflictError(error) && requestedId !== null) return existingOne(requestedId, connectionId)
       throw error
     }
     noteDeadline(stored.nextDueAt)
     if (listening) emit(describeCreation(stored))
     return stored
+  }
+
+  // A repeated start (a retry) returns the conversation, with its connection attached while it can take one.
+  async function existingOne(id: string, connectionId: string | null): Promise<ConversationRecord> {
+    if (connectionId === null) return get(id)
+    try {
+      return await mutate(id, (at) => ({ type: 'connection.attached', connectionId, leaseMs: null, at }))
+    } catch (error) {
+      if (isInvalidTransitionError(error)) return get(id)
+      throw error
+    }
   }
 
   async function get(id: string): Promise<ConversationRecord> {

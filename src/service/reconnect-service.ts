@@ -4,6 +4,7 @@ import { plainReconnectIds, type ReconnectIdIssuer } from '../ids'
 import type { ConversationStore } from '../store/conversation-store'
 import { createMemoryStore } from '../store/memory-store'
 import type { ConversationRecord, ReturnRequest, ServiceEvent } from '../types'
+import { createConnectionCalls, type AttachInput, type DetachInput } from './connections'
 import { createConversations, type StartConversationInput } from './conversations'
 import { createEventSink } from './event-sink'
 import { createReturns, type ServiceReturnDecision } from './returns'
@@ -17,6 +18,7 @@ export { SCHEDULER_MAX_SLEEP_MS } from './scheduler'
 export type { ServiceReturnDecision } from './returns'
 export type { SettingsSource } from './settings-lookup'
 export type { StartConversationInput } from './conversations'
+export type { AttachInput, DetachInput } from './connections'
 
 /** Options of {@link createReconnectService}. */
 export interface ReconnectServiceOptions {
@@ -71,8 +73,37 @@ export interface ReconnectService {
   disconnect(id: string): Promise<ConversationRecord>
   /** Decides what a returning customer gets (SPEC §5) and applies a resume before returning it. */
   returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision>
-  /** Applies a signed-in customer's answer to the "continue or start new?" prompt. */
-  answerPrompt(conversationId: string, answer: 'continue' | 'new', customerId: string): Promise<ServiceReturnDecision>
+  /**
+   * Applies a signed-in customer's answer to the "continue or start new?" prompt; a resume attaches
+   * `options.connectionId` in the same write.
+   */
+  answerPrompt(
+    conversationId: string,
+    answer: 'continue' | 'new',
+    customerId: string,
+    options?: {
+      /**
+       * The connection (tab) the customer answers on.
+       * @default undefined — no connection
+       */
+      connectionId?: string
+    },
+  ): Promise<ServiceReturnDecision>
+  /**
+   * Registers or renews one of the customer's connections (SPEC §10) on a `queued` or `active`
+   * conversation; any other state throws `InvalidTransitionError`. An attach while the detach grace
+   * runs ends the grace and changes no state. At most 32 connections: one more drops the one that
+   * would lapse first (see docs/connections.md).
+   *
+   * @example
+   * await service.attach(chat.id, { connectionId: 'tab-1', leaseMs: 30_000 }) // renew every ~10 s
+   */
+  attach(id: string, input: AttachInput): Promise<ConversationRecord>
+  /**
+   * Removes one connection; an unknown one is a no-op. When the last one goes, the conversation takes
+   * `customer.disconnected` after the widget's `detachGrace` unless another attaches meanwhile.
+   */
+  detach(id: string, input: DetachInput): Promise<ConversationRecord>
   /** The agent pressed End (`agent.ended`): the conversation goes to wrap-up. */
   endByAgent(id: string): Promise<ConversationRecord>
   /** The customer closed the chat (`customer.ended`): the conversation goes to wrap-up. */
@@ -153,6 +184,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     linkFor: conversations.linkFor,
     singleUse: options.singleUseLinks === true,
   })
+  const connections = createConnectionCalls({ mutate })
 
   return {
     start: conversations.start,
@@ -160,6 +192,8 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     disconnect: conversations.disconnect,
     returnCustomer,
     answerPrompt,
+    attach: connections.attach,
+    detach: connections.detach,
     endByAgent: conversations.endByAgent,
     endByCustomer: conversations.endByCustomer,
     closeByAgent: conversations.closeByAgent,

@@ -1,11 +1,13 @@
 import type { Clock } from '../clock'
 import { ConflictError, NotFoundError, ReconnectError, isInvalidTransitionError } from '../errors'
 import type { ReconnectIdIssuer } from '../ids'
+import type { StepEvent } from '../machine/step'
 import { couldOfferResumable, decidePromptAnswer, decideReturn } from '../policy'
 import type { ConversationRecord, ReconnectSettings, ReturnDecision, ReturnRequest } from '../types'
 import { MAX_ID_LENGTH, checkId, checkOptionalId, describeValue } from './check-id'
 import type { SettingsLookup } from './settings-lookup'
 import type { StoreGateway } from './store-gateway'
+import { checkConnectionId } from './connections'
 import { StaleDecision, type WritePath } from './write-path'
 
 /** A resume decision as the service returns it: with a fresh link when single-use links are on. */
@@ -30,7 +32,12 @@ export interface ReturnsDeps {
 /** A returning customer's two calls. */
 export interface Returns {
   returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision>
-  answerPrompt(conversationId: string, answer: 'continue' | 'new', customerId: string): Promise<ServiceReturnDecision>
+  answerPrompt(
+    conversationId: string,
+    answer: 'continue' | 'new',
+    customerId: string,
+    options?: { connectionId?: string },
+  ): Promise<ServiceReturnDecision>
 }
 
 type ResumableOffer = { decision: ReturnDecision; resumable: ConversationRecord | undefined }
@@ -53,11 +60,20 @@ export function createReturns(deps: ReturnsDeps): Returns {
     decision: Extract<ReturnDecision, { type: 'resume' }>,
     presentedId: string | null,
     loaded: ConversationRecord | undefined,
+    connectionId: string | null,
   ): Promise<ServiceReturnDecision | undefined> {
     const renew = singleUse && decision.via === 'link'
     let record: ConversationRecord
+    const resume = (at: number): StepEvent | StepEvent[] =>
+      connectionId === null
+        ? { type: 'customer.returned', via: decision.via, at }
+        : // The connection is attached in the same write as the resume (SPEC §10).
+          [
+            { type: 'customer.returned', via: decision.via, at },
+            { type: 'connection.attached', connectionId, leaseMs: null, at },
+          ]
     try {
-      record = await mutate(decision.conversationId, (at) => ({ type: 'customer.returned', via: decision.via, at }), {
+      record = await mutate(decision.conversationId, resume, {
         loaded,
         // Single-use: every resume through the link spends it, also one into a chat that is still
         // live in another tab (a no-op for the lifecycle, but the link must not stay valid).
@@ -84,6 +100,8 @@ export function createReturns(deps: ReturnsDeps): Returns {
       throw new ReconnectError('invalid-argument', 'returnCustomer: request must be an object')
     }
     const widgetId = checkOptionalId(request.widgetId, 'returnCustomer: request.widgetId') ?? 'default'
+    const connectionId =
+      request.connectionId === undefined ? null : checkConnectionId(request.connectionId, 'returnCustomer: request.connectionId')
     // '' means "not signed in", as in decideReturn: a widget may send an empty id for a guest.
     const customerId = request.customerId === '' ? null : checkOptionalId(request.customerId, 'returnCustomer: request.customerId')
     const settings = fixed ?? (await settingsFor(widgetId))
@@ -108,7 +126,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
       const { decision, resumable } = offer instanceof Promise ? await offer : offer
       if (decision.type !== 'resume') return decision
       const loaded = [linked, resumable].find((record) => record?.id === decision.conversationId)
-      const applied = await applyResume(decision, reconnectId, loaded)
+      const applied = await applyResume(decision, reconnectId, loaded, connectionId)
       if (applied !== undefined) return applied
     }
     throw new ConflictError(reconnectId ?? customerId ?? widgetId, null)
@@ -156,8 +174,14 @@ export function createReturns(deps: ReturnsDeps): Returns {
     conversationId: string,
     answer: 'continue' | 'new',
     customerId: string,
+    options: { connectionId?: string } = {},
   ): Promise<ServiceReturnDecision> {
     checkId(conversationId, 'answerPrompt: conversationId')
+    if (typeof options !== 'object' || options === null) {
+      throw new ReconnectError('invalid-argument', 'answerPrompt: options must be an object')
+    }
+    const connectionId =
+      options.connectionId === undefined ? null : checkConnectionId(options.connectionId, 'answerPrompt: options.connectionId')
     checkId(customerId, 'answerPrompt: customerId')
     if (answer !== 'continue' && answer !== 'new') {
       throw new ReconnectError('invalid-argument', `answerPrompt: answer must be 'continue' or 'new', got ${describeValue(answer)}`)
@@ -189,7 +213,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
       const offer = withResumableOffer(first, settings, record.widgetId, customerId, now, decide)
       const { decision, resumable } = offer instanceof Promise ? await offer : offer
       if (decision.type !== 'resume') return decision
-      const applied = await applyResume(decision, null, decision.conversationId === record.id ? record : resumable)
+      const applied = await applyResume(decision, null, decision.conversationId === record.id ? record : resumable, connectionId)
       if (applied !== undefined) return applied
     }
     throw new ConflictError(conversationId, null)

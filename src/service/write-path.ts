@@ -1,8 +1,7 @@
 import type { Clock } from '../clock'
 import { ConflictError, InvalidTransitionError, isConflictError } from '../errors'
-import type { ConversationEvent } from '../machine/conversation-machine'
 import { describeTransition } from '../machine/effects'
-import { expireConversation, stepConversation, type StepResult } from '../machine/step'
+import { expireConversation, stepConversation, type StepEvent, type StepResult } from '../machine/step'
 import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../types'
 import type { EventSink } from './event-sink'
 import type { SettingsLookup } from './settings-lookup'
@@ -14,8 +13,8 @@ export class StaleDecision extends Error {}
 /** A write to make: the record, how many transitions it applies, and their events (none without `onEvent`). */
 export type Change = { record: ConversationRecord; transitions: number; events: ServiceEvent[] }
 
-/** What {@link WritePath.plan} found: the write to make (if any), the record as it now stands, and whether the event was refused. */
-export type Plan = { change: Change | undefined; current: ConversationRecord; rejected: boolean }
+/** What {@link WritePath.plan} found: the write to make (if any), the record as it now stands, and the event refused (if any). */
+export type Plan = { change: Change | undefined; current: ConversationRecord; rejected: StepEvent | undefined }
 
 /** How a {@link WritePath.mutate} call deviates from "load, apply the event, save". */
 export interface MutateOptions {
@@ -46,10 +45,13 @@ export interface WritePathDeps {
 
 /** load → lazy expiry and the event → compare-and-set save → events, for one conversation. */
 export interface WritePath {
-  /** Lazy expiry then `event` on a loaded record, without I/O. `change: undefined` = nothing to write. */
-  plan(record: ConversationRecord, settings: ReconnectSettings, now: number, event: ConversationEvent | null): Plan
+  /**
+   * Lazy expiry then the event (or events, in order, as one write) on a loaded record, without I/O.
+   * `change: undefined` = nothing to write.
+   */
+  plan(record: ConversationRecord, settings: ReconnectSettings, now: number, event: StepEvent | readonly StepEvent[] | null): Plan
   /** Loads, transitions and compare-and-set saves one conversation, retrying on conflicts. */
-  mutate(id: string, makeEvent: ((now: number) => ConversationEvent) | null, how?: MutateOptions): Promise<ConversationRecord>
+  mutate(id: string, makeEvent: ((now: number) => StepEvent | readonly StepEvent[]) | null, how?: MutateOptions): Promise<ConversationRecord>
 }
 
 /** Creates the one write path every call that changes a conversation goes through. */
@@ -59,37 +61,44 @@ export function createWritePath(deps: WritePathDeps): WritePath {
   const { fixed, settingsFor } = deps.settings
   const { emit, listening } = deps.events
 
-  function plan(record: ConversationRecord, settings: ReconnectSettings, now: number, event: ConversationEvent | null): Plan {
+  function plan(
+    record: ConversationRecord,
+    settings: ReconnectSettings,
+    now: number,
+    event: StepEvent | readonly StepEvent[] | null,
+  ): Plan {
     const steps: Extract<StepResult, { kind: 'changed' }>[] = expireConversation(record, settings, now)
     let current = steps.at(-1)?.record ?? record
-    let rejected = false
-    if (event !== null) {
-      const step = stepConversation(current, settings, event)
+    let rejected: StepEvent | undefined
+    const offered = event === null ? [] : Array.isArray(event) ? (event as readonly StepEvent[]) : [event as StepEvent]
+    for (const one of offered) {
+      const step = stepConversation(current, settings, one)
       if (step.kind === 'changed') {
         steps.push(step)
         current = step.record
       } else if (step.kind === 'rejected') {
-        rejected = true
+        rejected = one
+        break
       }
     }
-    if (steps.length === 0 || rejected) return { change: undefined, current, rejected }
+    if (steps.length === 0 || rejected !== undefined) return { change: undefined, current, rejected }
     const events: ServiceEvent[] = []
     // Nobody to tell, nothing to describe: a service without `onEvent` skips building its events.
     if (listening) {
       let before = record
       for (const step of steps) {
-        events.push(...describeTransition(before, step.record, step.event))
+        if (step.quiet !== true) events.push(...describeTransition(before, step.record, step.event))
         before = step.record
       }
     }
     // Several steps are still one write: one version up from the record as loaded.
     const final = current.version === record.version + 1 ? current : { ...current, version: record.version + 1 }
-    return { change: { record: final, transitions: steps.length, events }, current: final, rejected }
+    return { change: { record: final, transitions: steps.length, events }, current: final, rejected: undefined }
   }
 
   async function mutate(
     id: string,
-    makeEvent: ((now: number) => ConversationEvent) | null,
+    makeEvent: ((now: number) => StepEvent | readonly StepEvent[]) | null,
     how: MutateOptions = {},
   ): Promise<ConversationRecord> {
     const { rewrite, accept } = how
@@ -104,8 +113,8 @@ export function createWritePath(deps: WritePathDeps): WritePath {
       const now = clock.now()
       const event = makeEvent === null ? null : makeEvent(now)
       const outcome = plan(record, settings, now, event)
-      if (outcome.rejected && event !== null) {
-        throw new InvalidTransitionError(outcome.current.state, event.type, id)
+      if (outcome.rejected !== undefined) {
+        throw new InvalidTransitionError(outcome.current.state, outcome.rejected.type, id)
       }
       const planned = outcome.change ?? (rewrite !== undefined && how.rewriteAlways === true ? { record: outcome.current, transitions: 0, events: [] } : undefined)
       if (planned === undefined) return outcome.current

@@ -1,4 +1,5 @@
 import { ReconnectError } from '../errors'
+import { MAX_CONNECTION_ID_LENGTH, MAX_CONNECTIONS } from '../machine/connections'
 import { STATES as STATE_NAMES, TIMER_NAMES } from '../machine/lifecycle'
 import type { ConversationRecord, HistoryEntry, State, TimerName } from '../types'
 
@@ -6,7 +7,10 @@ const STATES: ReadonlySet<string> = new Set<State>(STATE_NAMES)
 const TIMERS: ReadonlySet<string> = new Set<TimerName>(TIMER_NAMES)
 const ENDED_BY: ReadonlySet<unknown> = new Set([null, 'agent', 'customer', 'timeout'])
 
-/** The fields every {@link ConversationRecord} has (`writeId` is set only once a service wrote it). */
+/**
+ * The fields every {@link ConversationRecord} has (`connections` only while one is attached, `writeId`
+ * only once a service wrote it).
+ */
 const RECORD_FIELDS: readonly (keyof ConversationRecord)[] = [
   'id',
   'widgetId',
@@ -57,6 +61,8 @@ export function copyRecordFields(record: ConversationRecord): ConversationRecord
     version: record.version,
     history,
   }
+  // Built from entries, never by assignment: a connection id may be `__proto__`.
+  if (record.connections !== undefined) copy.connections = Object.fromEntries(Object.entries(record.connections))
   if (record.writeId !== undefined) copy.writeId = record.writeId
   return copy
 }
@@ -69,7 +75,8 @@ export function copyRecordFields(record: ConversationRecord): ConversationRecord
  * as it has extras.
  */
 export function hasExtraFields(record: ConversationRecord): boolean {
-  return Object.keys(record).length !== RECORD_FIELDS.length + (record.writeId === undefined ? 0 : 1)
+  const optional = (record.writeId === undefined ? 0 : 1) + (record.connections === undefined ? 0 : 1)
+  return Object.keys(record).length !== RECORD_FIELDS.length + optional
 }
 
 /**
@@ -100,6 +107,14 @@ function isTime(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value)
 }
 
+// Connection id → lease end or null; at most MAX_CONNECTIONS, ids of 1–128 characters.
+function isConnections(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const entries = Object.entries(value)
+  if (entries.length > MAX_CONNECTIONS) return false
+  return entries.every(([id, until]) => id.length > 0 && id.length <= MAX_CONNECTION_ID_LENGTH && (until === null || isTime(until)))
+}
+
 /**
  * Checks that a value read back from storage has the shape of a {@link ConversationRecord}, so an
  * adapter can refuse corrupted data with a typed error instead of passing it on.
@@ -117,6 +132,7 @@ export function isConversationRecord(value: unknown): value is ConversationRecor
   if (!ENDED_BY.has(r.endedBy)) return false
   if (!isTime(r.createdAt) || !isTime(r.updatedAt) || !Number.isInteger(r.version)) return false
   if (!Array.isArray(r.history)) return false
+  if (r.connections !== undefined && !isConnections(r.connections)) return false
   return r.history.every(
     (h: unknown) =>
       typeof h === 'object' &&

@@ -16,6 +16,7 @@ export function makeSettings(overrides: Partial<ReconnectSettings> = {}): Reconn
     wrapUpAutoClose: 15 * MINUTE,
     wrapUpCapacity: 'always',
     queueAutoClose: 20 * MINUTE,
+    detachGrace: 10_000,
     warnBefore: null,
     linkParam: 'oc.reconnectid',
     ...overrides,
