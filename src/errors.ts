@@ -7,6 +7,7 @@ export type ReconnectErrorCode =
   | 'store-failure'
   | 'reconnect-disabled'
   | 'invalid-argument'
+  | 'bad-record'
 
 /** One problem found in a settings input: where it is and what rule it breaks. */
 export interface SettingsIssue {
@@ -103,6 +104,21 @@ export class StoreError extends ReconnectError {
   }
 }
 
+/**
+ * A stored conversation could not be read or applied (unparseable, an invalid state, or its
+ * widget's settings failed or timed out); the sweep skipped it and went on with the others.
+ */
+export class BadRecordError extends ReconnectError {
+  override name = 'BadRecordError'
+  declare readonly code: 'bad-record'
+  readonly conversationId: string
+
+  constructor(conversationId: string, reason: string, options?: { cause?: unknown }) {
+    super('bad-record', `Conversation "${conversationId}" was skipped by the sweep: ${reason}${describeCause(options?.cause)}`, options)
+    this.conversationId = conversationId
+  }
+}
+
 function describeCause(cause: unknown): string {
   if (cause instanceof Error) return `: ${cause.message}`
   if (typeof cause === 'string') return `: ${cause}`
@@ -122,6 +138,7 @@ const ALL_NAMES = [
   'InvalidTransitionError',
   'ConflictError',
   'StoreError',
+  'BadRecordError',
 ] as const
 
 /** True for any chat-reconnect error, also one thrown in another realm (iframe, worker, vm). */
@@ -152,4 +169,9 @@ export function isConflictError(value: unknown): value is ConflictError {
 /** True for a {@link StoreError}, also across realms. */
 export function isStoreError(value: unknown): value is StoreError {
   return value instanceof StoreError || hasName(value, ['StoreError'])
+}
+
+/** True for a {@link BadRecordError}, also across realms. */
+export function isBadRecordError(value: unknown): value is BadRecordError {
+  return value instanceof BadRecordError || hasName(value, ['BadRecordError'])
 }

@@ -170,7 +170,14 @@ describe('createScheduler', () => {
     h.clock.advance(SCHEDULER_RETRY_MS)
     await h.scheduler.idle()
     expect(h.sweeps).toHaveLength(2)
-    expect(h.clock.nextTimerAt(), 'still stuck: backs off again instead of spinning').toBe(t0 + 2 * SCHEDULER_RETRY_MS)
+    expect(h.clock.nextTimerAt(), 'still stuck: backs off longer instead of spinning').toBe(t0 + 3 * SCHEDULER_RETRY_MS)
+    // Doubling up to the longest sleep: 10 minutes of being stuck take a handful of sweeps.
+    await runUntil(h, t0 + 10 * 60_000)
+    expect(h.sweeps.length).toBeLessThan(30)
+    // A deadline noted meanwhile still wakes it on time.
+    h.deadlines.push(h.clock.now() + 500)
+    h.scheduler.noteDeadline(h.clock.now() + 500)
+    expect(h.clock.nextTimerAt()).toBe(h.clock.now() + 500)
   })
 
   it('reports a failing nextDueAt at start and looks again after the short back-off', async () => {

@@ -65,6 +65,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     else handle = clock.setTimeout(wake, target - now)
   }
 
+  // Sweeps in a row that applied nothing to a passed deadline: each one doubles the back-off.
+  let stalls = 0
+
   // Deadlines written while a sweep is under way; the sweep's re-arm takes them into account.
   let notedDuringSweep: number | null = null
 
@@ -113,10 +116,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (!running) return
     track(async () => {
       let stalled = false
+      let failed = false
       try {
         stalled = (await deps.runDueTimers()) === 0
       } catch (error) {
-        stalled = true
+        failed = true
         report(error)
       }
       const next = await nextDeadline()
@@ -124,8 +128,18 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       // this node cannot move on (yet): wait a little instead of spinning on it. A store that could
       // not say what is due next (an outage) is asked again as soon, not after the longest sleep.
       const now = clock.now()
-      if (next === undefined) rearm(now + SCHEDULER_RETRY_MS)
-      else rearm(stalled && next !== null && next <= now ? now + SCHEDULER_RETRY_MS : next)
+      if (next === undefined || failed) {
+        stalls = 0
+        rearm(next === undefined || (next !== null && next <= now) ? now + SCHEDULER_RETRY_MS : next)
+      } else if (stalled && next !== null && next <= now) {
+        // The same passed deadline again (a record set aside as bad, another node's claim): back off
+        // 1 s, 2 s, 4 s … up to the longest sleep; a deadline noted meanwhile still wakes it at once.
+        rearm(now + Math.min(maxSleepMs, SCHEDULER_RETRY_MS * 2 ** Math.min(stalls, 30)))
+        stalls += 1
+      } else {
+        stalls = 0
+        rearm(next)
+      }
     })
   }
 

@@ -382,13 +382,25 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       if (rowCount !== 1) throw new ConflictError(record.id, expectedVersion)
     },
 
-    async due(now, limit) {
+    async due(now, limit, dueOptions) {
       if (Number.isNaN(now) || !(limit > 0)) return []
       const at = instant(now)
       // Like the memory store, a fractional limit rounds up.
       const count = Math.min(Math.ceil(limit), Number.MAX_SAFE_INTEGER)
       const result = await query('due', undefined, sql.due, [at, count, claimer, clamp(at + claimMs)])
-      return result.rows.map((row) => decode(row, 'due'))
+      const onBadRecord = dueOptions?.onBadRecord
+      if (onBadRecord === undefined) return result.rows.map((row) => decode(row, 'due'))
+      const records: ConversationRecord[] = []
+      for (const row of result.rows) {
+        try {
+          records.push(decode(row, 'due'))
+        } catch (error) {
+          // One unreadable row must not stop the sweep of every other one.
+          const id = (row as { id?: unknown } | null)?.id
+          onBadRecord(String(id), isReconnectError(error) && error.cause !== undefined ? error.cause : error)
+        }
+      }
+      return records
     },
 
     async nextDueAt() {

@@ -235,12 +235,31 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
       })
     },
 
-    due(now, limit) {
+    due(now, limit, dueOptions) {
       return guarded('due', undefined, async () => {
         const until = scoreArg(now, 'due(now)')
         if (!(limit > 0)) return []
         const count = Number.isFinite(limit) ? String(Math.ceil(limit)) : '-1'
-        return parseList(await run(dueRecords, [keys.due], [scriptPrefix, until, count]), 'due')
+        const reply = await run(dueRecords, [keys.due], [scriptPrefix, until, count])
+        if (!Array.isArray(reply) || reply.length % 2 !== 0) {
+          throw new StoreError('due', { cause: new Error('unexpected reply from Redis') })
+        }
+        const onBadRecord = dueOptions?.onBadRecord
+        const records: ConversationRecord[] = []
+        for (let i = 0; i < reply.length; i += 2) {
+          const id = String(reply[i])
+          if (onBadRecord === undefined) {
+            records.push(parse(reply[i + 1], 'due', id))
+            continue
+          }
+          try {
+            records.push(parse(reply[i + 1], 'due', id))
+          } catch (error) {
+            // One unreadable record must not stop the sweep of every other one.
+            onBadRecord(id, isReconnectError(error) && error.cause !== undefined ? error.cause : error)
+          }
+        }
+        return records
       })
     },
 
