@@ -170,3 +170,15 @@ return out
 export const HELD_BY_SCRIPT = `${LOAD_RECORDS}
 return load_records(ARGV[1], redis.call('SMEMBERS', KEYS[1]))
 `
+
+/**
+ * KEYS: due key. ARGV: channel, deadline just written. Publishes the deadline when nothing stored is
+ * due before it: only then can another node's scheduler be sleeping past it.
+ */
+export const WAKE_SCRIPT = `
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] == nil or tonumber(first[2]) >= tonumber(ARGV[2]) then
+  return redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
+return -1
+`
