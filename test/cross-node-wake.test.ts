@@ -10,7 +10,7 @@ import { createReconnectService } from '../src/service/reconnect-service'
 import type { ConversationStore } from '../src/store/conversation-store'
 import type { ReconnectSettingsInput } from '../src/types'
 import { createTestPool, databaseUrl, randomTableName } from './support/postgres'
-import { connect, dropPrefixes, randomPrefix, redisUrl } from './support/redis'
+import { connect, describeWithRedisServer, dropPrefixes, randomPrefix, redisUrl, startOwnedRedis } from './support/redis'
 
 // Two backend nodes: a child process writes a deadline and is killed with SIGKILL; the survivor here
 // must apply it. Its scheduler may sleep 10 minutes, so only the wake-up can explain a prompt expiry.
@@ -111,4 +111,37 @@ describe.runIf(databaseUrl() !== undefined || process.env.CI === 'true')('cross-
     })
     await survivorApplies(store, ['postgres', url, table])
   }, 90_000)
+})
+
+describeWithRedisServer('the scheduler after a Redis outage', () => {
+  it('retries after the short back-off once the server is back, not after the longest sleep', async () => {
+    const server = await startOwnedRedis()
+    cleanups.push(() => server.dispose())
+    const client = await connect(server.url)
+    cleanups.push(async () => void client.disconnect())
+    const store = createRedisStore({ client, prefix: randomPrefix('outage') })
+    const errors: unknown[] = []
+    const service = createReconnectService({ settings: SETTINGS, store, schedulerMaxSleepMs: TEN_MINUTES, onError: (e) => errors.push(e) })
+    const chat = await service.start({ agentId: 'agent-1', customerId: 'customer-1' })
+    await service.disconnect(chat.id)
+    service.startScheduler()
+    await service.idle()
+    // Down across the deadline: the sweep and nextDueAt both fail.
+    await server.kill()
+    const failedOnce = Date.now() + 30_000
+    while (errors.length < 2 && Date.now() < failedOnce) await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(errors.length).toBeGreaterThanOrEqual(2)
+    await server.restart()
+    // Only the short retry explains an expiry before the 10-minute sleep.
+    const giveUp = Date.now() + 60_000
+    let state: string | undefined
+    while (Date.now() < giveUp) {
+      state = await store.get(chat.id).then((r) => r?.state, () => undefined)
+      if (state === 'wrap-up') break
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    service.stopScheduler()
+    await service.idle()
+    expect(state).toBe('wrap-up')
+  }, 120_000)
 })
