@@ -103,8 +103,6 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       const outcome = plan(record, settings, now, null)
       if (outcome.change === undefined) return 0
       const change = outcome.change
-      // Before the write, so whatever keeps the events with the record keeps them filtered too.
-      change.events = withoutLateWarnings(change.events, record, now)
       try {
         await save(change.record, record.version)
       } catch (error) {
@@ -187,8 +185,9 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
 }
 
 /**
- * A sweep that runs after the window has ended (a node was down past it) applies the warning and
- * the expiry together: warning the agent that a window is closing when it has closed is noise.
+ * A sweep (or a lazy expiry) that runs after the window has ended — a node was down past it —
+ * applies the warning and the expiry together: warning the agent that a window is closing when it
+ * has closed is noise. `plan` drops such warnings before the write.
  */
 export function withoutLateWarnings(events: ServiceEvent[], before: ConversationRecord, now: number): ServiceEvent[] {
   const window = before.timers.window
