@@ -8,6 +8,7 @@ export type ReconnectErrorCode =
   | 'reconnect-disabled'
   | 'invalid-argument'
   | 'transport-failure'
+  | 'bad-record'
 
 /**
  * Stable, machine-readable kind of a {@link SettingsIssue}, so a settings UI can react without parsing messages.
@@ -153,6 +154,21 @@ export class StoreError extends ReconnectError {
   }
 }
 
+/**
+ * A stored conversation could not be read or applied (unparseable, an invalid state, or its
+ * widget's settings failed or timed out); the sweep skipped it and went on with the others.
+ */
+export class BadRecordError extends ReconnectError {
+  override name = 'BadRecordError'
+  declare readonly code: 'bad-record'
+  readonly conversationId: string
+
+  constructor(conversationId: string, reason: string, options?: { cause?: unknown }) {
+    super('bad-record', `Conversation "${conversationId}" was skipped by the sweep: ${reason}${describeCause(options?.cause)}`, options)
+    this.conversationId = conversationId
+  }
+}
+
 function describeCause(cause: unknown): string {
   if (cause instanceof Error) return `: ${cause.message}`
   if (typeof cause === 'string') return `: ${cause}`
@@ -172,6 +188,7 @@ const ALL_NAMES = [
   'InvalidTransitionError',
   'ConflictError',
   'StoreError',
+  'BadRecordError',
 ] as const
 
 /** True for any chat-reconnect error, also one thrown in another realm (iframe, worker, vm). */
@@ -202,4 +219,9 @@ export function isConflictError(value: unknown): value is ConflictError {
 /** True for a {@link StoreError}, also across realms. */
 export function isStoreError(value: unknown): value is StoreError {
   return value instanceof StoreError || hasName(value, ['StoreError'])
+}
+
+/** True for a {@link BadRecordError}, also across realms. */
+export function isBadRecordError(value: unknown): value is BadRecordError {
+  return value instanceof BadRecordError || hasName(value, ['BadRecordError'])
 }

@@ -1,12 +1,14 @@
 export type { Clock } from './clock'
 export { systemClock } from './clock'
 export {
+  BadRecordError,
   ConflictError,
   InvalidTransitionError,
   NotFoundError,
   ReconnectError,
   SettingsError,
   StoreError,
+  isBadRecordError,
   isConflictError,
   isInvalidTransitionError,
   isNotFoundError,
@@ -58,11 +60,11 @@ export { MAX_CONNECTIONS } from './machine/connections'
 export type { ConnectionEvent } from './machine/connections'
 export { decidePromptAnswer, decideReturn, isResumable, lostReason } from './policy'
 export type { DecidePromptAnswerInput, DecideReturnInput } from './policy'
-export type { ConversationStore } from './store/conversation-store'
+export type { ConversationStore, DueOptions } from './store/conversation-store'
 export { createMemoryStore } from './store/memory-store'
 export type { MemoryStoreOptions } from './store/memory-store'
 export { isConversationRecord } from './store/record'
-export { SCHEDULER_MAX_SLEEP_MS, createReconnectService } from './service/reconnect-service'
+export { SCHEDULER_MAX_SLEEP_MS, SWEEP_SETTINGS_TIMEOUT_MS, createReconnectService } from './service/reconnect-service'
 export type {
   AttachInput,
   DetachInput,

@@ -170,17 +170,113 @@ describe('createScheduler', () => {
     h.clock.advance(SCHEDULER_RETRY_MS)
     await h.scheduler.idle()
     expect(h.sweeps).toHaveLength(2)
-    expect(h.clock.nextTimerAt(), 'still stuck: backs off again instead of spinning').toBe(t0 + 2 * SCHEDULER_RETRY_MS)
+    expect(h.clock.nextTimerAt(), 'still stuck: backs off longer instead of spinning').toBe(t0 + 3 * SCHEDULER_RETRY_MS)
+    // Doubling up to the longest sleep: 10 minutes of being stuck take a handful of sweeps.
+    await runUntil(h, t0 + 10 * 60_000)
+    expect(h.sweeps.length).toBeLessThan(30)
+    // A deadline noted meanwhile still wakes it on time.
+    h.deadlines.push(h.clock.now() + 500)
+    h.scheduler.noteDeadline(h.clock.now() + 500)
+    expect(h.clock.nextTimerAt()).toBe(h.clock.now() + 500)
   })
 
-  it('reports a failing nextDueAt and looks again within 30 s', async () => {
+  it('reports a failing nextDueAt at start and looks again after the short back-off', async () => {
     const h = harness()
     const t0 = h.clock.now()
     h.failing.nextDueAt = true
     h.scheduler.start()
     await h.scheduler.idle()
     expect(h.reported).toHaveLength(1)
-    expect(h.clock.nextTimerAt()).toBe(t0 + SCHEDULER_MAX_SLEEP_MS)
+    expect(h.clock.nextTimerAt()).toBe(t0 + SCHEDULER_RETRY_MS)
+  })
+
+  it('after an outage (sweep and nextDueAt both failing) retries after the back-off, not the longest sleep', async () => {
+    const h = harness()
+    const t0 = h.clock.now()
+    h.deadlines.push(t0 + 1_000, t0 + 40_000)
+    h.scheduler.start()
+    await h.scheduler.idle()
+    h.failing.sweep = true
+    h.failing.nextDueAt = true
+    h.clock.advance(1_000)
+    await h.scheduler.idle()
+    expect(h.reported).toHaveLength(2)
+    expect(h.clock.nextTimerAt()).toBe(t0 + 1_000 + SCHEDULER_RETRY_MS)
+    // Still down at the retry: back off again, never the full sleep.
+    h.clock.advance(SCHEDULER_RETRY_MS)
+    await h.scheduler.idle()
+    expect(h.clock.nextTimerAt()).toBe(t0 + 1_000 + 2 * SCHEDULER_RETRY_MS)
+    h.failing.sweep = false
+    h.failing.nextDueAt = false
+    h.clock.advance(SCHEDULER_RETRY_MS)
+    await h.scheduler.idle()
+    expect(h.sweeps).toEqual([{ at: t0 + 1_000 + 2 * SCHEDULER_RETRY_MS, applied: [t0 + 1_000] }])
+    expect(h.clock.nextTimerAt()).toBe(t0 + 40_000 > h.clock.now() + SCHEDULER_MAX_SLEEP_MS ? h.clock.now() + SCHEDULER_MAX_SLEEP_MS : t0 + 40_000)
+  })
+
+  it('started when a deadline has already passed, sweeps at once without another clock tick', async () => {
+    const h = harness()
+    const t0 = h.clock.now()
+    h.deadlines.push(t0 - 10_000, t0 + 5_000)
+    h.scheduler.start()
+    await h.scheduler.idle()
+    expect(h.sweeps).toEqual([{ at: t0, applied: [t0 - 10_000] }])
+    expect(h.clock.nextTimerAt()).toBe(t0 + 5_000)
+    expect(h.clock.pending()).toBe(1)
+  })
+
+  it('woken for a deadline that has already passed, sweeps at once', async () => {
+    const h = harness()
+    const t0 = h.clock.now()
+    h.scheduler.start()
+    await h.scheduler.idle()
+    h.deadlines.push(t0 - 1)
+    h.scheduler.noteDeadline(t0 - 1)
+    await h.scheduler.idle()
+    expect(h.sweeps).toEqual([{ at: t0, applied: [t0 - 1] }])
+  })
+
+  it('subscribes through watch on start, wakes for what it reports, and unsubscribes on stop', async () => {
+    const clock = createManualClock()
+    const t0 = clock.now()
+    const deadlines: number[] = []
+    const swept: number[] = []
+    let onWake: ((at: number) => void) | undefined
+    let unsubscribed = 0
+    const scheduler = createScheduler({
+      clock,
+      maxSleepMs: 600_000,
+      async runDueTimers() {
+        const passed = deadlines.filter((d) => d <= clock.now())
+        swept.push(clock.now())
+        deadlines.splice(0, deadlines.length, ...deadlines.filter((d) => d > clock.now()))
+        return passed.length
+      },
+      async nextDueAt() {
+        return deadlines.length === 0 ? null : Math.min(...deadlines)
+      },
+      report: () => {},
+      watch(listener) {
+        onWake = listener
+        return () => {
+          unsubscribed += 1
+          onWake = undefined
+        }
+      },
+    })
+    scheduler.start()
+    await scheduler.idle()
+    expect(clock.nextTimerAt()).toBe(t0 + 600_000)
+    // Another node wrote a deadline 2 s ahead and told us.
+    deadlines.push(t0 + 2_000)
+    onWake!(t0 + 2_000)
+    expect(clock.nextTimerAt()).toBe(t0 + 2_000)
+    clock.advance(2_000)
+    await scheduler.idle()
+    expect(swept).toEqual([t0 + 2_000])
+    scheduler.stop()
+    expect(unsubscribed).toBe(1)
+    expect(onWake).toBeUndefined()
   })
 
   it('stop cancels the pending timeout, also when it comes during a sweep; start twice keeps one', async () => {
@@ -213,11 +309,11 @@ describe('createScheduler', () => {
 
   it('idle() resolves only once the sweep under way has finished', async () => {
     const h = harness()
-    h.deadlines.push(h.clock.now())
+    h.deadlines.push(h.clock.now() + 1_000)
     h.scheduler.start()
     await h.scheduler.idle()
     h.hold.on = true
-    h.clock.advance(0)
+    h.clock.advance(1_000)
     let idle = false
     const waiting = h.scheduler.idle().then(() => (idle = true))
     for (let i = 0; i < 10; i += 1) await Promise.resolve()
@@ -244,6 +340,8 @@ describe('createScheduler', () => {
             h.deadlines.push(at)
             written.push({ at, noted: command.noted })
             if (command.noted) h.scheduler.noteDeadline(at)
+            // A deadline noted at the current instant is swept at once.
+            await h.scheduler.idle()
           } else {
             await runUntil(h, h.clock.now() + command.ms)
           }

@@ -531,7 +531,11 @@ class RunDueTimers implements fc.AsyncCommand<Model, Real> {
     for (const chat of model.chats) {
       const sent = { 'customer-disconnected': 0, 'agent-ended': 0, 'session-ended': 0, 'window-closing': 0 }
       for (const e of real.events) if (e.type === 'notice' && e.conversationId === chat.id) sent[e.message] += 1
-      expect(sent, `notices of ${chat.id}`).toEqual(chat.notices)
+      // A warning first applied after its window ended (no write in between) is not sent; the model
+      // does not track when writes happen, so it bounds that one notice from above. test/sweep.test.ts
+      // pins the rule itself.
+      expect(sent['window-closing'], `window-closing notices of ${chat.id}`).toBeLessThanOrEqual(chat.notices['window-closing'])
+      expect({ ...sent, 'window-closing': 0 }, `notices of ${chat.id}`).toEqual({ ...chat.notices, 'window-closing': 0 })
     }
     for (const agent of AGENTS) {
       const holding = model.chats.filter((c) => c.holds && c.agent === agent).map((c) => c.id).sort()

@@ -15,6 +15,7 @@ import { createSweep } from './sweep'
 import { createWritePath } from './write-path'
 
 export { SCHEDULER_MAX_SLEEP_MS } from './scheduler'
+export { SWEEP_SETTINGS_TIMEOUT_MS } from './sweep'
 export type { ServiceReturnDecision } from './returns'
 export type { SettingsSource } from './settings-lookup'
 export type { StartConversationInput } from './conversations'
@@ -61,6 +62,20 @@ export interface ReconnectServiceOptions {
    * @default false
    */
   singleUseLinks?: boolean
+  /**
+   * The longest the background scheduler sleeps between two looks at the store, in ms. Deadlines
+   * this node writes, and those other nodes write through a store with `watchDue` (Redis with a
+   * `subscriber`, PostgreSQL with `listen`), wake it earlier; this bounds how late any other is seen.
+   * @default 30000
+   */
+  schedulerMaxSleepMs?: number
+  /**
+   * How long the sweep waits for one widget's settings (when `settings` is a function), in ms of
+   * the service's clock. A widget whose settings fail or take longer has its due conversations
+   * skipped and reported as `bad-record`; every other widget's are still applied.
+   * @default 5000
+   */
+  sweepSettingsTimeoutMs?: number
 }
 
 /** The reconnect service a contact-centre backend embeds (SPEC §9). */
@@ -158,6 +173,8 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       `createReconnectService: maxAttempts must be a whole number from 1 to 100, got ${String(options.maxAttempts)}`,
     )
   }
+  const schedulerMaxSleepMs = positiveMs(options.schedulerMaxSleepMs, 'schedulerMaxSleepMs')
+  const sweepSettingsTimeoutMs = positiveMs(options.sweepSettingsTimeoutMs, 'sweepSettingsTimeoutMs')
   // Read once: whether events are built at all is decided with `onEvent`, so it must not change later.
   const events = createEventSink(options.onEvent, options.onError)
   // A static settings input is validated here, once (failing fast).
@@ -170,10 +187,21 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     runDueTimers: () => runDueTimers(),
     nextDueAt: gateway.nextDueAt,
     report: events.report,
+    ...(schedulerMaxSleepMs === undefined ? {} : { maxSleepMs: schedulerMaxSleepMs }),
+    ...(typeof store.watchDue === 'function' ? { watch: (onWake: (at: number) => void) => store.watchDue!(onWake) } : {}),
   })
   const { noteDeadline } = scheduler
   const { plan, mutate } = createWritePath({ gateway, settings, clock, events, maxAttempts, noteDeadline })
-  const runDueTimers = createSweep({ gateway, settings, clock, events, plan, maxAttempts, noteDeadline })
+  const runDueTimers = createSweep({
+    gateway,
+    settings,
+    clock,
+    events,
+    plan,
+    maxAttempts,
+    noteDeadline,
+    ...(sweepSettingsTimeoutMs === undefined ? {} : { settingsTimeoutMs: sweepSettingsTimeoutMs }),
+  })
   const conversations = createConversations({ gateway, settings, clock, ids, events, mutate, noteDeadline })
   const { returnCustomer, answerPrompt } = createReturns({
     gateway,
@@ -205,4 +233,15 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     stopScheduler: scheduler.stop,
     idle: scheduler.idle,
   }
+}
+
+function positiveMs(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new ReconnectError(
+      'invalid-argument',
+      `createReconnectService: ${name} must be a whole number of milliseconds, at least 1; got ${String(value)}`,
+    )
+  }
+  return value
 }

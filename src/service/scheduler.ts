@@ -1,8 +1,8 @@
 import type { Clock } from '../clock'
 
-/** The scheduler looks at the store at least this often, to notice deadlines other nodes wrote. */
+/** The default of `schedulerMaxSleepMs`: the scheduler looks at the store at least this often. */
 export const SCHEDULER_MAX_SLEEP_MS = 30_000
-/** How long the scheduler waits before sweeping again after a failed sweep. */
+/** How long the scheduler waits before looking again after a failed sweep or `nextDueAt`. */
 export const SCHEDULER_RETRY_MS = 1_000
 
 /** What the scheduler needs from the service: a sweep, the store's next deadline, and a clock. */
@@ -15,11 +15,18 @@ export interface SchedulerDeps {
   nextDueAt(): Promise<number | null>
   /** Receives failures of a sweep and of `nextDueAt`. */
   report(error: unknown): void
+  /** The longest sleep between two looks at the store. */
+  maxSleepMs?: number
+  /**
+   * Subscribes to deadlines other nodes write (the store's `watchDue`); called on `start`, and the
+   * function it returns on `stop`.
+   */
+  watch?: (onWake: (at: number) => void) => () => void
 }
 
 /** The background scheduler: one pending clock timeout that wakes at the next deadline and sweeps. */
 export interface Scheduler {
-  /** Starts: asks the store for its next deadline and sleeps until then (at most 30 s). */
+  /** Starts: asks the store for its next deadline and sleeps until then (at most `maxSleepMs`). */
   start(): void
   /** Stops and cancels the pending timeout; a sweep under way finishes on its own (see `idle`). */
   stop(): void
@@ -31,13 +38,16 @@ export interface Scheduler {
 
 /**
  * Creates a stopped scheduler. It keeps at most one timeout on `clock`; after a sweep it sleeps
- * until the store's next deadline, a deadline noted meanwhile, or {@link SCHEDULER_MAX_SLEEP_MS},
- * whichever comes first, and after a sweep that failed or applied nothing to a passed deadline, it
- * backs off for {@link SCHEDULER_RETRY_MS} instead of spinning.
+ * until the store's next deadline, a deadline noted meanwhile (by this node, or by another one
+ * through `watch`), or `maxSleepMs`, whichever comes first; a deadline already passed is swept at
+ * once. After a sweep that failed or applied nothing to a passed deadline, or when the store could
+ * not tell its next deadline, it backs off for {@link SCHEDULER_RETRY_MS} instead of spinning.
  */
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   const { clock, report } = deps
+  const maxSleepMs = deps.maxSleepMs ?? SCHEDULER_MAX_SLEEP_MS
   let running = false
+  let unwatch: (() => void) | undefined
   let handle: unknown = undefined
   let wakeAt: number | null = null
   // Every sweep (or first look at the store) under way; a stop/start while one runs starts another.
@@ -46,11 +56,17 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   function arm(at: number): void {
     if (!running) return
     if (handle !== undefined) clock.clearTimeout(handle)
+    handle = undefined
     const now = clock.now()
-    const target = Math.min(at, now + SCHEDULER_MAX_SLEEP_MS)
+    const target = Math.min(at, now + maxSleepMs)
     wakeAt = target
-    handle = clock.setTimeout(wake, Math.max(0, target - now))
+    // A passed deadline is swept now: a 0-ms timeout would wait for the next tick of a manual clock.
+    if (target <= now) wake()
+    else handle = clock.setTimeout(wake, target - now)
   }
+
+  // Sweeps in a row that applied nothing to a passed deadline: each one doubles the back-off.
+  let stalls = 0
 
   // Deadlines written while a sweep is under way; the sweep's re-arm takes them into account.
   let notedDuringSweep: number | null = null
@@ -68,7 +84,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     const noted = notedDuringSweep
     notedDuringSweep = null
     const candidates = [next, noted].filter((at): at is number => at !== null)
-    arm(candidates.length === 0 ? clock.now() + SCHEDULER_MAX_SLEEP_MS : Math.min(...candidates))
+    arm(candidates.length === 0 ? clock.now() + maxSleepMs : Math.min(...candidates))
   }
 
   function track(work: () => Promise<void>): void {
@@ -84,12 +100,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     sweeps.add(sweep)
   }
 
-  async function nextDeadline(): Promise<number | null> {
+  /** The store's next deadline; a failure is reported and comes back as `undefined` (unknown). */
+  async function nextDeadline(): Promise<number | null | undefined> {
     try {
       return await deps.nextDueAt()
     } catch (error) {
       report(error)
-      return null
+      return undefined
     }
   }
 
@@ -99,28 +116,58 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (!running) return
     track(async () => {
       let stalled = false
+      let failed = false
       try {
         stalled = (await deps.runDueTimers()) === 0
       } catch (error) {
-        stalled = true
+        failed = true
         report(error)
       }
       const next = await nextDeadline()
       // After a sweep that failed or applied nothing, a deadline that is still in the past is one
-      // this node cannot move on (yet): wait a little instead of spinning on it.
+      // this node cannot move on (yet): wait a little instead of spinning on it. A store that could
+      // not say what is due next (an outage) is asked again as soon, not after the longest sleep.
       const now = clock.now()
-      rearm(stalled && next !== null && next <= now ? now + SCHEDULER_RETRY_MS : next)
+      if (next === undefined || failed) {
+        stalls = 0
+        rearm(next === undefined || (next !== null && next <= now) ? now + SCHEDULER_RETRY_MS : next)
+      } else if (stalled && next !== null && next <= now) {
+        // The same passed deadline again (a record set aside as bad, another node's claim): back off
+        // 1 s, 2 s, 4 s … up to the longest sleep; a deadline noted meanwhile still wakes it at once.
+        rearm(now + Math.min(maxSleepMs, SCHEDULER_RETRY_MS * 2 ** Math.min(stalls, 30)))
+        stalls += 1
+      } else {
+        stalls = 0
+        rearm(next)
+      }
     })
   }
 
   function start(): void {
     if (running) return
     running = true
-    track(async () => rearm(await nextDeadline()))
+    if (deps.watch !== undefined && unwatch === undefined) {
+      try {
+        unwatch = deps.watch((at) => noteDeadline(at))
+      } catch (error) {
+        report(error)
+      }
+    }
+    track(async () => {
+      const next = await nextDeadline()
+      rearm(next === undefined ? clock.now() + SCHEDULER_RETRY_MS : next)
+    })
   }
 
   function stop(): void {
     running = false
+    const stopWatching = unwatch
+    unwatch = undefined
+    try {
+      stopWatching?.()
+    } catch (error) {
+      report(error)
+    }
     if (handle !== undefined) clock.clearTimeout(handle)
     handle = undefined
     wakeAt = null

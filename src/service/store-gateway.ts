@@ -19,8 +19,8 @@ export interface StoreGateway {
   getByReconnectId(reconnectId: string): Promise<ConversationRecord | undefined>
   /** The customer's resumable conversation on the widget at `now`, or `undefined`. */
   findResumable(widgetId: string, customerId: string, now: number): Promise<ConversationRecord | undefined>
-  /** Up to `limit` records with a deadline at or before `now`. */
-  due(now: number, limit: number): Promise<ConversationRecord[]>
+  /** Up to `limit` records with a deadline at or before `now`; unreadable ones go to `onBadRecord`. */
+  due(now: number, limit: number, onBadRecord?: (conversationId: string, cause: unknown) => void): Promise<ConversationRecord[]>
   /** The earliest deadline in the store, or `null`. */
   nextDueAt(): Promise<number | null>
 }
@@ -106,7 +106,10 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     getByReconnectId: (reconnectId) => storeCall('getByReconnectId', undefined, () => store.getByReconnectId(reconnectId)),
     findResumable: (widgetId, customerId, now) =>
       storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now)),
-    due: (now, limit) => storeCall('due', undefined, () => store.due(now, limit)),
+    due: (now, limit, onBadRecord) =>
+      storeCall('due', undefined, () =>
+        onBadRecord === undefined ? store.due(now, limit) : store.due(now, limit, { onBadRecord }),
+      ),
     nextDueAt: () => storeCall('nextDueAt', undefined, () => store.nextDueAt()),
   }
 }

@@ -1,12 +1,18 @@
 import type { Clock } from '../clock'
-import { ReconnectError, isConflictError, isReconnectError } from '../errors'
-import type { ConversationRecord } from '../types'
+import { BadRecordError, ReconnectError, isConflictError, isReconnectError } from '../errors'
+import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../types'
 import type { EventSink } from './event-sink'
 import type { SettingsLookup } from './settings-lookup'
 import type { StoreGateway } from './store-gateway'
 import type { WritePath } from './write-path'
 
 const SWEEP_BATCH = 256
+
+/** The default of `sweepSettingsTimeoutMs`: how long the sweep waits for one widget's settings. */
+export const SWEEP_SETTINGS_TIMEOUT_MS = 5_000
+
+/** How long the sweep leaves a record it reported as bad alone before trying it (and reporting it) again. */
+export const BAD_RECORD_RETRY_MS = 60_000
 
 /** What the sweep needs from the service. */
 export interface SweepDeps {
@@ -19,24 +25,82 @@ export interface SweepDeps {
   maxAttempts: number
   /** Tells the scheduler about a deadline just written. */
   noteDeadline(at: number | null): void
+  /** How long to wait for one widget's settings, in ms of `clock`. */
+  settingsTimeoutMs?: number
+}
+
+/** A widget's settings lookup failed or timed out in this sweep: every record of it is skipped. */
+class WidgetSettingsFailure {
+  constructor(
+    readonly reason: string,
+    readonly cause: unknown,
+  ) {}
 }
 
 /**
  * Creates `runDueTimers`: applies every passed deadline (up to `limit` conversations) in batches
  * from the store's `due`, and resolves to how many deadlines it applied.
+ *
+ * A record that cannot be read or applied — the store cannot parse it, the transition throws, or
+ * its widget's settings throw or do not settle within `settingsTimeoutMs` — is skipped and
+ * reported once as a {@link BadRecordError}; it is left alone for {@link BAD_RECORD_RETRY_MS}
+ * before being tried again, so it is neither fetched in a tight loop nor reported on every sweep.
  */
 export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => Promise<number> {
   const { clock, plan, maxAttempts, noteDeadline } = deps
   const { get, save, due: dueRecords } = deps.gateway
   const { fixed, settingsFor } = deps.settings
   const { emit, report } = deps.events
+  const settingsTimeoutMs = deps.settingsTimeoutMs ?? SWEEP_SETTINGS_TIMEOUT_MS
+  // Conversation id → when the sweep may try it again.
+  const quarantine = new Map<string, number>()
+
+  /** Reports `id` as bad unless it is already set aside; sets it aside either way. */
+  function setAside(id: string, reason: string, cause: unknown): void {
+    const until = quarantine.get(id)
+    const now = clock.now()
+    if (until !== undefined && now < until) return
+    quarantine.set(id, now + BAD_RECORD_RETRY_MS)
+    report(new BadRecordError(id, reason, { cause }))
+  }
+
+  function isSetAside(id: string, now: number): boolean {
+    const until = quarantine.get(id)
+    if (until === undefined) return false
+    if (now < until) return true
+    quarantine.delete(id)
+    return false
+  }
+
+  /** The widget's settings, or a failure once `settingsTimeoutMs` passes without an answer. */
+  function settingsWithin(widgetId: string): Promise<ReconnectSettings> {
+    return new Promise<ReconnectSettings>((resolve, reject) => {
+      const timer = clock.setTimeout(() => {
+        reject(new WidgetSettingsFailure(`the settings of widget "${widgetId}" did not settle within ${settingsTimeoutMs} ms`, undefined))
+      }, settingsTimeoutMs)
+      settingsFor(widgetId).then(
+        (settings) => {
+          clock.clearTimeout(timer)
+          resolve(settings)
+        },
+        (error: unknown) => {
+          clock.clearTimeout(timer)
+          reject(new WidgetSettingsFailure(`the settings of widget "${widgetId}" failed`, error))
+        },
+      )
+    })
+  }
 
   /** Applies the passed deadlines of one due record; returns how many deadlines it applied. */
-  async function expireOne(seen: ConversationRecord): Promise<number> {
+  async function expireOne(
+    seen: ConversationRecord,
+    widgetSettings: (widgetId: string) => Promise<ReconnectSettings>,
+  ): Promise<number> {
     let record: ConversationRecord | undefined = seen
     for (let attempt = 0; attempt < maxAttempts && record !== undefined; attempt += 1) {
-      const settings = fixed ?? (await settingsFor(record.widgetId))
-      const outcome = plan(record, settings, clock.now(), null)
+      const settings = fixed ?? (await widgetSettings(record.widgetId))
+      const now = clock.now()
+      const outcome = plan(record, settings, now, null)
       if (outcome.change === undefined) return 0
       const change = outcome.change
       try {
@@ -60,36 +124,73 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       if (limit === 0) return 0
       throw new ReconnectError('invalid-argument', `runDueTimers: limit must be a positive number, got ${String(limit)}`)
     }
+    // One lookup per widget and sweep: a widget whose settings hang costs one timeout, not one per record.
+    const lookups = new Map<string, Promise<ReconnectSettings>>()
+    const widgetSettings = (widgetId: string): Promise<ReconnectSettings> => {
+      let pending = lookups.get(widgetId)
+      if (pending === undefined) {
+        pending = settingsWithin(widgetId)
+        lookups.set(widgetId, pending)
+      }
+      return pending
+    }
     let applied = 0
     let processed = 0
-    // Records that stayed due although nothing could be applied to them: fetched once per sweep.
-    // One that moved on is due again only if another of its deadlines has passed meanwhile, and then
-    // it should run again. Later batches ask for enough rows to reach past the stuck ones.
+    // Records that stayed due although nothing could be applied to them (bad ones included): fetched
+    // once per sweep. One that moved on is due again only if another of its deadlines has passed
+    // meanwhile, and then it should run again. Later batches ask for enough rows to reach past them.
     const stuck = new Set<string>()
     for (;;) {
       const batch = Math.min(SWEEP_BATCH, limit - processed)
       if (batch <= 0) break
       const want = batch + stuck.size
-      const due = await dueRecords(clock.now(), want)
-      const fresh = (stuck.size === 0 ? due : due.filter((r) => !stuck.has(r.id))).slice(0, batch)
-      if (fresh.length === 0) break
+      let unreadable = 0
+      const stuckBefore = stuck.size
+      const now = clock.now()
+      const due = await dueRecords(now, want, (id, cause) => {
+        unreadable += 1
+        if (stuck.has(id)) return
+        stuck.add(id)
+        processed += 1
+        setAside(id, 'the stored record cannot be read', cause)
+      })
+      const fresh: ConversationRecord[] = []
+      for (const record of due) {
+        if (stuck.has(record.id)) continue
+        if (isSetAside(record.id, now)) stuck.add(record.id)
+        else if (fresh.length < batch) fresh.push(record)
+      }
+      // Nothing new in this batch: everything due is stuck or set aside.
+      if (fresh.length === 0 && stuck.size === stuckBefore) break
       for (const record of fresh) {
         processed += 1
         let count = 0
         try {
-          count = await expireOne(record)
+          count = await expireOne(record, widgetSettings)
         } catch (error) {
           // A store failure stops the sweep (the next one retries); anything else concerns this one
-          // conversation (say, the settings function throws for its widget): report it and go on,
-          // so one bad record cannot hold back every other conversation's deadline.
+          // conversation: set it aside and go on, so one bad record cannot hold back every other
+          // conversation's deadline.
           if (isReconnectError(error) && error.code === 'store-failure') throw error
-          report(error)
+          if (error instanceof WidgetSettingsFailure) setAside(record.id, error.reason, error.cause)
+          else setAside(record.id, 'its deadline could not be applied', error)
         }
         if (count === 0) stuck.add(record.id)
         applied += count
       }
-      if (due.length < want) break
+      if (due.length + unreadable < want) break
     }
     return applied
   }
+}
+
+/**
+ * A sweep (or a lazy expiry) that runs after the window has ended — a node was down past it —
+ * applies the warning and the expiry together: warning the agent that a window is closing when it
+ * has closed is noise. `plan` drops such warnings before the write.
+ */
+export function withoutLateWarnings(events: ServiceEvent[], before: ConversationRecord, now: number): ServiceEvent[] {
+  const window = before.timers.window
+  if (window === undefined || now < window) return events
+  return events.filter((event) => !(event.type === 'notice' && event.message === 'window-closing'))
 }

@@ -6,6 +6,7 @@ import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../typ
 import type { EventSink } from './event-sink'
 import type { SettingsLookup } from './settings-lookup'
 import type { StoreGateway } from './store-gateway'
+import { withoutLateWarnings } from './sweep'
 
 /** A decision made on a record that has since changed in a way that voids it; the caller decides again. */
 export class StaleDecision extends Error {}
@@ -91,9 +92,10 @@ export function createWritePath(deps: WritePathDeps): WritePath {
         before = step.record
       }
     }
+    const told = listening ? withoutLateWarnings(events, record, now) : events
     // Several steps are still one write: one version up from the record as loaded.
     const final = current.version === record.version + 1 ? current : { ...current, version: record.version + 1 }
-    return { change: { record: final, transitions: steps.length, events }, current: final, rejected: undefined }
+    return { change: { record: final, transitions: steps.length, events: told }, current: final, rejected: undefined }
   }
 
   async function mutate(

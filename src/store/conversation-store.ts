@@ -23,10 +23,29 @@ export interface ConversationStore {
    * nothing. Indexes are updated in the same atomic step.
    */
   put(record: ConversationRecord, expectedVersion: number | null): Promise<void>
-  /** Up to `limit` records whose `nextDueAt <= now`, earliest `nextDueAt` first. */
-  due(now: number, limit: number): Promise<ConversationRecord[]>
+  /**
+   * Up to `limit` records whose `nextDueAt <= now`, earliest `nextDueAt` first. A stored record that
+   * cannot be read is left out and handed to `options.onBadRecord` when given (a store that ignores
+   * `options` may reject instead, as before).
+   */
+  due(now: number, limit: number, options?: DueOptions): Promise<ConversationRecord[]>
   /** The earliest `nextDueAt` of any stored record, or `null` when nothing is pending. */
   nextDueAt(): Promise<number | null>
   /** The records whose capacity is held by this agent. */
   heldBy(agentId: string): Promise<ConversationRecord[]>
+  /**
+   * Optional: calls `onWake(at)` when any node (this one included) writes a deadline `at` that may
+   * come before every other pending one, so schedulers on other nodes wake for it; returns the
+   * function that stops listening. Without it, other nodes notice within `schedulerMaxSleepMs`.
+   */
+  watchDue?(onWake: (at: number) => void): () => void
+}
+
+/** Options of {@link ConversationStore.due}. */
+export interface DueOptions {
+  /**
+   * Receives each due record the store could not read (unparseable, not a valid record); it is left
+   * out of the result instead of failing the whole call. Counts against `limit`.
+   */
+  onBadRecord?: (conversationId: string, cause: unknown) => void
 }

@@ -1,5 +1,6 @@
 export { createPostgresStore } from './postgres-store'
 export type {
+  PostgresListenClient,
   PostgresPool,
   PostgresPoolClient,
   PostgresQueryResult,

@@ -34,6 +34,16 @@ export interface PostgresPool {
   connect(): Promise<PostgresPoolClient>
 }
 
+/** A connection that can `LISTEN`; `pg`'s `Client` and `PoolClient` have this shape. */
+export interface PostgresListenClient {
+  /** Runs one statement on this connection. */
+  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
+  /** `pg` emits `'notification'` for each `NOTIFY` on a channel this connection listens to. */
+  on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown
+  /** Stops listening, see {@link PostgresListenClient.on}. */
+  removeListener(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown
+}
+
 /** Options of {@link createPostgresStore}. */
 export interface PostgresStoreOptions {
   /** A pool the caller built and owns (`new pg.Pool(...)`); the store never ends it. */
@@ -51,6 +61,20 @@ export interface PostgresStoreOptions {
    * @default 30000
    */
   claimMs?: number
+  /**
+   * Wake-ups for deadlines other nodes write (the store gets `watchDue`): `true` checks one
+   * connection out of the pool for `LISTEN` while a scheduler watches (released when it stops), or
+   * pass a connection of your own (a connected `pg.Client`), which the store never ends.
+   * @default false — no `watchDue`
+   */
+  listen?: boolean | PostgresListenClient
+  /**
+   * `NOTIFY` after each write a deadline that comes before every other stored one, for the nodes
+   * that listen: one more short statement (one round trip) after each write with a deadline; its
+   * failure never fails the write. Nodes that only write (and never listen) turn it on.
+   * @default true when `listen` is set, otherwise false
+   */
+  announceDeadlines?: boolean
 }
 
 /** A {@link ConversationStore} backed by one PostgreSQL table. */
@@ -179,6 +203,16 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     ])
   }
   const pool = options.pool
+  const listen = options.listen ?? false
+  if (typeof listen !== 'boolean' && (typeof listen !== 'object' || listen === null || typeof listen.on !== 'function')) {
+    throw new SettingsError([{ path: 'listen', message: 'must be a boolean or a pg Client to LISTEN on' }])
+  }
+  const announce = options.announceDeadlines ?? listen !== false
+  if (typeof announce !== 'boolean') {
+    throw new SettingsError([{ path: 'announceDeadlines', message: `must be a boolean, got ${typeof announce}` }])
+  }
+  // A channel is an identifier of at most 63 bytes: name it after a hash of the table.
+  const channel = `chat_reconnect_due_${fnv1a(names.name)}`
   // Names this store object in `claimed_by`: its own claims never hide rows from itself.
   const claimer = nanoid()
   const t = names.table
@@ -219,6 +253,85 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       ` (SELECT min(GREATEST(next_due_at, claimed_until)) FROM ${t} WHERE claimed_until IS NOT NULL` +
       ` AND claimed_by IS DISTINCT FROM $1 AND next_due_at IS NOT NULL))::text AS at`,
     heldBy: `SELECT ${COLUMNS} FROM ${t} WHERE agent_id = $1 AND capacity_held ORDER BY id`,
+    // Only a deadline that nothing stored comes before can find another node asleep past it.
+    wake: `SELECT pg_notify($1, $2::text) WHERE NOT EXISTS (SELECT 1 FROM ${t} WHERE next_due_at < $3)`,
+  }
+
+  /**
+   * Awaited, so a node that dies right after a write has told the others; a failure is swallowed:
+   * a lost wake-up costs at most `schedulerMaxSleepMs`, never the write.
+   */
+  async function announceDeadline(at: number): Promise<void> {
+    await Promise.resolve()
+      .then(() => pool.query(sql.wake, [channel, String(at), deadlineColumn(at)]))
+      .catch(() => undefined)
+  }
+
+  const wakeListeners = new Set<(at: number) => void>()
+  let listening: { client: PostgresListenClient; release?: (destroy?: boolean) => void } | undefined
+  let connecting = false
+
+  function onNotification(message: { channel: string; payload?: string }): void {
+    if (message.channel !== channel) return
+    const at = Number(message.payload)
+    if (!Number.isFinite(at)) return
+    for (const listener of wakeListeners) {
+      try {
+        listener(at)
+      } catch {
+        // One listener's failure must not keep the others from waking.
+      }
+    }
+  }
+
+  async function startListening(): Promise<void> {
+    if (listening !== undefined || connecting) return
+    connecting = true
+    try {
+      if (typeof listen === 'object') {
+        listening = { client: listen }
+      } else {
+        const client = await pool.connect()
+        const onError = () => {
+          // The server dropped the connection: destroy it and listen again on a fresh one.
+          if (listening?.client !== (client as unknown)) return
+          stopListening(true)
+          if (wakeListeners.size > 0) setTimeout(() => void startListening().catch(() => undefined), 1_000)
+        }
+        client.on?.('error', onError)
+        listening = {
+          client: client as unknown as PostgresListenClient,
+          release: (destroy) => {
+            client.removeListener?.('error', onError)
+            client.release(destroy === true ? true : undefined)
+          },
+        }
+      }
+      listening.client.on('notification', onNotification)
+      await listening.client.query(`LISTEN ${channel}`)
+      if (wakeListeners.size === 0) stopListening(false)
+    } finally {
+      connecting = false
+    }
+  }
+
+  function stopListening(broken: boolean): void {
+    const current = listening
+    listening = undefined
+    if (current === undefined) return
+    current.client.removeListener('notification', onNotification)
+    if (!broken) current.client.query(`UNLISTEN ${channel}`).catch(() => undefined)
+    current.release?.(broken)
+  }
+
+  function watchDue(onWake: (at: number) => void): () => void {
+    const listener = (at: number) => onWake(at)
+    wakeListeners.add(listener)
+    startListening().catch(() => undefined)
+    return () => {
+      if (!wakeListeners.delete(listener) || wakeListeners.size > 0) return
+      stopListening(false)
+    }
   }
 
   function failure(operation: string, conversationId: string | undefined, error: unknown): Error {
@@ -334,7 +447,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     return new StoreError('put', { conversationId: record.id, cause: reason })
   }
 
-  return {
+  const store: PostgresStore = {
     table: names.name,
 
     async migrate() {
@@ -380,15 +493,28 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         throw failure('put', record.id, error)
       }
       if (rowCount !== 1) throw new ConflictError(record.id, expectedVersion)
+      if (announce && record.nextDueAt !== null) await announceDeadline(record.nextDueAt)
     },
 
-    async due(now, limit) {
+    async due(now, limit, dueOptions) {
       if (Number.isNaN(now) || !(limit > 0)) return []
       const at = instant(now)
       // Like the memory store, a fractional limit rounds up.
       const count = Math.min(Math.ceil(limit), Number.MAX_SAFE_INTEGER)
       const result = await query('due', undefined, sql.due, [at, count, claimer, clamp(at + claimMs)])
-      return result.rows.map((row) => decode(row, 'due'))
+      const onBadRecord = dueOptions?.onBadRecord
+      if (onBadRecord === undefined) return result.rows.map((row) => decode(row, 'due'))
+      const records: ConversationRecord[] = []
+      for (const row of result.rows) {
+        try {
+          records.push(decode(row, 'due'))
+        } catch (error) {
+          // One unreadable row must not stop the sweep of every other one.
+          const id = (row as { id?: unknown } | null)?.id
+          onBadRecord(String(id), isReconnectError(error) && error.cause !== undefined ? error.cause : error)
+        }
+      }
+      return records
     },
 
     async nextDueAt() {
@@ -408,4 +534,16 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       return result.rows.map((row) => decode(row, 'heldBy'))
     },
   }
+  if (listen !== false) store.watchDue = watchDue
+  return store
+}
+
+/** 32-bit FNV-1a of the UTF-16 code units, as 8 hex digits. */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i += 1) {
+    hash ^= text.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193) >>> 0
+  }
+  return hash.toString(16).padStart(8, '0')
 }

@@ -10,6 +10,7 @@ import {
   HELD_BY_SCRIPT,
   PUT_SCRIPT,
   RESUMABLE_CANDIDATES_SCRIPT,
+  WAKE_SCRIPT,
 } from './scripts'
 
 /** Options of {@link createRedisStore}. */
@@ -25,6 +26,22 @@ export interface RedisStoreOptions {
    * @default 'chat-reconnect:'
    */
   prefix?: string
+  /**
+   * A second ioredis connection the caller built (say `client.duplicate()`), used only to subscribe
+   * to deadlines other nodes write, so the store gets `watchDue` and a service's scheduler wakes
+   * for them at once instead of within `schedulerMaxSleepMs`. A subscribed connection cannot send
+   * other commands, hence a second one; the store subscribes and unsubscribes, the caller quits it.
+   * @default undefined — no `watchDue`
+   */
+  subscriber?: Redis
+  /**
+   * Publish, after each write, a deadline that comes before every other stored one, for the
+   * schedulers of nodes with a `subscriber`: one more small script (one round trip) after each write
+   * with a deadline; its failure never fails the write. Nodes that only write (and never subscribe)
+   * turn it on.
+   * @default true with a `subscriber`, otherwise false
+   */
+  announceDeadlines?: boolean
 }
 
 /** The few commands the store sends; both `Redis` and `Cluster` have them. */
@@ -126,6 +143,20 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
     ])
   }
 
+  const subscriber = options.subscriber
+  if (subscriber !== undefined && (typeof subscriber !== 'object' || subscriber === null || typeof subscriber.subscribe !== 'function')) {
+    throw new SettingsError([{ path: 'subscriber', message: 'must be an ioredis Redis client (a second connection)' }])
+  }
+  if (subscriber !== undefined && (subscriber as unknown) === client) {
+    throw new SettingsError([{ path: 'subscriber', message: 'must be a second connection, not `client` itself (try client.duplicate())' }])
+  }
+  const announce = options.announceDeadlines ?? subscriber !== undefined
+  if (typeof announce !== 'boolean') {
+    throw new SettingsError([{ path: 'announceDeadlines', message: `must be a boolean, got ${typeof announce}` }])
+  }
+  // ioredis adds no keyPrefix to channel names: one channel per namespace, as the scripts see it.
+  const wakeChannel = `${scriptPrefix}due-wake`
+
   const redis: Commands = client
   const keys = redisKeys(prefix)
   const scriptKeys = redisKeys(scriptPrefix)
@@ -136,6 +167,53 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
   const resumableCandidates = script(RESUMABLE_CANDIDATES_SCRIPT)
   const dueRecords = script(DUE_SCRIPT)
   const heldRecords = script(HELD_BY_SCRIPT)
+  const wakeOthers = script(WAKE_SCRIPT)
+
+  /**
+   * Awaited, so a node that dies right after a write has told the others; a failure is swallowed:
+   * a lost wake-up costs at most `schedulerMaxSleepMs`, never the write.
+   */
+  async function announceDeadline(at: number): Promise<void> {
+    await run(wakeOthers, [keys.due], [wakeChannel, String(at)]).catch(() => undefined)
+  }
+
+  const wakeListeners = new Set<(at: number) => void>()
+  function onMessage(channel: string, message: string): void {
+    if (channel !== wakeChannel) return
+    const at = Number(message)
+    if (!Number.isFinite(at)) return
+    for (const listener of wakeListeners) {
+      try {
+        listener(at)
+      } catch {
+        // One listener's failure must not keep the others from waking.
+      }
+    }
+  }
+
+  function subscribeNow(): void {
+    if (wakeListeners.size === 0 && subscriber!.listenerCount('message') === 0) return
+    subscriber!.subscribe(wakeChannel).catch(() => undefined)
+  }
+
+  function watchDue(onWake: (at: number) => void): () => void {
+    const sub = subscriber!
+    if (wakeListeners.size === 0) {
+      sub.on('message', onMessage)
+      // A connection not ready yet (or back after an outage, with the offline queue off) refuses
+      // SUBSCRIBE: subscribe (again) whenever it becomes ready. SUBSCRIBE twice is harmless.
+      sub.on('ready', subscribeNow)
+      subscribeNow()
+    }
+    const listener = (at: number) => onWake(at)
+    wakeListeners.add(listener)
+    return () => {
+      if (!wakeListeners.delete(listener) || wakeListeners.size > 0) return
+      sub.removeListener('message', onMessage)
+      sub.removeListener('ready', subscribeNow)
+      sub.unsubscribe(wakeChannel).catch(() => undefined)
+    }
+  }
 
   async function run(lua: LuaScript, scriptKeyNames: string[], args: string[]): Promise<unknown> {
     lua.sha ??= sha1Hex(lua.source).catch(() => null)
@@ -179,7 +257,7 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
     return reply.map((json) => parse(json, operation, undefined))
   }
 
-  return {
+  const store: ConversationStore = {
     get(id) {
       return guarded('get', id, async () => {
         const json = await redis.get(keys.record(id))
@@ -232,15 +310,35 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
           throw new StoreError('put', { conversationId: record.id, cause: reason })
         }
         if (written !== 1) throw new ConflictError(record.id, expectedVersion)
+        if (announce && record.nextDueAt !== null) await announceDeadline(record.nextDueAt)
       })
     },
 
-    due(now, limit) {
+    due(now, limit, dueOptions) {
       return guarded('due', undefined, async () => {
         const until = scoreArg(now, 'due(now)')
         if (!(limit > 0)) return []
         const count = Number.isFinite(limit) ? String(Math.ceil(limit)) : '-1'
-        return parseList(await run(dueRecords, [keys.due], [scriptPrefix, until, count]), 'due')
+        const reply = await run(dueRecords, [keys.due], [scriptPrefix, until, count])
+        if (!Array.isArray(reply) || reply.length % 2 !== 0) {
+          throw new StoreError('due', { cause: new Error('unexpected reply from Redis') })
+        }
+        const onBadRecord = dueOptions?.onBadRecord
+        const records: ConversationRecord[] = []
+        for (let i = 0; i < reply.length; i += 2) {
+          const id = String(reply[i])
+          if (onBadRecord === undefined) {
+            records.push(parse(reply[i + 1], 'due', id))
+            continue
+          }
+          try {
+            records.push(parse(reply[i + 1], 'due', id))
+          } catch (error) {
+            // One unreadable record must not stop the sweep of every other one.
+            onBadRecord(id, isReconnectError(error) && error.cause !== undefined ? error.cause : error)
+          }
+        }
+        return records
       })
     },
 
@@ -257,4 +355,6 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
       )
     },
   }
+  if (subscriber !== undefined) store.watchDue = watchDue
+  return store
 }

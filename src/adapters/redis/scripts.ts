@@ -129,7 +129,8 @@ return load_records(ARGV[1], redis.call('ZREVRANGE', KEYS[1], 0, -1))
 `
 
 /**
- * KEYS: due key. ARGV: prefix, now, limit (-1 = all). Returns JSON, earliest deadline first.
+ * KEYS: due key. ARGV: prefix, now, limit (-1 = all). Returns id, JSON, id, JSON, … earliest
+ * deadline first (the ids name a record whose JSON cannot be read).
  * An entry whose record key is gone (deleted by hand, or evicted) is removed from the due set as it
  * is met, and the next entries fill its place, so such leftovers can never crowd out live work.
  */
@@ -139,11 +140,11 @@ local out = {}
 while true do
   local want = -1
   if limit >= 0 then
-    want = limit - #out
+    want = limit - #out / 2
     if want <= 0 then break end
   end
-  -- Every entry before offset #out is a live record already in out; leftovers were removed.
-  local ids = redis.call('ZRANGEBYSCORE', due_key, '-inf', max_score, 'LIMIT', #out, want)
+  -- Every entry before offset #out / 2 is a live record already in out; leftovers were removed.
+  local ids = redis.call('ZRANGEBYSCORE', due_key, '-inf', max_score, 'LIMIT', #out / 2, want)
   if #ids == 0 then break end
   local leftovers = 0
   for i = 1, #ids, 500 do
@@ -152,6 +153,7 @@ while true do
     local values = redis.call('MGET', unpack(keys))
     for k = 1, #keys do
       if values[k] then
+        out[#out + 1] = ids[i + k - 1]
         out[#out + 1] = values[k]
       else
         redis.call('ZREM', due_key, ids[i + k - 1])
@@ -167,4 +169,16 @@ return out
 /** KEYS: held key. ARGV: prefix. Returns the JSON of the agent's held conversations. */
 export const HELD_BY_SCRIPT = `${LOAD_RECORDS}
 return load_records(ARGV[1], redis.call('SMEMBERS', KEYS[1]))
+`
+
+/**
+ * KEYS: due key. ARGV: channel, deadline just written. Publishes the deadline when nothing stored is
+ * due before it: only then can another node's scheduler be sleeping past it.
+ */
+export const WAKE_SCRIPT = `
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] == nil or tonumber(first[2]) >= tonumber(ARGV[2]) then
+  return redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
+return -1
 `
