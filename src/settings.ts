@@ -28,6 +28,7 @@ const FIELDS = [
   'queueAutoClose',
   'warnBefore',
   'linkParam',
+  'keepClosedFor',
 ] as const satisfies ReadonlyArray<keyof ReconnectSettingsInput>
 
 type Field = (typeof FIELDS)[number]
@@ -35,6 +36,8 @@ type Field = (typeof FIELDS)[number]
 // These fields are `null` in the output when unset, so a `null` input means "unset" too; that lets
 // already-defined settings go through defineSettings again unchanged.
 const NULLABLE: ReadonlySet<Field> = new Set<Field>(['timeLimit', 'portalUrl', 'redirectUrl', 'redirectAllowlist', 'warnBefore'])
+// `keepClosedFor: null` is not "unset" (that is the 7-day default) but "keep until erased".
+const KEEP_CLOSED_FOR_DEFAULT = 7 * DAY
 
 /**
  * Validates a widget's settings and returns them frozen, with defaults applied and every duration in ms.
@@ -138,6 +141,10 @@ export function defineSettings(input: ReconnectSettingsInput): ReconnectSettings
         : report('linkParam', `must be 1 to 64 characters from A-Z a-z 0-9 . _ ~ -, got ${describeValue(value)}`)
   }
 
+  let keepClosedFor: number | null | undefined = KEEP_CLOSED_FOR_DEFAULT
+  if (values.get('keepClosedFor') === null) keepClosedFor = null
+  else if (given('keepClosedFor')) keepClosedFor = duration('keepClosedFor', {})
+
   if (issues.length > 0) throw new SettingsError(issues)
 
   // Every undefined above was reported as an issue, so past the throw each value is defined.
@@ -155,6 +162,7 @@ export function defineSettings(input: ReconnectSettingsInput): ReconnectSettings
     queueAutoClose: queueAutoClose!,
     warnBefore: warnBefore!,
     linkParam: linkParam!,
+    keepClosedFor: keepClosedFor!,
   })
 }
 

@@ -33,6 +33,7 @@ function settings(overrides: Partial<ReconnectSettings> = {}): ReconnectSettings
     wrapUpCapacity: 'always',
     queueAutoClose: 20 * 60_000,
     warnBefore: null,
+    keepClosedFor: null,
     linkParam: 'oc.reconnectid',
     ...overrides,
   }

@@ -10,8 +10,12 @@ import type { ConversationEventType, guards, MachineArgs, updates } from './cont
 /** The states a conversation can rest in (the machine's transient `starting` state excluded). */
 export const STATES = Object.freeze(['queued', 'active', 'disconnected', 'reconnectable', 'wrap-up', 'closed'] as const)
 
-/** The names of the deadlines a conversation can carry, in the order deadlines due at the same instant are applied. */
-export const TIMER_NAMES = Object.freeze(['warn', 'capacity', 'queue', 'grace', 'window', 'wrapUp'] as const)
+/**
+ * The names of the deadlines a conversation can carry, in the order deadlines due at the same instant
+ * are applied. `retention` is the one deadline that is no transition: `closed` is final, and the
+ * sweep applies it by deleting the record (src/service/sweep.ts).
+ */
+export const TIMER_NAMES = Object.freeze(['warn', 'capacity', 'queue', 'grace', 'window', 'wrapUp', 'retention'] as const)
 
 type ParamsOf<F> = F extends (args: MachineArgs, params: infer P) => unknown ? P : never
 

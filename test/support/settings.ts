@@ -18,6 +18,7 @@ export function makeSettings(overrides: Partial<ReconnectSettings> = {}): Reconn
     queueAutoClose: 20 * MINUTE,
     warnBefore: null,
     linkParam: 'oc.reconnectid',
+    keepClosedFor: 7 * 24 * 60 * MINUTE,
     ...overrides,
   })
 }
