@@ -7,6 +7,7 @@ export type ReconnectErrorCode =
   | 'store-failure'
   | 'reconnect-disabled'
   | 'invalid-argument'
+  | 'not-supported'
 
 /** One problem found in a settings input: where it is and what rule it breaks. */
 export interface SettingsIssue {
