@@ -48,6 +48,7 @@ describe('defineSettings: defaults', () => {
       queueAutoClose: 20 * MINUTE,
       warnBefore: null,
       linkParam: 'oc.reconnectid',
+      keepClosedFor: 7 * 24 * 60 * 60_000,
     })
   })
 
