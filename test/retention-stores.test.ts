@@ -7,6 +7,7 @@ import { isConflictError, isInvalidTransitionError, isNotFoundError } from '../s
 import { createReconnectService, type ReconnectService } from '../src/service/reconnect-service'
 import type { ConversationStore } from '../src/store/conversation-store'
 import { createManualClock, type ManualClock } from '../src/testing/manual-clock'
+import { sampleRecord } from '../src/testing/store-contract'
 import type { ConversationRecord } from '../src/types'
 import { createTestPool, describeWithPostgres, randomTableName } from './support/postgres'
 import { connect, describeWithRedis, dropPrefixes, keysUnder, randomPrefix } from './support/redis'
@@ -171,5 +172,93 @@ describeWithPostgres('retention on PostgreSQL', (url) => {
         },
       }
     })
+  })
+})
+
+/** Records as an earlier version left them: a closed one without a retention deadline, a live one. */
+function preUpgradeRecords(t0: number, widgetId = 'default'): ConversationRecord[] {
+  const closed = sampleRecord({
+    customerId: 'old-customer',
+    widgetId,
+    state: 'closed',
+    agentId: null,
+    capacityHeld: false,
+    capacitySince: null,
+    endedBy: 'agent',
+    createdAt: t0,
+    updatedAt: t0,
+  })
+  const live = sampleRecord({ customerId: 'old-customer', widgetId, createdAt: t0, updatedAt: t0 })
+  return [closed, live]
+}
+
+async function expectUpgraded(store: ConversationStore, closed: ConversationRecord, keep: number, clock: ManualClock): Promise<void> {
+  const upgraded = await store.get(closed.id)
+  expect(upgraded).toMatchObject({ version: closed.version + 1, timers: { retention: closed.updatedAt + keep }, nextDueAt: closed.updatedAt + keep })
+  clock.set(closed.updatedAt + keep)
+  const node = createReconnectService({ settings: SETTINGS, clock, store })
+  expect(await node.runDueTimers()).toBe(1)
+  expect(await store.get(closed.id)).toBeUndefined()
+}
+
+describeWithRedis('retention upgrade on Redis', (url) => {
+  let client: Redis
+  const prefix = randomPrefix('upgrade')
+  beforeAll(async () => {
+    client = await connect(url)
+  })
+  afterAll(async () => {
+    await dropPrefixes(client, [prefix])
+    client.disconnect()
+  })
+
+  it('migrate files old records in their customer set and gives old closed records their deadline, once', async () => {
+    const clock = createManualClock()
+    const store = createRedisStore({ client, prefix })
+    const [closed, live] = preUpgradeRecords(clock.now())
+    for (const record of [closed!, live!]) await store.put(record, null)
+    // Before the upgrade there was no customer set.
+    await client.del(`${prefix}customer:old-customer`)
+    expect(await store.byCustomer('old-customer')).toEqual([])
+
+    expect(await store.migrate()).toEqual({ scanned: 2, scheduled: 0, failed: [] })
+    expect((await store.byCustomer('old-customer')).map((r) => r.id).sort()).toEqual([closed!.id, live!.id].sort())
+    expect((await store.get(closed!.id))?.timers).toEqual({})
+    expect(await store.migrate({ keepClosedFor: (widget) => (widget === 'default' ? 7 * DAY : null) })).toEqual({ scanned: 2, scheduled: 1, failed: [] })
+    expect(await store.migrate({ keepClosedFor: 7 * DAY })).toEqual({ scanned: 2, scheduled: 0, failed: [] })
+    await expectUpgraded(store, closed!, 7 * DAY, clock)
+    expect(await store.migrate({ keepClosedFor: -1 }).catch((e: unknown) => e)).toMatchObject({ code: 'invalid-settings' })
+  })
+})
+
+describeWithPostgres('retention upgrade on PostgreSQL', (url) => {
+  let pool: pg.Pool
+  const table = randomTableName('cr_upgrade')
+  beforeAll(() => {
+    pool = createTestPool(url)
+  })
+  afterAll(async () => {
+    await pool.query(`DROP TABLE IF EXISTS "${table}"`)
+    await pool.end()
+  })
+
+  it('migrate adds the customer index to an existing table and gives old closed rows their deadline, once', async () => {
+    const clock = createManualClock()
+    const store = createPostgresStore({ pool, table })
+    await store.migrate()
+    // A table created before the upgrade had no customer index.
+    await pool.query(`DROP INDEX "${table}_customer_idx"`)
+    const [closed, live] = preUpgradeRecords(clock.now())
+    const [keptClosed] = preUpgradeRecords(clock.now(), 'keep-forever')
+    for (const record of [closed!, live!, keptClosed!]) await store.put(record, null)
+
+    expect(await store.migrate()).toBeUndefined()
+    const indexes = await pool.query('SELECT indexname FROM pg_indexes WHERE tablename = $1', [table])
+    expect(indexes.rows.map((r: { indexname: string }) => r.indexname)).toContain(`${table}_customer_idx`)
+    const keep = async (widget: string) => (widget === 'keep-forever' ? null : 3 * DAY)
+    expect(await store.migrate({ keepClosedFor: keep })).toEqual({ scanned: 2, scheduled: 1, failed: [] })
+    expect(await store.migrate({ keepClosedFor: keep })).toEqual({ scanned: 1, scheduled: 0, failed: [] })
+    expect((await store.get(keptClosed!.id))?.timers).toEqual({})
+    await expectUpgraded(store, closed!, 3 * DAY, clock)
   })
 })
