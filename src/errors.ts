@@ -9,6 +9,7 @@ export type ReconnectErrorCode =
   | 'invalid-argument'
   | 'transport-failure'
   | 'bad-record'
+  | 'not-supported'
 
 /**
  * Stable, machine-readable kind of a {@link SettingsIssue}, so a settings UI can react without parsing messages.

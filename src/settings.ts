@@ -31,6 +31,7 @@ const FIELDS = [
   'detachGrace',
   'warnBefore',
   'linkParam',
+  'keepClosedFor',
 ] as const satisfies ReadonlyArray<keyof ReconnectSettingsInput>
 
 type Field = (typeof FIELDS)[number]
@@ -39,6 +40,8 @@ type Report = (issue: SettingsIssueInput & Pick<SettingsIssue, 'code'>) => undef
 // These fields are `null` in the output when unset, so a `null` input means "unset" too; that lets
 // already-defined settings go through defineSettings again unchanged.
 const NULLABLE: ReadonlySet<Field> = /* @__PURE__ */ new Set<Field>(['timeLimit', 'portalUrl', 'redirectUrl', 'redirectAllowlist', 'warnBefore'])
+// `keepClosedFor: null` is not "unset" (that is the 7-day default) but "keep until erased".
+const KEEP_CLOSED_FOR_DEFAULT = 7 * DAY
 
 /**
  * Validates a widget's settings and returns them frozen, with defaults applied and every duration in ms.
@@ -180,6 +183,10 @@ function define(input: unknown): ReconnectSettings {
   let linkParam: string | undefined = DEFAULT_LINK_PARAM
   if (given('linkParam')) linkParam = checkLinkParam(values.get('linkParam'), report)
 
+  let keepClosedFor: number | null | undefined = KEEP_CLOSED_FOR_DEFAULT
+  if (values.get('keepClosedFor') === null) keepClosedFor = null
+  else if (given('keepClosedFor')) keepClosedFor = duration('keepClosedFor', { min: 0 })
+
   if (issues.length > 0) throw new SettingsError(issues)
 
   // Every undefined above was reported as an issue, so past the throw each value is defined.
@@ -198,6 +205,7 @@ function define(input: unknown): ReconnectSettings {
     detachGrace: detachGrace!,
     warnBefore: warnBefore!,
     linkParam: linkParam!,
+    keepClosedFor: keepClosedFor!,
   })
 }
 

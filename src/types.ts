@@ -77,6 +77,12 @@ export interface ReconnectSettingsInput {
    * @default 'oc.reconnectid'
    */
   linkParam?: string
+  /**
+   * **(ours)** How long a `closed` conversation is kept before the sweeper deletes it (its link then
+   * reads `not-found`); `0` deletes it at the next sweep, `null` keeps it until erased.
+   * @default 604800000
+   */
+  keepClosedFor?: DurationInput | null
 }
 
 /** Validated, frozen settings of one widget; every duration is in milliseconds. */
@@ -97,12 +103,14 @@ export interface ReconnectSettings {
   readonly detachGrace: number
   readonly warnBefore: number | null
   readonly linkParam: string
+  /** How long a closed conversation is kept, in ms; `null` = until erased. */
+  readonly keepClosedFor: number | null
 }
 
 /** The lifecycle states of a conversation (SPEC §3): one of {@link STATES}. */
 export type State = (typeof STATES)[number]
 
-/** Names of the deadlines a conversation can carry in `timers`: `'queue' | 'grace' | 'window' | 'warn' | 'wrapUp' | 'capacity' | 'lease' | 'detach'`. */
+/** Names of the deadlines a conversation can carry in `timers`: `'queue' | 'grace' | 'window' | 'warn' | 'wrapUp' | 'capacity' | 'lease' | 'detach' | 'retention'`. */
 export type TimerName = (typeof TIMER_NAMES)[number]
 
 /** Who or what ended a conversation. */

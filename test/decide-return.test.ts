@@ -34,6 +34,7 @@ function settings(overrides: Partial<ReconnectSettings> = {}): ReconnectSettings
     queueAutoClose: 20 * 60_000,
     detachGrace: 10_000,
     warnBefore: null,
+    keepClosedFor: null,
     linkParam: 'oc.reconnectid',
     ...overrides,
   }

@@ -55,7 +55,7 @@ function checkTimers(record: ConversationRecord, settings: ReconnectSettings): v
     disconnected: ['grace'],
     reconnectable: ['warn', 'window'],
     'wrap-up': ['capacity', 'wrapUp'],
-    closed: [],
+    closed: ['retention'],
   }
   for (const name of names) expect(allowed[record.state]).toContain(name)
   if (record.state === 'queued') expect(names).toEqual(['queue'])
@@ -65,6 +65,10 @@ function checkTimers(record: ConversationRecord, settings: ReconnectSettings): v
     expect(settings.enabled).toBe(true)
   }
   if (record.state === 'wrap-up') expect(names).toContain('wrapUp')
+  // Retention: a closed conversation is deleted keepClosedFor after it closed (null keeps it).
+  if (record.state === 'closed') {
+    expect(record.timers).toEqual(settings.keepClosedFor === null ? {} : { retention: record.updatedAt + settings.keepClosedFor })
+  }
   if (record.timers.warn !== undefined) expect(record.timers.warn).toBeLessThan(record.timers.window!)
 }
 

@@ -86,7 +86,8 @@ describe('queued', () => {
 
   it('customer.disconnected → closed, ended by nobody', () => {
     const step = applyOk(newConversation(ON), ON, { type: 'customer.disconnected', at: at(MINUTE) })
-    expect(step.record).toMatchObject({ state: 'closed', endedBy: null, capacityHeld: false, timers: {}, nextDueAt: null })
+    const retention = at(MINUTE) + ON.keepClosedFor!
+    expect(step.record).toMatchObject({ state: 'closed', endedBy: null, capacityHeld: false, timers: { retention }, nextDueAt: retention })
   })
 
   it('customer.ended → closed, ended by the customer', () => {
@@ -455,7 +456,8 @@ describe('wrap-up', () => {
   it('agent.closed → closed; session-ended notice to the customer only when the agent ended it', () => {
     const afterEnd = wrapUp(ON, 'agent.ended')
     const closing = applyOk(afterEnd, ON, { type: 'agent.closed', at: at(3 * MINUTE) })
-    expect(closing.record).toMatchObject({ state: 'closed', capacityHeld: false, timers: {}, nextDueAt: null, endedBy: 'agent' })
+    const retention = at(3 * MINUTE) + ON.keepClosedFor!
+    expect(closing.record).toMatchObject({ state: 'closed', capacityHeld: false, timers: { retention }, nextDueAt: retention, endedBy: 'agent' })
     const events = describeTransition(afterEnd, closing.record, closing.event)
     expect(notices(events)).toEqual(['customer:session-ended'])
     expect(events).toContainEqual(expect.objectContaining({ type: 'capacity.released', heldMs: 3 * MINUTE, reason: 'agent.closed' }))

@@ -103,13 +103,13 @@ describe('postgres store: options and schema', () => {
     expect(sql).toMatch(/claimed_until bigint,\s+claimed_by text\s+\)/)
     // Safe to run at every start-up: nothing that takes a lock blocking readers of an existing table.
     expect(sql).not.toMatch(/ALTER TABLE|DROP /)
-    expect(sql.match(/CREATE (UNIQUE )?INDEX IF NOT EXISTS/g)).toHaveLength(5)
+    expect(sql.match(/CREATE (UNIQUE )?INDEX IF NOT EXISTS/g)).toHaveLength(6)
     expect(postgresSchema('app.Conversations')).toContain('ON "app"."Conversations" (reconnect_id)')
     fc.assert(
       fc.property(fc.stringMatching(/^[a-z_][a-z0-9_]{0,62}$/), (table) => {
         const names = [...postgresSchema(table).matchAll(/INDEX IF NOT EXISTS "([^"]+)"/g)].map((m) => m[1]!)
-        expect(names).toHaveLength(5)
-        expect(new Set(names).size).toBe(5)
+        expect(names).toHaveLength(6)
+        expect(new Set(names).size).toBe(6)
         for (const n of names) expect(n.length).toBeLessThanOrEqual(63)
       }),
     )
@@ -296,7 +296,7 @@ describeWithPostgres('postgres store', (url) => {
     await stores[2]!.migrate() // a later migrate keeps the data
     expect(await stores[3]!.get(record.id)).toEqual(record)
     const indexes = await pool.query('SELECT indexname FROM pg_indexes WHERE tablename = $1', [table])
-    expect(indexes.rows).toHaveLength(6) // primary key + five
+    expect(indexes.rows).toHaveLength(7) // primary key + six
   })
 
   it('uses the default table name unless told, and works in a schema-qualified table', async () => {

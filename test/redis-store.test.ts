@@ -327,6 +327,7 @@ describeWithRedis('redis store', (url) => {
       expect(await keysUnder(client, keyPrefix)).toEqual(
         [
           `${keyPrefix}inner:conv:${a.id}`,
+          `${keyPrefix}inner:customer:c-1`,
           `${keyPrefix}inner:due`,
           `${keyPrefix}inner:held:agent-m`,
           `${keyPrefix}inner:resumable:7:default:c-1`,
@@ -355,6 +356,7 @@ describeWithRedis('redis store', (url) => {
       state: fc.constantFrom(...states),
       capacityHeld: fc.boolean(),
       window: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+      remove: fc.integer({ min: 0, max: 4 }).map((n) => n === 0),
     })
 
     await fc.assert(
@@ -363,9 +365,16 @@ describeWithRedis('redis store', (url) => {
         const redisStore = createRedisStore({ client, prefix })
         const memory = createMemoryStore()
         let clock = T0
-        for (const { slot, wrongVersion, window, ...fields } of writes) {
+        for (const { slot, wrongVersion, window, remove, ...fields } of writes) {
           const id = ids[slot]!
           const current = await memory.get(id)
+          if (remove) {
+            const version = wrongVersion ? (current?.version ?? 0) + 7 : (current?.version ?? 1)
+            const deleted = await Promise.allSettled([memory.delete!(id, version), redisStore.delete(id, version)])
+            if (deleted[0]!.status === 'fulfilled') expect(deleted[1]).toEqual(deleted[0])
+            else expect(deleted.map((o) => o.status === 'rejected' && isConflictError(o.reason))).toEqual([true, true])
+            continue
+          }
           clock += 1
           const version = (current?.version ?? 0) + 1
           const record = sampleRecord({
@@ -435,6 +444,10 @@ async function expectSameAnswers(
     }
   }
   const byId = (a: ConversationRecord, b: ConversationRecord): number => (a.id < b.id ? -1 : 1)
+  for (const customer of domain.customers) {
+    if (customer === null) continue
+    expect((await redis.byCustomer!(customer)).sort(byId)).toEqual((await memory.byCustomer!(customer)).sort(byId))
+  }
   for (const agent of domain.agents) {
     if (agent === null) continue
     expect((await redis.heldBy(agent)).sort(byId)).toEqual((await memory.heldBy(agent)).sort(byId))
@@ -474,6 +487,7 @@ async function expectedKeys(memory: ConversationStore, prefix: string, domain: {
       keys.add(`${prefix}resumable:${Buffer.byteLength(r.widgetId)}:${r.widgetId}:${r.customerId}`)
     }
     if (r.capacityHeld && r.agentId !== null) keys.add(`${prefix}held:${r.agentId}`)
+    if (r.customerId !== null) keys.add(`${prefix}customer:${r.customerId}`)
   }
   for (const rid of domain.reconnectIds) if ((await memory.getByReconnectId(rid)) !== undefined) keys.add(`${prefix}rid:${rid}`)
   return [...keys].sort()

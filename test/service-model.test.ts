@@ -202,7 +202,9 @@ const MAIN_TIMER: Partial<Record<State, 'queue' | 'grace' | 'window' | 'wrapUp'>
 
 function viewOfRecord(record: ConversationRecord) {
   const main = MAIN_TIMER[record.state]
-  const extra = Object.keys(record.timers).filter((name) => name !== main && name !== 'capacity' && name !== 'warn')
+  const extra = Object.keys(record.timers).filter(
+    (name) => name !== main && name !== 'capacity' && name !== 'warn' && !(name === 'retention' && record.state === 'closed'),
+  )
   return {
     state: record.state,
     agent: record.agentId,
@@ -211,6 +213,8 @@ function viewOfRecord(record: ConversationRecord) {
     deadline: main === undefined ? null : (record.timers[main] ?? null),
     capacityUntil: record.timers.capacity ?? null,
     unexpectedTimers: extra,
+    // keepClosedFor is left at its default; 40 steps of at most 2 h never reach the deletion itself.
+    keptFor: record.state === 'closed' ? (record.timers.retention ?? 0) - record.updatedAt : null,
   }
 }
 
@@ -223,6 +227,7 @@ function viewOfChat(chat: Chat) {
     deadline: chat.deadline,
     capacityUntil: chat.capacityUntil,
     unexpectedTimers: [],
+    keptFor: chat.state === 'closed' ? 7 * 24 * 60 * 60_000 : null,
   }
 }
 

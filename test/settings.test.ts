@@ -52,6 +52,7 @@ describe('defineSettings: defaults', () => {
       detachGrace: 10_000,
       warnBefore: null,
       linkParam: 'oc.reconnectid',
+      keepClosedFor: 7 * 24 * 60 * 60_000,
     })
   })
 

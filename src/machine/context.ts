@@ -165,7 +165,11 @@ export const updates = {
     if (typeof capacity === 'number') timers.capacity = context.updatedAt + capacity
     return { timers }
   },
-  enterClosed: () => ({ timers: {}, ...released }),
+  // The one deadline of the final state: the sweep deletes the record then (no transition).
+  enterClosed: ({ context }) => {
+    const keep = context.settings.keepClosedFor
+    return { timers: typeof keep === 'number' ? { retention: context.updatedAt + keep } : {}, ...released }
+  },
   releaseAgent: ({ context }) => ({
     previousAgentId: context.agentId ?? context.previousAgentId,
     agentId: null,

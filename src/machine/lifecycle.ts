@@ -13,10 +13,12 @@ export const STATES = Object.freeze(['queued', 'active', 'disconnected', 'reconn
 /**
  * The names of the deadlines a conversation can carry, in the order deadlines due at the same instant
  * are applied. `lease` (the earliest lease of a connection lapses) and `detach` (the detach grace
- * ends) belong to the customer's connections (SPEC §10): src/machine/connections.ts applies them, not
- * this table, so no state lists them and the XState machine leaves them alone.
+ * ends) belong to the customer's connections: src/machine/connections.ts applies them, not this
+ * table, so no state lists them and the XState machine leaves them alone. `retention` is no
+ * transition either: `closed` is final, and the sweep applies it by deleting the record
+ * (src/service/sweep.ts).
  */
-export const TIMER_NAMES = Object.freeze(['warn', 'capacity', 'queue', 'grace', 'window', 'wrapUp', 'lease', 'detach'] as const)
+export const TIMER_NAMES = Object.freeze(['warn', 'capacity', 'queue', 'grace', 'window', 'wrapUp', 'lease', 'detach', 'retention'] as const)
 
 type ParamsOf<F> = F extends (args: MachineArgs, params: infer P) => unknown ? P : never
 

@@ -6,6 +6,7 @@ import { createMemoryStore } from '../store/memory-store'
 import type { ConversationRecord, ReturnRequest, ServiceEvent } from '../types'
 import { createConnectionCalls, type AttachInput, type DetachInput } from './connections'
 import { createConversations, type StartConversationInput } from './conversations'
+import { createErase, withoutRetention } from './erase'
 import { createEventSink } from './event-sink'
 import { createReturns, type ServiceReturnDecision } from './returns'
 import { createScheduler } from './scheduler'
@@ -145,6 +146,16 @@ export interface ReconnectService {
   stopScheduler(): void
   /** Resolves once the scheduler's sweep in progress (if any) has finished; for tests and shutdown. */
   idle(): Promise<void>
+  /**
+   * Erases one customer (a privacy request): ends each of their live conversations (capacity is
+   * released, events are emitted), then deletes every one of them, in any state. Resolves to how many
+   * this call deleted; safe to call again and while other nodes write. Needs a store with `delete`
+   * and `byCustomer` (every built-in one); otherwise throws `ReconnectError` `'not-supported'`.
+   *
+   * @example
+   * const deleted = await service.eraseCustomer('customer-42')
+   */
+  eraseCustomer(customerId: string): Promise<number>
 }
 
 /**
@@ -178,8 +189,10 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   // Read once: whether events are built at all is decided with `onEvent`, so it must not change later.
   const events = createEventSink(options.onEvent, options.onError)
   // A static settings input is validated here, once (failing fast).
-  const settings = createSettingsLookup(options.settings)
   const gateway = createStoreGateway(store)
+  // A store written before retention cannot delete: its closed conversations get no deadline.
+  const lookup = createSettingsLookup(options.settings)
+  const settings = gateway.retention ? lookup : withoutRetention(lookup)
 
   // The rooms call one another through these few functions; the scheduler's sweep is bound late.
   const scheduler = createScheduler({
@@ -203,6 +216,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     ...(sweepSettingsTimeoutMs === undefined ? {} : { settingsTimeoutMs: sweepSettingsTimeoutMs }),
   })
   const conversations = createConversations({ gateway, settings, clock, ids, events, mutate, noteDeadline })
+  const eraseCustomer = createErase({ gateway, mutate })
   const { returnCustomer, answerPrompt } = createReturns({
     gateway,
     settings,
@@ -232,6 +246,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     startScheduler: scheduler.start,
     stopScheduler: scheduler.stop,
     idle: scheduler.idle,
+    eraseCustomer,
   }
 }
 

@@ -1,6 +1,6 @@
 import { nanoid } from 'nanoid'
-import { NotFoundError, StoreError, isConflictError, isReconnectError } from '../errors'
-import type { ConversationStore } from '../store/conversation-store'
+import { NotFoundError, ReconnectError, StoreError, isConflictError, isReconnectError } from '../errors'
+import { supportsRetention, type ConversationStore } from '../store/conversation-store'
 import { isSameRecord } from '../store/record'
 import type { ConversationRecord } from '../types'
 
@@ -23,6 +23,20 @@ export interface StoreGateway {
   due(now: number, limit: number, onBadRecord?: (conversationId: string, cause: unknown) => void): Promise<ConversationRecord[]>
   /** The earliest deadline in the store, or `null`. */
   nextDueAt(): Promise<number | null>
+  /** Whether the store has `delete` and `byCustomer` (retention and erase). */
+  readonly retention: boolean
+  /** Compare-and-set delete; `false` when absent; `not-supported` without the store's `delete`. */
+  delete(id: string, expectedVersion: number): Promise<boolean>
+  /** The customer's records, any state; `not-supported` without the store's `byCustomer`. */
+  byCustomer(customerId: string): Promise<ConversationRecord[]>
+}
+
+/** What a store written for Part I (without `delete`/`byCustomer`) answers retention and erase with. */
+export function notSupported(what: string): ReconnectError {
+  return new ReconnectError(
+    'not-supported',
+    `${what} needs a store with delete() and byCustomer(); this store has not got them (see docs/retention.md)`,
+  )
 }
 
 /** A store's failure as the service reports it: conflicts and StoreErrors pass, the rest is wrapped. */
@@ -111,5 +125,14 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
         onBadRecord === undefined ? store.due(now, limit) : store.due(now, limit, { onBadRecord }),
       ),
     nextDueAt: () => storeCall('nextDueAt', undefined, () => store.nextDueAt()),
+    retention: supportsRetention(store),
+    delete: (id, expectedVersion) =>
+      supportsRetention(store)
+        ? storeCall('delete', id, () => store.delete(id, expectedVersion))
+        : Promise.reject(notSupported('delete')),
+    byCustomer: (customerId) =>
+      supportsRetention(store)
+        ? storeCall('byCustomer', undefined, () => store.byCustomer(customerId))
+        : Promise.reject(notSupported('byCustomer')),
   }
 }

@@ -14,6 +14,12 @@ export const SWEEP_SETTINGS_TIMEOUT_MS = 5_000
 /** How long the sweep leaves a record it reported as bad alone before trying it (and reporting it) again. */
 export const BAD_RECORD_RETRY_MS = 60_000
 
+/** Whether a record is `closed` with its retention deadline (`keepClosedFor` after closing) passed. */
+export function isRetentionDue(record: ConversationRecord, now: number): boolean {
+  const at = record.timers.retention
+  return record.state === 'closed' && at !== undefined && at <= now
+}
+
 /** What the sweep needs from the service. */
 export interface SweepDeps {
   gateway: StoreGateway
@@ -97,25 +103,37 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     widgetSettings: (widgetId: string) => Promise<ReconnectSettings>,
   ): Promise<number> {
     let record: ConversationRecord | undefined = seen
+    let applied = 0
     for (let attempt = 0; attempt < maxAttempts && record !== undefined; attempt += 1) {
       const settings = fixed ?? (await widgetSettings(record.widgetId))
       const now = clock.now()
       const outcome = plan(record, settings, now, null)
-      if (outcome.change === undefined) return 0
       const change = outcome.change
+      if (change !== undefined) {
+        try {
+          await save(change.record, record.version)
+        } catch (error) {
+          if (!isConflictError(error)) throw error
+          // Another node got there first: look again, it may have applied the deadline already.
+          record = await get(record.id)
+          continue
+        }
+        noteDeadline(change.record.nextDueAt)
+        emit(change.events)
+        applied += change.transitions
+      }
+      // Retention is the deadline that is no transition: a closed record past it is deleted.
+      const current = outcome.current
+      if (!isRetentionDue(current, now) || !deps.gateway.retention) return applied
       try {
-        await save(change.record, record.version)
+        if (await deps.gateway.delete(current.id, current.version)) applied += 1
+        return applied
       } catch (error) {
         if (!isConflictError(error)) throw error
-        // Another node got there first: look again, it may have applied the deadline already.
-        record = await get(record.id)
-        continue
+        record = await get(current.id)
       }
-      noteDeadline(change.record.nextDueAt)
-      emit(change.events)
-      return change.transitions
     }
-    return 0
+    return applied
   }
 
   return async function runDueTimers(runOptions: { limit?: number } = {}): Promise<number> {

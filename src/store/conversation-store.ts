@@ -39,7 +39,29 @@ export interface ConversationStore {
    * function that stops listening. Without it, other nodes notice within `schedulerMaxSleepMs`.
    */
   watchDue?(onWake: (at: number) => void): () => void
+  /**
+   * Compare-and-set delete: removes the record and every index entry naming it in one atomic step
+   * when the stored version equals `expectedVersion`; resolves to `false` when no record has this id,
+   * throws `ConflictError` (deleting nothing) on another version. Optional: a store without it works
+   * for everything but retention and `eraseCustomer`, which then throw `'not-supported'`.
+   */
+  delete?(id: string, expectedVersion: number): Promise<boolean>
+  /**
+   * Every stored record whose `customerId` is this one, in any state, from an index (not a scan).
+   * Optional, like {@link ConversationStore.delete}.
+   */
+  byCustomer?(customerId: string): Promise<ConversationRecord[]>
 }
+
+
+/** A store that implements the optional retention methods. */
+export type RetentionStore = ConversationStore & Required<Pick<ConversationStore, 'delete' | 'byCustomer'>>
+
+/** Whether `store` implements `delete` and `byCustomer` (retention and erase need both). */
+export function supportsRetention(store: ConversationStore): store is RetentionStore {
+  return typeof store.delete === 'function' && typeof store.byCustomer === 'function'
+}
+
 
 /** Options of {@link ConversationStore.due}. */
 export interface DueOptions {

@@ -198,7 +198,9 @@ export interface MemoryStoreOptions {
    * How long a `closed` conversation is kept after it closed (its `updatedAt`), in milliseconds;
    * kept for the life of the process when absent. Closed conversations older than this are dropped
    * when the sweeper next asks for due work (`due`), so a long-running node does not grow forever.
-   * A dropped conversation's link then reads as `not-found`.
+   * A dropped conversation's link then reads as `not-found`. The widget setting `keepClosedFor`
+   * (7 days by default, applied by the sweeper through `delete`) does the same for every store; this
+   * option is an extra, store-wide upper bound that also covers records closed with retention off.
    * @default Infinity
    */
   keepClosedFor?: number
@@ -234,6 +236,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   const byReconnectId = new Map<string, string>()
   const resumable: Index = new Map()
   const held: Index = new Map()
+  const byCustomerId: Index = new Map()
   const deadlines = new DeadlineHeap()
 
   function isLive(at: number, id: string): boolean {
@@ -282,12 +285,28 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       if (wasHeldBy !== undefined) removeFrom(held, wasHeldBy, record.id)
       if (isHeldBy !== undefined) addTo(held, isHeldBy, record.id)
     }
+    const wasCustomer = previous?.customerId ?? null
+    if (wasCustomer !== record.customerId) {
+      if (wasCustomer !== null) removeFrom(byCustomerId, wasCustomer, record.id)
+      if (record.customerId !== null) addTo(byCustomerId, record.customerId, record.id)
+    }
     if (record.nextDueAt !== previous?.nextDueAt) {
       // The sweep writes records in deadline order, so the entry this write makes stale is
       // usually the heap's top: dropping it now saves looking it up again later.
       if (previous?.nextDueAt === deadlines.topAt() && deadlines.topId() === record.id) deadlines.pop()
       if (record.nextDueAt !== null) deadlines.push(record.nextDueAt, record.id)
     }
+  }
+
+  /** Drops a record and every index entry naming it; its deadline-heap entry goes stale (lazy deletion). */
+  function remove(record: ConversationRecord): void {
+    records.delete(record.id)
+    if (byReconnectId.get(record.reconnectId) === record.id) byReconnectId.delete(record.reconnectId)
+    const wasResumable = resumableKey(record)
+    if (wasResumable !== undefined) removeFrom(resumable, wasResumable, record.id)
+    const wasHeldBy = holder(record)
+    if (wasHeldBy !== undefined) removeFrom(held, wasHeldBy, record.id)
+    if (record.customerId !== null) removeFrom(byCustomerId, record.customerId, record.id)
   }
 
   function noteClosed(record: ConversationRecord, previous: ConversationRecord | undefined): void {
@@ -301,8 +320,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       const record = records.get(id)
       if (record !== undefined && record.state === 'closed') {
         if (record.updatedAt + keepClosedFor > now) break
-        records.delete(id)
-        if (byReconnectId.get(record.reconnectId) === id) byReconnectId.delete(record.reconnectId)
+        remove(record)
       }
       closedHead += 1
     }
@@ -380,6 +398,24 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     async heldBy(agentId) {
       const out: ConversationRecord[] = []
       for (const id of idsUnder(held, agentId)) {
+        const record = records.get(id)
+        if (record !== undefined) out.push(copyOut(record))
+      }
+      return out
+    },
+
+    async delete(id, expectedVersion) {
+      const current = records.get(id)
+      if (current === undefined) return false
+      if (current.version !== expectedVersion) throw new ConflictError(id, expectedVersion)
+      remove(current)
+      compactIfBloated()
+      return true
+    },
+
+    async byCustomer(customerId) {
+      const out: ConversationRecord[] = []
+      for (const id of idsUnder(byCustomerId, customerId)) {
         const record = records.get(id)
         if (record !== undefined) out.push(copyOut(record))
       }

@@ -1,7 +1,7 @@
 export { MANUAL_CLOCK_EPOCH, createManualClock } from './manual-clock'
 export type { ManualClock } from './manual-clock'
 export { sampleRecord, storeContract } from './store-contract'
-export type { StoreContractCase } from './store-contract'
+export type { StoreContractCase, StoreContractOptions } from './store-contract'
 export {
   durationInputArbitrary,
   lifecycleCommandsArbitrary,

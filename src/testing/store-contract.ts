@@ -85,6 +85,97 @@ function reconnectable(window: number, overrides: Partial<ConversationRecord> = 
   })
 }
 
+/** Options of {@link storeContract}. */
+export interface StoreContractOptions {
+  /**
+   * Include the cases of the optional `delete` and `byCustomer` (retention and erase). Pass `false`
+   * for an adapter written before they existed: it then works for everything else.
+   * @default true
+   */
+  retention?: boolean
+}
+
+function retentionOf(store: ConversationStore): Required<Pick<ConversationStore, 'delete' | 'byCustomer'>> {
+  if (typeof store.delete !== 'function' || typeof store.byCustomer !== 'function') {
+    fail('the store has no delete/byCustomer (pass { retention: false } to leave their cases out)')
+  }
+  return { delete: store.delete.bind(store), byCustomer: store.byCustomer.bind(store) }
+}
+
+/** The cases of `delete` and `byCustomer`. */
+const retentionCases: [string, (store: ConversationStore) => Promise<void>][] = [
+  [
+    'delete is compare-and-set and false for an unknown id',
+    async (store) => {
+      const { delete: remove } = retentionOf(store)
+      same(await remove('missing', 1), false, 'delete(missing)')
+      const record = sampleRecord({ customerId: 'customer-1' })
+      await store.put(record, null)
+      await expectConflict(remove(record.id, 2), 'delete with a stale version')
+      same(await store.get(record.id), record, 'record after a refused delete')
+      same(await remove(record.id, 1), true, 'delete with the stored version')
+      same(await remove(record.id, 1), false, 'delete again')
+    },
+  ],
+  [
+    'a deleted record is gone from every read and every index',
+    async (store) => {
+      const { delete: remove, byCustomer } = retentionOf(store)
+      const resumableOne = reconnectable(T0 + 10, { agentId: 'agent-d' })
+      const keep = reconnectable(T0 + 20, { customerId: 'customer-2', agentId: 'agent-d' })
+      await store.put(resumableOne, null)
+      await store.put(keep, null)
+      same(await remove(resumableOne.id, 1), true, 'delete')
+      same(await store.get(resumableOne.id), undefined, 'get')
+      same(await store.getByReconnectId(resumableOne.reconnectId), undefined, 'getByReconnectId')
+      same(await store.findResumable('default', 'customer-1', T0), undefined, 'findResumable')
+      sameSet(await store.due(T0 + 100, 10), [keep.id], 'due')
+      same(await store.nextDueAt(), T0 + 20, 'nextDueAt')
+      sameSet(await store.heldBy('agent-d'), [keep.id], 'heldBy')
+      same(await byCustomer('customer-1'), [], 'byCustomer')
+      same(await store.get(keep.id), keep, 'the other record')
+      // Its id and its reconnect id are free again.
+      await store.put(sampleRecord({ id: resumableOne.id, reconnectId: resumableOne.reconnectId }), null)
+      same((await store.getByReconnectId(resumableOne.reconnectId))?.id, resumableOne.id, 'a new record with the freed ids')
+    },
+  ],
+  [
+    'delete racing a put on the same version: exactly one wins',
+    async (store) => {
+      const { delete: remove } = retentionOf(store)
+      const record = sampleRecord()
+      await store.put(record, null)
+      const next = { ...record, version: 2, state: 'wrap-up' as const }
+      const [put, deleted] = await Promise.allSettled([store.put(next, 1), remove(record.id, 1)])
+      const putWon = put.status === 'fulfilled'
+      const deleteWon = deleted.status === 'fulfilled' && deleted.value
+      if (putWon === deleteWon) fail(`expected exactly one of put and delete to win, got put ${put.status}, delete ${deleted.status}`)
+      const loser = putWon ? deleted : put
+      if (loser.status === 'rejected' && !isConflictError(loser.reason)) fail(`the loser failed with ${String(loser.reason)}`)
+      same(await store.get(record.id), putWon ? next : undefined, 'stored record')
+    },
+  ],
+  [
+    'byCustomer lists the customer\'s records in every state and follows changes',
+    async (store) => {
+      const { byCustomer } = retentionOf(store)
+      const records = (['queued', 'active', 'reconnectable', 'wrap-up', 'closed'] as const).map((state) =>
+        sampleRecord({ state, customerId: 'customer-1', capacityHeld: false, capacitySince: null }),
+      )
+      const other = sampleRecord({ customerId: 'customer-2' })
+      const anonymous = sampleRecord()
+      for (const r of [...records, other, anonymous]) await store.put(r, null)
+      sameSet(await byCustomer('customer-1'), records.map((r) => r.id), 'customer-1')
+      same((await byCustomer('customer-2')).map((r) => r.customerId), ['customer-2'], 'customer-2')
+      same(await byCustomer('nobody'), [], 'unknown customer')
+      const moved = { ...records[0]!, version: 2, customerId: 'customer-2' }
+      await store.put(moved, 1)
+      sameSet(await byCustomer('customer-1'), records.slice(1).map((r) => r.id), 'customer-1 after one moved')
+      sameSet(await byCustomer('customer-2'), [other.id, moved.id], 'customer-2 after one moved')
+    },
+  ],
+]
+
 /**
  * The cases every {@link ConversationStore} must pass, as plain async functions any test runner can
  * run. `makeStore` must return a fresh, empty store for each case.
@@ -92,7 +183,10 @@ function reconnectable(window: number, overrides: Partial<ConversationRecord> = 
  * @example
  * for (const c of storeContract(() => createMemoryStore())) it(c.name, c.run)
  */
-export function storeContract(makeStore: () => ConversationStore | Promise<ConversationStore>): StoreContractCase[] {
+export function storeContract(
+  makeStore: () => ConversationStore | Promise<ConversationStore>,
+  options: StoreContractOptions = {},
+): StoreContractCase[] {
   const cases: [string, (store: ConversationStore) => Promise<void>][] = [
     [
       'get returns undefined for an unknown id',
@@ -298,6 +392,7 @@ export function storeContract(makeStore: () => ConversationStore | Promise<Conve
       },
     ],
   ]
+  if (options.retention !== false) cases.push(...retentionCases)
   return cases.map(([name, check]) => ({
     name,
     run: async () => {

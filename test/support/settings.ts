@@ -19,6 +19,7 @@ export function makeSettings(overrides: Partial<ReconnectSettings> = {}): Reconn
     detachGrace: 10_000,
     warnBefore: null,
     linkParam: 'oc.reconnectid',
+    keepClosedFor: 7 * 24 * 60 * MINUTE,
     ...overrides,
   })
 }

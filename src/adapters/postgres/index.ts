@@ -7,4 +7,5 @@ export type {
   PostgresStore,
   PostgresStoreOptions,
 } from './postgres-store'
+export type { RetentionBackfill, RetentionBackfillResult } from '../../store/retention-backfill'
 export { POSTGRES_DEFAULT_TABLE, postgresSchema } from './schema'

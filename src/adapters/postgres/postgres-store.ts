@@ -3,6 +3,7 @@ import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictErr
 import type { ConversationStore } from '../../store/conversation-store'
 import { isConversationRecord } from '../../store/record'
 import type { ConversationRecord } from '../../types'
+import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
 import { schemaSql, tableNames, type TableNames } from './schema'
 
 /** What the store reads from a query result; `pg`'s `QueryResult` has this shape. */
@@ -83,9 +84,15 @@ export interface PostgresStore extends ConversationStore {
   readonly table: string
   /**
    * Creates the table and its indexes when missing; safe to call on every start, from many nodes at
-   * once (it only creates, so it takes no lock that blocks readers of an existing table).
+   * once (it only creates, so it takes no lock that blocks readers of an existing table). With
+   * `keepClosedFor`, it then gives every `closed` row that has no retention deadline (closed before
+   * the upgrade) its deadline, by compare-and-set, and resolves to what that did.
    */
-  migrate(): Promise<void>
+  migrate(options?: RetentionBackfill): Promise<RetentionBackfillResult | undefined>
+  /** Compare-and-set delete of one row (its indexes go with it): one statement. */
+  delete(id: string, expectedVersion: number): Promise<boolean>
+  /** Every row of the customer, from the `customer_id` index. */
+  byCustomer(customerId: string): Promise<ConversationRecord[]>
 }
 
 // Any two integers identify a session-level advisory lock; these keep migrate() of one table
@@ -253,6 +260,14 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       ` (SELECT min(GREATEST(next_due_at, claimed_until)) FROM ${t} WHERE claimed_until IS NOT NULL` +
       ` AND claimed_by IS DISTINCT FROM $1 AND next_due_at IS NOT NULL))::text AS at`,
     heldBy: `SELECT ${COLUMNS} FROM ${t} WHERE agent_id = $1 AND capacity_held ORDER BY id`,
+    // One statement: the DELETE and the look at the row it may have left see the same snapshot, so
+    // `stored` is the version before the delete (null = no row).
+    delete:
+      `WITH gone AS (DELETE FROM ${t} WHERE id = $1 AND version = $2 RETURNING id)` +
+      ` SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT version FROM ${t} WHERE id = $1) AS stored`,
+    byCustomer: `SELECT ${COLUMNS} FROM ${t} WHERE customer_id = $1 ORDER BY id`,
+    closedWithoutRetention:
+      `SELECT id FROM ${t} WHERE state = 'closed' AND NOT (record -> 'timers' ? 'retention') AND id > $1 ORDER BY id LIMIT 500`,
     // Only a deadline that nothing stored comes before can find another node asleep past it.
     wake: `SELECT pg_notify($1, $2::text) WHERE NOT EXISTS (SELECT 1 FROM ${t} WHERE next_due_at < $3)`,
   }
@@ -450,12 +465,40 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   const store: PostgresStore = {
     table: names.name,
 
-    async migrate() {
+    async migrate(backfill) {
       await transaction('migrate', async (client) => {
         await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [MIGRATE_LOCK_NAMESPACE, t])
         // No parameters: the driver then uses the simple protocol, which accepts several statements.
         await client.query(schemaSql(names))
       })
+      if (backfill?.keepClosedFor === undefined) return undefined
+      const closedIds = async function* (): AsyncGenerator<string> {
+        let after = ''
+        for (;;) {
+          const page = await query('migrate', undefined, sql.closedWithoutRetention, [after])
+          for (const row of page.rows) yield (after = (row as { id: string }).id)
+          if (page.rows.length < 500) return
+        }
+      }
+      return backfillRetention(store, closedIds(), backfill)
+    },
+
+    async delete(id, expectedVersion) {
+      if (!Number.isInteger(expectedVersion)) {
+        throw new ReconnectError('invalid-argument', `delete: expectedVersion must be an integer, got ${String(expectedVersion)}`)
+      }
+      if (!storable(id)) return false
+      const result = await query('delete', id, sql.delete, [id, expectedVersion])
+      const row = result.rows[0] as { deleted?: unknown; stored?: unknown } | undefined
+      if (row?.deleted === 1) return true
+      if (row?.stored === null || row?.stored === undefined) return false
+      throw new ConflictError(id, expectedVersion)
+    },
+
+    async byCustomer(customerId) {
+      if (!storable(customerId)) return []
+      const result = await query('byCustomer', undefined, sql.byCustomer, [customerId])
+      return result.rows.map((row) => decode(row, 'byCustomer'))
     },
 
     async get(id) {

@@ -18,6 +18,8 @@ export interface TableNames {
   readonly dueIndex: string
   readonly heldIndex: string
   readonly claimedIndex: string
+  /** Retention: every conversation of one customer (byCustomer, eraseCustomer). */
+  readonly customerIndex: string
 }
 
 function quote(identifier: string): string {
@@ -67,6 +69,7 @@ export function tableNames(input: unknown): TableNames {
     dueIndex: indexName(tablePart, 'due_idx'),
     heldIndex: indexName(tablePart, 'held_idx'),
     claimedIndex: indexName(tablePart, 'claimed_idx'),
+    customerIndex: indexName(tablePart, 'customer_idx'),
   }
 }
 
@@ -98,6 +101,7 @@ export function schemaSql(names: TableNames): string {
     `CREATE INDEX IF NOT EXISTS ${names.dueIndex} ON ${t} (next_due_at, id) WHERE next_due_at IS NOT NULL`,
     `CREATE INDEX IF NOT EXISTS ${names.heldIndex} ON ${t} (agent_id) WHERE capacity_held`,
     `CREATE INDEX IF NOT EXISTS ${names.claimedIndex} ON ${t} (claimed_until) WHERE claimed_until IS NOT NULL`,
+    `CREATE INDEX IF NOT EXISTS ${names.customerIndex} ON ${t} (customer_id) WHERE customer_id IS NOT NULL`,
   ].join(';\n') + ';\n'
 }
 

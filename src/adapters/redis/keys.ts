@@ -12,6 +12,8 @@ export interface RedisKeys {
   readonly due: string
   resumable(widgetId: string, customerId: string): string
   held(agentId: string): string
+  /** The set of every conversation id of one customer (retention and erase). */
+  customer(customerId: string): string
 }
 
 /** Builds {@link RedisKeys} for `prefix`. */
@@ -24,6 +26,7 @@ export function redisKeys(prefix: string): RedisKeys {
     resumable: (widgetId, customerId) =>
       `${prefix}resumable:${encoder.encode(widgetId).length}:${widgetId}:${customerId}`,
     held: (agentId) => `${prefix}held:${agentId}`,
+    customer: (customerId) => `${prefix}customer:${customerId}`,
   }
 }
 

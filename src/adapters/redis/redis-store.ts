@@ -4,10 +4,14 @@ import type { ConversationStore } from '../../store/conversation-store'
 import { isConversationRecord } from '../../store/record'
 import type { ConversationRecord } from '../../types'
 import { DEFAULT_REDIS_PREFIX, hashTagOf, redisKeys } from './keys'
+import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
 import {
+  BY_CUSTOMER_SCRIPT,
+  DELETE_SCRIPT,
   DUE_SCRIPT,
   GET_BY_RECONNECT_ID_SCRIPT,
   HELD_BY_SCRIPT,
+  INDEX_CUSTOMER_SCRIPT,
   PUT_SCRIPT,
   RESUMABLE_CANDIDATES_SCRIPT,
   WAKE_SCRIPT,
@@ -46,6 +50,24 @@ export interface RedisStoreOptions {
 
 /** The few commands the store sends; both `Redis` and `Cluster` have them. */
 type Commands = Pick<Redis, 'evalsha' | 'eval' | 'get' | 'zrange'>
+
+/** A {@link ConversationStore} in Redis, with `delete`, `byCustomer` and the one-off upgrade step. */
+export interface RedisStore extends RetentionConversationStore {
+  /**
+   * The upgrade of a deployment written by an earlier version: one SCAN over the prefix's records
+   * that files each in its customer's set (what `byCustomer` and `eraseCustomer` read) and, with
+   * `keepClosedFor`, gives each `closed` record without one its retention deadline (compare-and-set,
+   * safe while other nodes write and safe to run again). Resolves to what it did.
+   */
+  migrate(options?: RetentionBackfill): Promise<RetentionBackfillResult>
+}
+
+type RetentionConversationStore = ConversationStore & Required<Pick<ConversationStore, 'delete' | 'byCustomer'>>
+
+/** A SCAN MATCH pattern that matches `text` literally. */
+function globLiteral(text: string): string {
+  return text.replace(/[\\*?[\]]/g, (c) => `\\${c}`)
+}
 
 interface LuaScript {
   readonly source: string
@@ -116,7 +138,7 @@ function checkRecordForWrite(record: ConversationRecord, expectedVersion: number
  * const store = createRedisStore({ client, prefix: 'support-chat:' })
  * const service = createReconnectService({ settings, store })
  */
-export function createRedisStore(options: RedisStoreOptions): ConversationStore {
+export function createRedisStore(options: RedisStoreOptions): RedisStore {
   if (typeof options !== 'object' || options === null) {
     throw new SettingsError([{ path: '', message: 'createRedisStore needs an options object with `client`' }])
   }
@@ -215,6 +237,10 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
     }
   }
 
+  const deleteRecord = script(DELETE_SCRIPT)
+  const customerRecords = script(BY_CUSTOMER_SCRIPT)
+  const indexCustomer = script(INDEX_CUSTOMER_SCRIPT)
+
   async function run(lua: LuaScript, scriptKeyNames: string[], args: string[]): Promise<unknown> {
     lua.sha ??= sha1Hex(lua.source).catch(() => null)
     const sha = await lua.sha
@@ -257,7 +283,22 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
     return reply.map((json) => parse(json, operation, undefined))
   }
 
-  const store: ConversationStore = {
+  /** Every conversation id under the prefix, one SCAN (on a Cluster, one per primary). */
+  async function* scanIds(): AsyncGenerator<string> {
+    const head = `${scriptPrefix}conv:`
+    const match = `${globLiteral(head)}*`
+    const nodes: Pick<Redis, 'scan'>[] = client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        const [next, found] = await node.scan(cursor, 'MATCH', match, 'COUNT', 500)
+        cursor = next
+        for (const key of found) if (key.startsWith(head)) yield key.slice(head.length)
+      } while (cursor !== '0')
+    }
+  }
+
+  const store: RedisStore = {
     get(id) {
       return guarded('get', id, async () => {
         const json = await redis.get(keys.record(id))
@@ -303,6 +344,7 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
             String(record.updatedAt),
             held ? scriptKeys.held(record.agentId!) : '',
             record.nextDueAt === null ? '' : String(record.nextDueAt),
+            record.customerId === null ? '' : scriptKeys.customer(record.customerId),
           ],
         )
         if (written === 2) {
@@ -352,6 +394,28 @@ export function createRedisStore(options: RedisStoreOptions): ConversationStore 
     heldBy(agentId) {
       return guarded('heldBy', undefined, async () =>
         parseList(await run(heldRecords, [keys.held(agentId)], [scriptPrefix]), 'heldBy'),
+      )
+    },
+
+    delete(id, expectedVersion) {
+      return guarded('delete', id, async () => {
+        if (!Number.isInteger(expectedVersion)) throw invalid(`delete() expectedVersion must be an integer, got ${String(expectedVersion)}`)
+        const outcome = await run(deleteRecord, [keys.record(id), keys.due], [scriptPrefix, id, String(expectedVersion)])
+        if (outcome === -1) throw new ConflictError(id, expectedVersion)
+        return outcome === 1
+      })
+    },
+
+    byCustomer(customerId) {
+      return guarded('byCustomer', undefined, async () => {
+        const reply = await run(customerRecords, [keys.customer(customerId)], [scriptPrefix])
+        return parseList(reply, 'byCustomer').filter((record) => record.customerId === customerId)
+      })
+    },
+
+    migrate(backfill) {
+      return guarded('migrate', undefined, () =>
+        backfillRetention(store, scanIds(), backfill, (id) => run(indexCustomer, [keys.record(id)], [scriptPrefix, id]).then(() => undefined)),
       )
     },
   }

@@ -10,6 +10,7 @@
  *   p..'due'                            sorted set id → nextDueAt
  *   p..'resumable:'..#w..':'..w..':'..c sorted set id → updatedAt, reconnectable records of one customer
  *   p..'held:'..agentId                 set of ids whose capacity the agent holds
+ *   p..'customer:'..customerId          set of every id of one customer, any state (retention)
  */
 
 /** Reads the records of a list of ids, skipping any that vanished; MGET in chunks to stay under Lua's unpack limit. */
@@ -35,7 +36,7 @@ end
  *
  * KEYS: record, new reconnect id, due.
  * ARGV: prefix, id, expected version ('' = must not exist), JSON, resumable key ('' = none),
- *       updatedAt, held key ('' = none), nextDueAt ('' = none).
+ *       updatedAt, held key ('' = none), nextDueAt ('' = none), customer key ('' = none).
  * Returns 1 when written, 0 on a version conflict, 2 when another stored conversation has that
  * reconnect id (a version conflict is reported first).
  */
@@ -61,6 +62,7 @@ if resumable_key ~= '' then checks[#checks + 1] = { resumable_key, 'zset' } end
 if held_key ~= '' then checks[#checks + 1] = { held_key, 'set' } end
 
 local stale_rid_key, stale_resumable_key, stale_held_key
+local old_customer -- retention: the customer set the stored record is in
 local stored = redis.call('GET', record_key)
 if stored then
   local ok, old = pcall(cjson.decode, stored)
@@ -68,6 +70,7 @@ if stored then
     return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
   end
   if expected == '' or tonumber(old.version) ~= tonumber(expected) then return 0 end
+  old_customer = old.customerId
   if type(old.reconnectId) == 'string' then
     stale_rid_key = p .. 'rid:' .. old.reconnectId
     checks[#checks + 1] = { stale_rid_key, 'string' }
@@ -104,6 +107,18 @@ if rid_owner and rid_owner ~= id then
   end
 end
 
+-- Retention: the per-customer set that byCustomer and eraseCustomer read.
+local customer_key, stale_customer_key = ARGV[9] or '', nil
+if type(old_customer) == 'string' and p .. 'customer:' .. old_customer ~= customer_key then
+  stale_customer_key = p .. 'customer:' .. old_customer
+end
+for _, key in ipairs({ customer_key, stale_customer_key or '' }) do
+  if key ~= '' then
+    local failure = check_type(key, 'set')
+    if failure then return failure end
+  end
+end
+
 if stale_rid_key and redis.call('GET', stale_rid_key) == id then redis.call('DEL', stale_rid_key) end
 if stale_resumable_key then redis.call('ZREM', stale_resumable_key, id) end
 if stale_held_key then redis.call('SREM', stale_held_key, id) end
@@ -113,6 +128,78 @@ redis.call('SET', rid_key, id)
 if resumable_key ~= '' then redis.call('ZADD', resumable_key, updated_at, id) end
 if held_key ~= '' then redis.call('SADD', held_key, id) end
 if due_at == '' then redis.call('ZREM', due_key, id) else redis.call('ZADD', due_key, due_at, id) end
+if stale_customer_key then redis.call('SREM', stale_customer_key, id) end
+if customer_key ~= '' then redis.call('SADD', customer_key, id) end
+return 1
+`
+
+/**
+ * Compare-and-set delete of one record with every index entry naming it. Every key is type-checked
+ * before the first write, so the script changes nothing or everything.
+ *
+ * KEYS: record, due. ARGV: prefix, id, expected version.
+ * Returns 1 when deleted, 0 when no record has the id, -1 on a version conflict.
+ */
+export const DELETE_SCRIPT = `
+local record_key, due_key = KEYS[1], KEYS[2]
+local p, id, expected = ARGV[1], ARGV[2], ARGV[3]
+local stored = redis.call('GET', record_key)
+if not stored then return 0 end
+local ok, old = pcall(cjson.decode, stored)
+if not ok or type(old) ~= 'table' then
+  return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
+end
+if tonumber(old.version) ~= tonumber(expected) then return -1 end
+
+local rid_key, resumable_key, held_key, customer_key
+local checks = { { record_key, 'string' }, { due_key, 'zset' } }
+if type(old.reconnectId) == 'string' then
+  rid_key = p .. 'rid:' .. old.reconnectId
+  checks[#checks + 1] = { rid_key, 'string' }
+end
+if type(old.widgetId) == 'string' and type(old.customerId) == 'string' then
+  resumable_key = p .. 'resumable:' .. #old.widgetId .. ':' .. old.widgetId .. ':' .. old.customerId
+  checks[#checks + 1] = { resumable_key, 'zset' }
+end
+if type(old.agentId) == 'string' then
+  held_key = p .. 'held:' .. old.agentId
+  checks[#checks + 1] = { held_key, 'set' }
+end
+if type(old.customerId) == 'string' then
+  customer_key = p .. 'customer:' .. old.customerId
+  checks[#checks + 1] = { customer_key, 'set' }
+end
+for _, check in ipairs(checks) do
+  local found = redis.call('TYPE', check[1]).ok
+  if found ~= 'none' and found ~= check[2] then
+    return redis.error_reply('WRONGTYPE chat-reconnect: key ' .. check[1] .. ' holds a ' .. found .. ', expected a ' .. check[2])
+  end
+end
+
+if rid_key and redis.call('GET', rid_key) == id then redis.call('DEL', rid_key) end
+if resumable_key then redis.call('ZREM', resumable_key, id) end
+if held_key then redis.call('SREM', held_key, id) end
+if customer_key then redis.call('SREM', customer_key, id) end
+redis.call('ZREM', due_key, id)
+redis.call('DEL', record_key)
+return 1
+`
+
+/** KEYS: customer key. ARGV: prefix. Returns the JSON of the customer's conversations. */
+export const BY_CUSTOMER_SCRIPT = `${LOAD_RECORDS}
+return load_records(ARGV[1], redis.call('SMEMBERS', KEYS[1]))
+`
+
+/**
+ * Files one stored record in its customer's set (the upgrade of records written before the set
+ * existed). KEYS: record. ARGV: prefix, id. Returns 1 when the record has a customer, else 0.
+ */
+export const INDEX_CUSTOMER_SCRIPT = `
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local ok, record = pcall(cjson.decode, stored)
+if not ok or type(record) ~= 'table' or type(record.customerId) ~= 'string' then return 0 end
+redis.call('SADD', ARGV[1] .. 'customer:' .. record.customerId, ARGV[2])
 return 1
 `
 
