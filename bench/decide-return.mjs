@@ -77,7 +77,9 @@ function decideByHand(request, settings, now, linked, resumable) {
       : { type: 'resume', conversationId: r.id, agentId: r.agentId, via: 'prompt' }
   }
   const lost = (reason) =>
-    settings.enabled && settings.redirectUrl ? { type: 'redirect', url: settings.redirectUrl, reason } : (offer() ?? { type: 'new-chat', reason })
+    settings.enabled && settings.redirectUrl
+      ? { type: 'redirect', url: settings.redirectUrl, reason }
+      : (offer() ?? { type: 'new-chat', reason })
 
   if (id === undefined || id === null || id === '') return offer() ?? { type: 'new-chat', reason: settings.enabled ? 'none' : 'disabled' }
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) return lost('malformed')
@@ -94,7 +96,9 @@ function decideByHand(request, settings, now, linked, resumable) {
       break
     case 'disconnected':
       if (!(now < linked.timers.grace)) return lost('expired')
-      return via === 'session' ? { type: 'resume', conversationId: linked.id, agentId: linked.agentId, via } : { type: 'new-chat', reason: 'disabled' }
+      return via === 'session'
+        ? { type: 'resume', conversationId: linked.id, agentId: linked.agentId, via }
+        : { type: 'new-chat', reason: 'disabled' }
     case 'wrap-up':
     case 'closed':
       switch (linked.endedBy) {

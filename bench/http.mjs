@@ -21,7 +21,11 @@ function makeService() {
 }
 
 const request = (path, body) =>
-  new Request(`http://127.0.0.1/api/chat${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  new Request(`http://127.0.0.1/api/chat${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
 
 /** CPU µs per call of `once(i)` over N sequential calls. */
 async function cpuPerCall(once) {
@@ -102,7 +106,7 @@ async function run() {
   const own = m['status handler'] - m['status primitives']
   rows.push(
     row({
-      name: 'http /status: the handler\'s own work beyond the fetch primitives (CPU)',
+      name: "http /status: the handler's own work beyond the fetch primitives (CPU)",
       value: own,
       unit: 'µs',
       baseline: 'Request → text → JSON.parse → service.get → new Response → text',
@@ -145,7 +149,14 @@ async function nodeMount() {
     const one = () =>
       new Promise((resolve, reject) => {
         const req = send(
-          { port, host: '127.0.0.1', method: 'POST', path: '/api/chat/status', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } },
+          {
+            port,
+            host: '127.0.0.1',
+            method: 'POST',
+            path: '/api/chat/status',
+            agent,
+            headers: { 'content-type': 'application/json', 'content-length': body.length },
+          },
           (res) => res.resume().on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`)))),
         )
         req.on('error', reject)

@@ -108,7 +108,12 @@ export function textTable(rows) {
   const widths = HEAD.map((_, i) => Math.max(...lines.map((l) => [...l[i]].length)))
   const fmt = (l) => l.map((c, i) => c + ' '.repeat(widths[i] - [...c].length)).join(' │ ')
   const notes = rows.filter((r) => r.note !== '').map((r) => `  - ${r.name}: ${r.note}`)
-  return [fmt(lines[0]), widths.map((w) => '─'.repeat(w)).join('─┼─'), ...lines.slice(1).map(fmt), ...(notes.length > 0 ? ['', 'notes:', ...notes] : [])].join('\n')
+  return [
+    fmt(lines[0]),
+    widths.map((w) => '─'.repeat(w)).join('─┼─'),
+    ...lines.slice(1).map(fmt),
+    ...(notes.length > 0 ? ['', 'notes:', ...notes] : []),
+  ].join('\n')
 }
 
 export function markdownTable(rows) {

@@ -147,7 +147,14 @@ export function machineAlone(build = lib) {
   const machineSettings = build.defineSettings(settingsInput)
   for (let i = 0; i < PER_BATCH; i += 1) {
     let at = T0
-    let record = build.createConversationRecord({ id: `c${i}`, widgetId: 'default', reconnectId: 'r', agentId: 'agent-1', now: at, settings: machineSettings })
+    let record = build.createConversationRecord({
+      id: `c${i}`,
+      widgetId: 'default',
+      reconnectId: 'r',
+      agentId: 'agent-1',
+      now: at,
+      settings: machineSettings,
+    })
     // Literal events, not spreads of a shared template: a spread of several shapes costs more than a step.
     record = changed(build.stepConversation(record, machineSettings, { type: 'customer.disconnected', at: (at += 1_000) }))
     record = changed(build.stepConversation(record, machineSettings, { type: 'customer.returned', via: 'link', at: (at += 1_000) }))
@@ -161,7 +168,17 @@ export function machineAlone(build = lib) {
 // reused is the fastest way through its public machine methods (actions resolved, never executed).
 function inertScope(machine) {
   const self = createActor(machine)
-  return { self, system: self.system, id: '', sessionId: '', logger: () => {}, defer: () => {}, emit: () => {}, stopChild: () => {}, actionExecutor: () => {} }
+  return {
+    self,
+    system: self.system,
+    id: '',
+    sessionId: '',
+    logger: () => {},
+    defer: () => {},
+    emit: () => {},
+    stopChild: () => {},
+    actionExecutor: () => {},
+  }
 }
 
 /** The same five steps on snapshots, through `conversationMachine` with one reused actor scope. */
@@ -171,7 +188,14 @@ export function throughXState(build = lib) {
   const scope = inertScope(machine)
   for (let i = 0; i < PER_BATCH; i += 1) {
     let at = T0
-    let snapshot = machine.getInitialSnapshot(scope, { id: `c${i}`, widgetId: 'default', reconnectId: 'r', agentId: 'agent-1', now: at, settings: machineSettings })
+    let snapshot = machine.getInitialSnapshot(scope, {
+      id: `c${i}`,
+      widgetId: 'default',
+      reconnectId: 'r',
+      agentId: 'agent-1',
+      now: at,
+      settings: machineSettings,
+    })
     snapshot = machine.transition(snapshot, { type: 'customer.disconnected', at: (at += 1_000) }, scope)
     snapshot = machine.transition(snapshot, { type: 'customer.returned', via: 'link', at: (at += 1_000) }, scope)
     snapshot = machine.transition(snapshot, { type: 'agent.ended', at: (at += 1_000) }, scope)

@@ -133,7 +133,10 @@ export async function run() {
   // Memory when windows never close (fresh ids, a third of the closes lost): the table stops at its bound.
   const leakyBefore = settledHeap()
   const leaky = createReconnectMetrics()
-  const leakyHeaps = feed(leaky, TOTAL, (round) => traffic(20_000, { idPrefix: `r${round}-`, leak: 1 / 3, seed: round + 1 }), [EARLY, TOTAL])
+  const leakyHeaps = feed(leaky, TOTAL, (round) => traffic(20_000, { idPrefix: `r${round}-`, leak: 1 / 3, seed: round + 1 }), [
+    EARLY,
+    TOTAL,
+  ])
   const leakyEarly = leakyHeaps[EARLY] - leakyBefore
   const leakyLate = leakyHeaps[TOTAL] - leakyBefore
   const { windows } = leaky.snapshot()

@@ -10,7 +10,10 @@ import { distDir, machine, markdownTable, quick, textTable } from './lib.mjs'
 
 const SUITES = ['decide-return', 'settings', 'lifecycle', 'due-timers', 'memory', 'stores', 'metrics', 'http']
 
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',')
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',')
 const unknown = (only ?? []).filter((name) => !SUITES.includes(name))
 if (unknown.length > 0) {
   console.error(`unknown suite(s): ${unknown.join(', ')}; known: ${SUITES.join(', ')}`)

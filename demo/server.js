@@ -165,7 +165,7 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
   }
 
   /** Server-sent events; `connect(send)` resolves to the function that runs when the page goes away. */
-  async function stream(req, res, connect) {
+  async function stream(_req, res, connect) {
     const open = () => {
       if (res.headersSent) return
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })

@@ -6,7 +6,10 @@ import type { SettingsIssueCode } from './errors'
 import type { DurationInput } from './types'
 
 /** Why {@link parseDuration} refused an input: the {@link SettingsIssueCode}s a duration can have. */
-export type DurationIssueCode = Extract<SettingsIssueCode, 'unreadable' | 'invalid-type' | 'invalid-duration' | 'calendar-unit' | 'too-small' | 'too-big'>
+export type DurationIssueCode = Extract<
+  SettingsIssueCode,
+  'unreadable' | 'invalid-type' | 'invalid-duration' | 'calendar-unit' | 'too-small' | 'too-big'
+>
 
 /** The outcome of {@link parseDuration}: milliseconds, or why the input is not a duration. */
 export type DurationResult = { ok: true; ms: number } | { ok: false; code: DurationIssueCode; message: string }
@@ -36,8 +39,7 @@ const MAX_ISO_LENGTH = 64
 const ISO_DURATION =
   /^P(?:(\d+(?:[.,]\d+)?)Y)?(?:(\d+(?:[.,]\d+)?)M)?(?:(\d+(?:[.,]\d+)?)W)?(?:(\d+(?:[.,]\d+)?)D)?(?:(T)(?:(\d+(?:[.,]\d+)?)H)?(?:(\d+(?:[.,]\d+)?)M)?(?:(\d+(?:[.,]\d+)?)S)?)?$/
 
-const EXPECTED =
-  "a duration: milliseconds (e.g. 1800000), a date-fns Duration (e.g. { minutes: 30 }) or an ISO-8601 string (e.g. 'PT30M')"
+const EXPECTED = "a duration: milliseconds (e.g. 1800000), a date-fns Duration (e.g. { minutes: 30 }) or an ISO-8601 string (e.g. 'PT30M')"
 
 /**
  * Converts a duration to whole milliseconds without throwing.

@@ -28,7 +28,10 @@ export interface FormatRemainingOptions {
  */
 export function formatRemaining(windowEndsAt: number, now: number, options?: FormatRemainingOptions): string {
   if (typeof windowEndsAt !== 'number' || !Number.isFinite(windowEndsAt)) {
-    throw new ReconnectError('invalid-argument', `formatRemaining: windowEndsAt must be epoch milliseconds, got ${describeValue(windowEndsAt)}`)
+    throw new ReconnectError(
+      'invalid-argument',
+      `formatRemaining: windowEndsAt must be epoch milliseconds, got ${describeValue(windowEndsAt)}`,
+    )
   }
   if (typeof now !== 'number' || !Number.isFinite(now)) {
     throw new ReconnectError('invalid-argument', `formatRemaining: now must be epoch milliseconds, got ${describeValue(now)}`)
@@ -39,6 +42,8 @@ export function formatRemaining(windowEndsAt: number, now: number, options?: For
     return formatDistanceStrict(Math.max(windowEndsAt, now), now, locale === undefined ? { roundingMethod } : { locale, roundingMethod })
   } catch (cause) {
     // date-fns throws a RangeError for a time outside the Date range and for a locale without formatDistance.
-    throw new ReconnectError('invalid-argument', `formatRemaining: ${cause instanceof Error ? cause.message : 'could not format'}`, { cause })
+    throw new ReconnectError('invalid-argument', `formatRemaining: ${cause instanceof Error ? cause.message : 'could not format'}`, {
+      cause,
+    })
   }
 }

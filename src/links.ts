@@ -53,11 +53,7 @@ export interface ConsumeReconnectIdOptions extends ReadReconnectIdOptions {
  * buildReconnectUrl('https://portal.example/help?lang=de#chat', 'V1StGXR8_Z5jdHi6B-myT')
  * // 'https://portal.example/help?lang=de&oc.reconnectid=V1StGXR8_Z5jdHi6B-myT#chat'
  */
-export function buildReconnectUrl(
-  portalUrl: string | URL,
-  reconnectId: string,
-  options?: BuildReconnectUrlOptions,
-): string {
+export function buildReconnectUrl(portalUrl: string | URL, reconnectId: string, options?: BuildReconnectUrlOptions): string {
   const url = parsePortalUrl(portalUrl)
   if (typeof reconnectId !== 'string' || reconnectId === '') {
     throw invalid(`reconnectId must be a non-empty string (got ${describe(reconnectId)})`)
@@ -82,10 +78,7 @@ export function buildReconnectUrl(
  * @example
  * readReconnectId(window.location) // 'V1StGXR8_Z5jdHi6B-myT' or null
  */
-export function readReconnectId(
-  input: string | URL | URLSearchParams | null | undefined,
-  options?: ReadReconnectIdOptions,
-): string | null {
+export function readReconnectId(input: string | URL | URLSearchParams | null | undefined, options?: ReadReconnectIdOptions): string | null {
   try {
     const param = options?.param === undefined ? DEFAULT_LINK_PARAM : options.param
     const isValid = options?.isValid === undefined ? looksLikeReconnectId : options.isValid
@@ -175,8 +168,7 @@ function paramOrThrow(options: BuildReconnectUrlOptions | undefined): string {
 
 function parsePortalUrl(portalUrl: unknown): URL {
   // A URL from another realm (iframe, vm) fails instanceof but still carries a string href.
-  const text =
-    typeof portalUrl === 'object' && portalUrl !== null ? (portalUrl as { href?: unknown }).href : portalUrl
+  const text = typeof portalUrl === 'object' && portalUrl !== null ? (portalUrl as { href?: unknown }).href : portalUrl
   if (typeof text !== 'string') {
     throw invalid(`portalUrl must be an absolute http(s) URL string or URL (got ${describe(portalUrl)})`)
   }

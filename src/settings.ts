@@ -39,7 +39,13 @@ type Report = (issue: SettingsIssueInput & Pick<SettingsIssue, 'code'>) => undef
 
 // These fields are `null` in the output when unset, so a `null` input means "unset" too; that lets
 // already-defined settings go through defineSettings again unchanged.
-const NULLABLE: ReadonlySet<Field> = /* @__PURE__ */ new Set<Field>(['timeLimit', 'portalUrl', 'redirectUrl', 'redirectAllowlist', 'warnBefore'])
+const NULLABLE: ReadonlySet<Field> = /* @__PURE__ */ new Set<Field>([
+  'timeLimit',
+  'portalUrl',
+  'redirectUrl',
+  'redirectAllowlist',
+  'warnBefore',
+])
 // `keepClosedFor: null` is not "unset" (that is the 7-day default) but "keep until erased".
 const KEEP_CLOSED_FOR_DEFAULT = 7 * DAY
 
@@ -99,7 +105,8 @@ function define(input: unknown): ReconnectSettings {
     const value = values.get(field)
     const parsed = parseDuration(value)
     if (!parsed.ok) {
-      if (parsed.code === 'too-small') return report({ path: field, code: 'too-small', message: parsed.message, minimum: rule.min, unit: 'ms' })
+      if (parsed.code === 'too-small')
+        return report({ path: field, code: 'too-small', message: parsed.message, minimum: rule.min, unit: 'ms' })
       if (parsed.code === 'too-big') {
         return report({ path: field, code: 'too-big', message: parsed.message, maximum: rule.max ?? Number.MAX_SAFE_INTEGER, unit: 'ms' })
       }
@@ -160,9 +167,7 @@ function define(input: unknown): ReconnectSettings {
   if (given('wrapUpCapacity')) {
     const value = values.get('wrapUpCapacity')
     wrapUpCapacity =
-      value === 'always' || value === 'never'
-        ? value
-        : duration('wrapUpCapacity', { min: MIN_WRAP_UP_CAPACITY, max: MAX_WRAP_UP_CAPACITY })
+      value === 'always' || value === 'never' ? value : duration('wrapUpCapacity', { min: MIN_WRAP_UP_CAPACITY, max: MAX_WRAP_UP_CAPACITY })
   }
 
   let warnBefore: number | null | undefined = null

@@ -60,7 +60,8 @@ function createBrowser() {
       channels.add(this)
     }
     postMessage(data: unknown) {
-      for (const other of channels) if (other !== this && !other.closed && other.name === this.name) queueMicrotask(() => other.onmessage?.({ data }))
+      for (const other of channels)
+        if (other !== this && !other.closed && other.name === this.name) queueMicrotask(() => other.onmessage?.({ data }))
     }
     close() {
       this.closed = true
@@ -230,7 +231,12 @@ describe('booting: link > stored entry > signed-in prompt > nothing', () => {
     const started = await browser.as(first.tab, () => first.session.start())
     expect(started.state).toBe('chatting')
     const id = started.conversation!.conversationId
-    expect(JSON.parse(browser.items.get('chat-reconnect:default')!)).toEqual({ v: 1, conversationId: id, reconnectId: started.conversation!.reconnectId, expiresAt: null })
+    expect(JSON.parse(browser.items.get('chat-reconnect:default')!)).toEqual({
+      v: 1,
+      conversationId: id,
+      reconnectId: started.conversation!.reconnectId,
+      expiresAt: null,
+    })
     await service.assign(id, 'agent-1')
 
     first.tab.emit('pagehide')
@@ -238,20 +244,31 @@ describe('booting: link > stored entry > signed-in prompt > nothing', () => {
     first.tab.close()
     const second = session(browser.tab())
     const view = await second.session.boot()
-    expect(view).toMatchObject({ state: 'chatting', conversation: { conversationId: id, state: 'active', agentId: 'agent-1' }, decision: { type: 'resume', via: 'session' } })
+    expect(view).toMatchObject({
+      state: 'chatting',
+      conversation: { conversationId: id, state: 'active', agentId: 'agent-1' },
+      decision: { type: 'resume', via: 'session' },
+    })
     expect(requests.filter((r) => r.path === '/api/chat/return').at(-1)?.body).toMatchObject({ via: 'session', widgetId: 'default' })
   })
 
   it('a link wins over the stored entry, is stripped from the address, and its chat becomes the stored one', async () => {
     const { browser, session, service } = setup()
     const older = await service.start({ agentId: 'a' })
-    browser.items.set(widgetEntryKey('default'), serializeWidgetEntry({ conversationId: older.id, reconnectId: older.reconnectId, expiresAt: null }))
+    browser.items.set(
+      widgetEntryKey('default'),
+      serializeWidgetEntry({ conversationId: older.id, reconnectId: older.reconnectId, expiresAt: null }),
+    )
     const linked = await service.start({ agentId: 'b' })
     await service.disconnect(linked.id)
     const tab = browser.tab(`${ORIGIN}/chat?lang=de&oc.reconnectid=${linked.reconnectId}#w`)
     const { session: s } = session(tab)
     const view = await browser.as(tab, () => s.boot())
-    expect(view).toMatchObject({ state: 'chatting', conversation: { conversationId: linked.id, state: 'active' }, decision: { via: 'link' } })
+    expect(view).toMatchObject({
+      state: 'chatting',
+      conversation: { conversationId: linked.id, state: 'active' },
+      decision: { via: 'link' },
+    })
     expect(tab.href).toBe(`${ORIGIN}/chat?lang=de#w`)
     expect(entryOf(browser)?.conversationId).toBe(linked.id)
   })
@@ -260,14 +277,19 @@ describe('booting: link > stored entry > signed-in prompt > nothing', () => {
     const { browser, session, requests } = setup()
     const tab = browser.tab(`${ORIGIN}/chat?oc.reconnectid=not-an-id`)
     const view = await session(tab).session.boot()
-    expect(view).toMatchObject({ state: 'redirecting', decision: { type: 'redirect', reason: 'malformed', url: 'https://help.example/ended' } })
+    expect(view).toMatchObject({
+      state: 'redirecting',
+      decision: { type: 'redirect', reason: 'malformed', url: 'https://help.example/ended' },
+    })
     expect(tab.assigned).toEqual(['https://help.example/ended'])
     expect(tab.href).toBe(`${ORIGIN}/chat`)
     expect(requests[0]?.body).toMatchObject({ reconnectId: 'not-an-id', via: 'link' })
 
     const redirects: string[] = []
     const other = browser.tab(`${ORIGIN}/chat?oc.reconnectid=`)
-    const answered = await session(other, { onRedirect: (url, decision) => void redirects.push(`${url} ${decision.reason}`) }).session.boot()
+    const answered = await session(other, {
+      onRedirect: (url, decision) => void redirects.push(`${url} ${decision.reason}`),
+    }).session.boot()
     expect(answered.state).toBe('redirecting')
     expect(redirects).toEqual(['https://help.example/ended malformed'])
     expect(other.assigned).toEqual([])
@@ -281,7 +303,10 @@ describe('booting: link > stored entry > signed-in prompt > nothing', () => {
 
   it('a stored entry whose window the server said has passed is removed without asking; a stale one is forgotten, never redirects', async () => {
     const { browser, session, service, clock, requests } = setup()
-    browser.items.set(widgetEntryKey('default'), serializeWidgetEntry({ conversationId: 'c', reconnectId: 'V1StGXR8_Z5jdHi6B-myT', expiresAt: clock.now() - 1 }))
+    browser.items.set(
+      widgetEntryKey('default'),
+      serializeWidgetEntry({ conversationId: 'c', reconnectId: 'V1StGXR8_Z5jdHi6B-myT', expiresAt: clock.now() - 1 }),
+    )
     const tab = browser.tab()
     expect((await session(tab).session.boot()).state).toBe('idle')
     expect(browser.items.has(widgetEntryKey('default'))).toBe(false)
@@ -289,7 +314,10 @@ describe('booting: link > stored entry > signed-in prompt > nothing', () => {
 
     const ended = await service.start({ agentId: 'a' })
     await service.endByAgent(ended.id)
-    browser.items.set(widgetEntryKey('default'), serializeWidgetEntry({ conversationId: ended.id, reconnectId: ended.reconnectId, expiresAt: null }))
+    browser.items.set(
+      widgetEntryKey('default'),
+      serializeWidgetEntry({ conversationId: ended.id, reconnectId: ended.reconnectId, expiresAt: null }),
+    )
     const next = browser.tab()
     const view = await session(next).session.boot()
     expect(view).toMatchObject({ state: 'idle', decision: { type: 'redirect', reason: 'ended-by-agent' } })
@@ -341,14 +369,17 @@ describe('booting: link > stored entry > signed-in prompt > nothing', () => {
 describe('the stored entry', () => {
   it('any text that is not a version-1 entry counts as none, and boot never throws on it', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.string(), fc.json(), fc.constant('{"v":2,"conversationId":"c","reconnectId":"r","expiresAt":null}')), async (text) => {
-        fc.pre(parseWidgetEntry(text) === null)
-        const { browser, session, requests } = setup()
-        browser.items.set(widgetEntryKey('default'), text)
-        const view = await session(browser.tab()).session.boot()
-        expect(view.state).toBe('idle')
-        expect(requests.every((r) => (r.body as { via?: string }).via !== 'session')).toBe(true)
-      }),
+      fc.asyncProperty(
+        fc.oneof(fc.string(), fc.json(), fc.constant('{"v":2,"conversationId":"c","reconnectId":"r","expiresAt":null}')),
+        async (text) => {
+          fc.pre(parseWidgetEntry(text) === null)
+          const { browser, session, requests } = setup()
+          browser.items.set(widgetEntryKey('default'), text)
+          const view = await session(browser.tab()).session.boot()
+          expect(view.state).toBe('idle')
+          expect(requests.every((r) => (r.body as { via?: string }).via !== 'session')).toBe(true)
+        },
+      ),
       { numRuns: 40 },
     )
   })
@@ -356,7 +387,11 @@ describe('the stored entry', () => {
   it('parse(serialize(entry)) is the entry', () => {
     fc.assert(
       fc.property(
-        fc.record({ conversationId: fc.string({ minLength: 1, maxLength: 64 }), reconnectId: fc.string({ minLength: 1, maxLength: 64 }), expiresAt: fc.option(fc.integer()) }),
+        fc.record({
+          conversationId: fc.string({ minLength: 1, maxLength: 64 }),
+          reconnectId: fc.string({ minLength: 1, maxLength: 64 }),
+          expiresAt: fc.option(fc.integer()),
+        }),
         (entry) => {
           expect(parseWidgetEntry(serializeWidgetEntry(entry))).toEqual(entry)
         },
@@ -508,51 +543,55 @@ describe('a model of the session (fast-check)', () => {
   type Command = 'start' | 'end' | 'reload' | 'recheck' | 'agentEnds' | 'drop' | 'online'
   it('the stored entry always names the chat a chatting tab shows, and no ended chat', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.constantFrom<Command>('start', 'end', 'reload', 'recheck', 'agentEnds', 'drop', 'online'), { maxLength: 12 }), async (commands) => {
-        const { browser, session, service } = setup()
-        let current = session(browser.tab())
-        await current.session.boot()
-        for (const command of commands) {
-          const { session: s, tab } = current
-          const id = s.view.conversation?.conversationId
-          switch (command) {
-            case 'start':
-              if (s.view.state === 'idle' || s.view.state === 'ended') await browser.as(tab, () => s.start())
-              break
-            case 'end':
-              if (s.view.state === 'chatting') await browser.as(tab, () => s.end())
-              break
-            case 'reload':
-              tab.emit('pagehide')
-              s.dispose()
-              tab.close()
-              current = session(browser.tab())
-              await browser.as(current.tab, () => current.session.boot())
-              break
-            case 'recheck':
-              await browser.as(tab, () => s.recheck())
-              // After a re-check a chatting tab shows a chat the customer is connected to.
-              if (s.view.state === 'chatting') expect(['queued', 'active']).toContain((await service.get(s.view.conversation!.conversationId)).state)
-              break
-            case 'online':
-              browser.as(tab, () => tab.emit('online'))
-              await settle()
-              break
-            case 'agentEnds':
-              if (id !== undefined) await service.endByAgent(id).catch(() => {})
-              break
-            case 'drop':
-              if (id !== undefined) await service.disconnect(id).catch(() => {})
-              break
+      fc.asyncProperty(
+        fc.array(fc.constantFrom<Command>('start', 'end', 'reload', 'recheck', 'agentEnds', 'drop', 'online'), { maxLength: 12 }),
+        async (commands) => {
+          const { browser, session, service } = setup()
+          let current = session(browser.tab())
+          await current.session.boot()
+          for (const command of commands) {
+            const { session: s, tab } = current
+            const id = s.view.conversation?.conversationId
+            switch (command) {
+              case 'start':
+                if (s.view.state === 'idle' || s.view.state === 'ended') await browser.as(tab, () => s.start())
+                break
+              case 'end':
+                if (s.view.state === 'chatting') await browser.as(tab, () => s.end())
+                break
+              case 'reload':
+                tab.emit('pagehide')
+                s.dispose()
+                tab.close()
+                current = session(browser.tab())
+                await browser.as(current.tab, () => current.session.boot())
+                break
+              case 'recheck':
+                await browser.as(tab, () => s.recheck())
+                // After a re-check a chatting tab shows a chat the customer is connected to.
+                if (s.view.state === 'chatting')
+                  expect(['queued', 'active']).toContain((await service.get(s.view.conversation!.conversationId)).state)
+                break
+              case 'online':
+                browser.as(tab, () => tab.emit('online'))
+                await settle()
+                break
+              case 'agentEnds':
+                if (id !== undefined) await service.endByAgent(id).catch(() => {})
+                break
+              case 'drop':
+                if (id !== undefined) await service.disconnect(id).catch(() => {})
+                break
+            }
+            await settle()
+            const view = current.session.view
+            const entry = entryOf(browser)
+            expect(['idle', 'chatting', 'ended']).toContain(view.state)
+            if (view.state === 'chatting') expect(entry?.conversationId).toBe(view.conversation?.conversationId)
+            if (view.state === 'ended') expect(entry?.conversationId).not.toBe(view.conversation?.conversationId)
           }
-          await settle()
-          const view = current.session.view
-          const entry = entryOf(browser)
-          expect(['idle', 'chatting', 'ended']).toContain(view.state)
-          if (view.state === 'chatting') expect(entry?.conversationId).toBe(view.conversation?.conversationId)
-          if (view.state === 'ended') expect(entry?.conversationId).not.toBe(view.conversation?.conversationId)
-        }
-      }),
+        },
+      ),
       { numRuns: 30 },
     )
   })
@@ -561,13 +600,20 @@ describe('a model of the session (fast-check)', () => {
 describe('createHttpTransport', () => {
   it('turns error answers into typed errors with the handler\u2019s code and status', async () => {
     const { handler } = setup()
-    const transport = createHttpTransport({ baseUrl: 'https://help.example/api/chat/', fetch: (async (url: string, init?: RequestInit) => handler(new Request(url, init))) as typeof fetch })
-    const failure = await transport.status({ conversationId: 'nobody', reconnectId: 'V1StGXR8_Z5jdHi6B-myT' }).catch((error: unknown) => error)
+    const transport = createHttpTransport({
+      baseUrl: 'https://help.example/api/chat/',
+      fetch: (async (url: string, init?: RequestInit) => handler(new Request(url, init))) as typeof fetch,
+    })
+    const failure = await transport
+      .status({ conversationId: 'nobody', reconnectId: 'V1StGXR8_Z5jdHi6B-myT' })
+      .catch((error: unknown) => error)
     expect(isWidgetTransportError(failure)).toBe(true)
     expect(failure).toMatchObject({ name: 'WidgetTransportError', code: 'transport-failure', reason: 'not-found', status: 404 })
     const started = await transport.start({})
     expect(started.conversation).toMatchObject({ state: 'queued', windowEndsAt: null })
-    const bad = await createHttpTransport({ baseUrl: '/x', fetch: (async () => new Response('<html>', { status: 502 })) as typeof fetch }).end({ conversationId: 'a', reconnectId: 'b' }).catch((e: unknown) => e)
+    const bad = await createHttpTransport({ baseUrl: '/x', fetch: (async () => new Response('<html>', { status: 502 })) as typeof fetch })
+      .end({ conversationId: 'a', reconnectId: 'b' })
+      .catch((e: unknown) => e)
     expect(bad).toMatchObject({ reason: 'bad-response', status: 502 })
   })
 

@@ -136,7 +136,10 @@ describeWithRedisServer('the scheduler after a Redis outage', () => {
     const giveUp = Date.now() + 60_000
     let state: string | undefined
     while (Date.now() < giveUp) {
-      state = await store.get(chat.id).then((r) => r?.state, () => undefined)
+      state = await store.get(chat.id).then(
+        (r) => r?.state,
+        () => undefined,
+      )
       if (state === 'wrap-up') break
       await new Promise((resolve) => setTimeout(resolve, 100))
     }

@@ -4,14 +4,7 @@ import { isReconnectError } from '../src/errors'
 import { couldOfferResumable, decidePromptAnswer, decideReturn, isResumable, lostReason } from '../src/policy'
 import { isWellFormedReconnectId } from '../src/policy/decide-return'
 import type { DecideReturnInput } from '../src/policy'
-import type {
-  ConversationRecord,
-  EndedBy,
-  ReconnectSettings,
-  ReturnDecision,
-  ReturnRequest,
-  State,
-} from '../src/types'
+import type { ConversationRecord, EndedBy, ReconnectSettings, ReturnDecision, ReturnRequest, State } from '../src/types'
 import { deepFreeze } from './support/freeze'
 
 const NOW = 1_700_000_000_000
@@ -227,9 +220,11 @@ describe('decideReturn — rule 1: a reconnect id is present', () => {
     ])('%s ended by %s → reason %s', (state, endedBy, reason) => {
       const linked = record({ state, endedBy, timers: state === 'wrap-up' ? { wrapUp: NOW + 1_000 } : {} })
       expect(decide({ request: { reconnectId: ID }, linked })).toEqual({ type: 'new-chat', reason })
-      expect(decide({ request: { reconnectId: ID }, linked, settings: settings({ redirectUrl: REDIRECT }) })).toEqual(
-        { type: 'redirect', url: REDIRECT, reason },
-      )
+      expect(decide({ request: { reconnectId: ID }, linked, settings: settings({ redirectUrl: REDIRECT }) })).toEqual({
+        type: 'redirect',
+        url: REDIRECT,
+        reason,
+      })
     })
 
     it('reconnectable: deadline - 1 resumes, deadline is expired (not yet swept)', () => {
@@ -364,9 +359,7 @@ describe('decideReturn — rule 1: a reconnect id is present', () => {
         type: 'new-chat',
         reason: 'disabled',
       })
-      expect(decide({ request: { reconnectId: ID, via: 'session' }, linked: record(), settings: OFF }).type).toBe(
-        'resume',
-      )
+      expect(decide({ request: { reconnectId: ID, via: 'session' }, linked: record(), settings: OFF }).type).toBe('resume')
     })
   })
 
@@ -492,9 +485,10 @@ describe('decideReturn — rule 2: signed-in customer, no reconnect id', () => {
   })
 
   it('an empty customer id is not signed in', () => {
-    expect(decide({ request: { customerId: '' }, resumable: ownChat({ customerId: '' }), settings: SIGNED_IN })).toEqual(
-      { type: 'new-chat', reason: 'none' },
-    )
+    expect(decide({ request: { customerId: '' }, resumable: ownChat({ customerId: '' }), settings: SIGNED_IN })).toEqual({
+      type: 'new-chat',
+      reason: 'none',
+    })
   })
 })
 
@@ -535,10 +529,7 @@ describe('decideReturn — bad arguments give typed errors', () => {
   })
 
   it('rejects a linked record that is not an object', () => {
-    expectInvalidArgument(
-      () => decide({ request: { reconnectId: ID }, linked: 'conv-1' as unknown as ConversationRecord }),
-      'linked',
-    )
+    expectInvalidArgument(() => decide({ request: { reconnectId: ID }, linked: 'conv-1' as unknown as ConversationRecord }), 'linked')
   })
 })
 
@@ -653,10 +644,7 @@ describe('decidePromptAnswer', () => {
   })
 
   it('rejects an unknown answer with a typed error', () => {
-    expectInvalidArgument(
-      () => decidePromptAnswer({ ...base, answer: 'maybe' as 'new', record: ownChat() }),
-      'answer',
-    )
+    expectInvalidArgument(() => decidePromptAnswer({ ...base, answer: 'maybe' as 'new', record: ownChat() }), 'answer')
     expectInvalidArgument(() => decidePromptAnswer({ ...base, answer: 'new', record: ownChat(), now: Infinity }), 'now')
   })
 })
@@ -666,7 +654,7 @@ describe('decidePromptAnswer', () => {
 // often enough to reach every branch.
 
 const T0 = NOW
-const VALID_IDS = [ID, 'k1.' + 'Z'.repeat(40)] as const
+const VALID_IDS = [ID, `k1.${'Z'.repeat(40)}`] as const
 const STATES: readonly State[] = ['queued', 'active', 'disconnected', 'reconnectable', 'wrap-up', 'closed']
 
 const reconnectIdArb: fc.Arbitrary<unknown> = fc.oneof(

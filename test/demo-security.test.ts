@@ -32,7 +32,10 @@ afterAll(async () => {
 })
 
 /** A raw request, so the Host header can be anything. */
-function raw(path: string, { method = 'GET', host, headers = {}, body }: { method?: string; host: string; headers?: Record<string, string>; body?: string }) {
+function raw(
+  path: string,
+  { method = 'GET', host, headers = {}, body }: { method?: string; host: string; headers?: Record<string, string>; body?: string },
+) {
   const { port } = new URL(demo.url)
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, path, method, headers: { host, ...headers } }, (res) => {
@@ -88,6 +91,9 @@ describe('the demo at its edges', () => {
     const forged = (await (await post('/api/chat/return', {}, { cookie: `${name}=${forgedValue}` })).json()) as { decision: unknown }
     expect(forged.decision).toEqual({ type: 'new-chat', reason: 'none' })
     const mallory = `${name}=${Buffer.from('mallory').toString('base64url')}.${value.split('.')[1]}`
-    expect(((await (await post('/api/chat/return', {}, { cookie: mallory })).json()) as { decision: unknown }).decision).toEqual({ type: 'new-chat', reason: 'none' })
+    expect(((await (await post('/api/chat/return', {}, { cookie: mallory })).json()) as { decision: unknown }).decision).toEqual({
+      type: 'new-chat',
+      reason: 'none',
+    })
   })
 })

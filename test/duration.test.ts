@@ -184,8 +184,7 @@ describe('parseDuration: properties', () => {
         const date = `${weeks === undefined ? '' : `${weeks}W`}${days === undefined ? '' : `${days}D`}`
         const time = `${hours === undefined ? '' : `${hours}H`}${minutes === undefined ? '' : `${minutes}M`}${seconds === undefined ? '' : `${seconds}S`}`
         const text = `P${date}${time === '' ? '' : `T${time}`}`
-        const expected =
-          (weeks ?? 0) * 7 * DAY + (days ?? 0) * DAY + (hours ?? 0) * HOUR + (minutes ?? 0) * MINUTE + (seconds ?? 0) * 1000
+        const expected = (weeks ?? 0) * 7 * DAY + (days ?? 0) * DAY + (hours ?? 0) * HOUR + (minutes ?? 0) * MINUTE + (seconds ?? 0) * 1000
         expect(ms(text)).toBe(expected)
         expect(ms({ weeks, days, hours, minutes, seconds })).toBe(expected)
       }),

@@ -93,13 +93,17 @@ describe.skipIf(!hasConnections)('/attach and /detach (SPEC §10 connections)', 
     const record = await service.start({ agentId: 'agent-1' })
     const puts = store.puts
     for (const route of ['/attach', '/detach']) {
-      expect((await call(route, { conversationId: record.id, reconnectId: 'V1StGXR8_Z5jdHi6B-myT', connectionId: 'tab-1' })).status).toBe(404)
+      expect((await call(route, { conversationId: record.id, reconnectId: 'V1StGXR8_Z5jdHi6B-myT', connectionId: 'tab-1' })).status).toBe(
+        404,
+      )
       for (const connectionId of [undefined, '', 'c'.repeat(129), 7]) {
         expect((await call(route, { conversationId: record.id, reconnectId: record.reconnectId, connectionId })).status).toBe(400)
       }
     }
     for (const leaseMs of [0, -1, 1.5, '30000', null]) {
-      expect((await call('/attach', { conversationId: record.id, reconnectId: record.reconnectId, connectionId: 'tab-1', leaseMs })).status).toBe(400)
+      expect(
+        (await call('/attach', { conversationId: record.id, reconnectId: record.reconnectId, connectionId: 'tab-1', leaseMs })).status,
+      ).toBe(400)
     }
     expect(store.puts).toBe(puts)
   })

@@ -27,7 +27,18 @@ const STATUS_OF_CODE: Record<string, number[]> = {
 const BASE = '/api/chat'
 const MAX_BODY = 512
 const ORIGIN = 'https://shop.example'
-const FIELDS = ['conversationId', 'reconnectId', 'connectionId', 'widgetId', 'via', 'answer', 'leaseMs', 'customerId', '__proto__', 'constructor']
+const FIELDS = [
+  'conversationId',
+  'reconnectId',
+  'connectionId',
+  'widgetId',
+  'via',
+  'answer',
+  'leaseMs',
+  'customerId',
+  '__proto__',
+  'constructor',
+]
 
 async function world() {
   const clock = createManualClock()
@@ -96,11 +107,21 @@ const headersArbitrary = fc.record(
   {
     'content-type': fc.oneof(
       { weight: 4, arbitrary: fc.constant('application/json') },
-      fc.constantFrom('application/json', 'text/plain;charset=UTF-8', 'Application/JSON; charset=utf-8', 'text/html', 'application/x-www-form-urlencoded'),
+      fc.constantFrom(
+        'application/json',
+        'text/plain;charset=UTF-8',
+        'Application/JSON; charset=utf-8',
+        'text/html',
+        'application/x-www-form-urlencoded',
+      ),
       fc.string({ maxLength: 20 }).filter((s) => /^[\t\x20-\x7e]*$/.test(s)),
     ),
     'content-length': fc.oneof(fc.nat({ max: 2 * MAX_BODY }).map(String), fc.constantFrom('', '-1', '1e3', ' 12', 'abc')),
-    origin: fc.oneof({ weight: 3, arbitrary: fc.constant(ORIGIN) }, fc.constant('null'), fc.webUrl().map((u) => new URL(u).origin)),
+    origin: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(ORIGIN) },
+      fc.constant('null'),
+      fc.webUrl().map((u) => new URL(u).origin),
+    ),
     'x-customer': fc.constantFrom('dana', 'mallory', ''),
   },
   { requiredKeys: [] },

@@ -1,10 +1,6 @@
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import {
-  createReconnectHandler,
-  type ReconnectHandlerOptions,
-  type ReconnectHandlerService,
-} from '../src/http/index'
+import { createReconnectHandler, type ReconnectHandlerOptions, type ReconnectHandlerService } from '../src/http/index'
 import {
   ConflictError,
   ReconnectError,
@@ -31,9 +27,7 @@ const SETTINGS: ReconnectSettingsInput = {
 
 type Body = Record<string, unknown>
 
-function setup(
-  options: ReconnectHandlerOptions & { settings?: ReconnectSettingsInput; service?: Partial<ReconnectServiceOptions> } = {},
-) {
+function setup(options: ReconnectHandlerOptions & { settings?: ReconnectSettingsInput; service?: Partial<ReconnectServiceOptions> } = {}) {
   const clock = createManualClock()
   const store = countingStore(createMemoryStore())
   const service = createReconnectService({ settings: options.settings ?? SETTINGS, clock, store, ...options.service })
@@ -72,7 +66,13 @@ describe('/start', () => {
     expect(Object.keys(body)).toEqual(['conversation'])
     expect(Object.keys(conversation).sort()).toEqual(['agentId', 'conversationId', 'reconnectId', 'state', 'windowEndsAt'])
     const stored = await service.get(conversation.conversationId as string)
-    expect(conversation).toEqual({ conversationId: stored.id, reconnectId: stored.reconnectId, state: 'queued', agentId: null, windowEndsAt: null })
+    expect(conversation).toEqual({
+      conversationId: stored.id,
+      reconnectId: stored.reconnectId,
+      state: 'queued',
+      agentId: null,
+      windowEndsAt: null,
+    })
     expect(stored.customerId).toBeNull()
     expect(store.puts).toBe(1)
   })
@@ -105,7 +105,13 @@ describe('/start', () => {
 
   it('answers 400 for a field of the wrong type', async () => {
     const { call, store } = setup()
-    for (const body of [{ widgetId: 7 }, { widgetId: '' }, { widgetId: 'w'.repeat(257) }, { connectionId: 'c'.repeat(129) }, { connectionId: [] }]) {
+    for (const body of [
+      { widgetId: 7 },
+      { widgetId: '' },
+      { widgetId: 'w'.repeat(257) },
+      { connectionId: 'c'.repeat(129) },
+      { connectionId: [] },
+    ]) {
       const { status, body: answer } = await call('/start', body)
       expect(status).toBe(400)
       expect(errorOf(answer).code).toBe('invalid-argument')
@@ -129,7 +135,13 @@ describe('/return', () => {
     const { status, body } = await call('/return', { reconnectId: record.reconnectId })
     expect(status).toBe(200)
     expect(body.decision).toEqual({ type: 'resume', conversationId: record.id, agentId: 'agent-1', via: 'link' })
-    expect(body.conversation).toEqual({ conversationId: record.id, reconnectId: record.reconnectId, state: 'active', agentId: 'agent-1', windowEndsAt: null })
+    expect(body.conversation).toEqual({
+      conversationId: record.id,
+      reconnectId: record.reconnectId,
+      state: 'active',
+      agentId: 'agent-1',
+      windowEndsAt: null,
+    })
   })
 
   it('with single-use links, answers with the renewed id in the view and no link (no id in a URL)', async () => {
@@ -222,7 +234,12 @@ describe('/prompt', () => {
   it('answers 400 for a missing conversation id or an answer other than continue/new', async () => {
     const { call, signIn } = setup()
     signIn('dana')
-    for (const body of [{ answer: 'new' }, { conversationId: 'c', answer: 'maybe' }, { conversationId: 'c' }, { conversationId: 3, answer: 'new' }]) {
+    for (const body of [
+      { answer: 'new' },
+      { conversationId: 'c', answer: 'maybe' },
+      { conversationId: 'c' },
+      { conversationId: 3, answer: 'new' },
+    ]) {
       expect((await call('/prompt', body)).status, JSON.stringify(body)).toBe(400)
     }
   })
@@ -236,7 +253,13 @@ describe('proof of ownership (/end, /status)', () => {
     const { status, body } = await call('/status', { conversationId: record.id, reconnectId: record.reconnectId })
     expect(status).toBe(200)
     expect(body).toEqual({
-      conversation: { conversationId: record.id, reconnectId: record.reconnectId, state: 'reconnectable', agentId: 'agent-1', windowEndsAt: record.timers.window },
+      conversation: {
+        conversationId: record.id,
+        reconnectId: record.reconnectId,
+        state: 'reconnectable',
+        agentId: 'agent-1',
+        windowEndsAt: record.timers.window,
+      },
     })
     expect(store.puts).toBe(puts)
   })
@@ -270,7 +293,7 @@ describe('proof of ownership (/end, /status)', () => {
       const flipped = anonymous.reconnectId.slice(0, -1) + (anonymous.reconnectId.endsWith('A') ? 'B' : 'A')
       const refused = [
         { conversationId: anonymous.id, reconnectId: flipped },
-        { conversationId: anonymous.id, reconnectId: anonymous.reconnectId + 'x' },
+        { conversationId: anonymous.id, reconnectId: `${anonymous.reconnectId}x` },
         { conversationId: anonymous.id, reconnectId: dana.reconnectId },
         { conversationId: dana.id, reconnectId: dana.reconnectId }, // nobody signed in
       ]
@@ -291,7 +314,13 @@ describe('proof of ownership (/end, /status)', () => {
   it('answers 400 for a missing or mistyped conversation id or reconnect id', async () => {
     const { call } = setup()
     for (const route of ['/end', '/status']) {
-      for (const body of [{}, { conversationId: 'c' }, { reconnectId: 'r' }, { conversationId: 'c', reconnectId: 5 }, { conversationId: null, reconnectId: 'r' }]) {
+      for (const body of [
+        {},
+        { conversationId: 'c' },
+        { reconnectId: 'r' },
+        { conversationId: 'c', reconnectId: 5 },
+        { conversationId: null, reconnectId: 'r' },
+      ]) {
         const answer = await call(route, body)
         expect(answer.status, `${route} ${JSON.stringify(body)}`).toBe(400)
         expect(errorOf(answer.body).code).toBe('invalid-argument')
@@ -340,8 +369,16 @@ describe('requests the handler refuses before any route runs', () => {
 
   it('answers 415 for a body of another content type', async () => {
     const { handler } = setup()
-    for (const type of ['application/xml', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/jsonx', '']) {
-      const response = await handler(new Request('http://127.0.0.1/start', { method: 'POST', headers: { 'content-type': type }, body: '{}' }))
+    for (const type of [
+      'application/xml',
+      'multipart/form-data; boundary=x',
+      'application/x-www-form-urlencoded',
+      'application/jsonx',
+      '',
+    ]) {
+      const response = await handler(
+        new Request('http://127.0.0.1/start', { method: 'POST', headers: { 'content-type': type }, body: '{}' }),
+      )
       expect(response.status, type).toBe(415)
       expect(errorOf((await checkAnswer(response)) as Body).code).toBe('unsupported-media-type')
     }
@@ -366,7 +403,7 @@ describe('requests the handler refuses before any route runs', () => {
     const exact = JSON.stringify({ widgetId: 'w'.repeat(64 - '{"widgetId":""}'.length) })
     expect(exact.length).toBe(64)
     expect((await handler(jsonRequest('/start', exact, { raw: true }))).status).toBe(201)
-    const over = await handler(jsonRequest('/start', exact + ' ', { raw: true }))
+    const over = await handler(jsonRequest('/start', `${exact} `, { raw: true }))
     expect(over.status).toBe(413)
     expect(errorOf((await checkAnswer(over)) as Body).code).toBe('payload-too-large')
   })
@@ -374,7 +411,8 @@ describe('requests the handler refuses before any route runs', () => {
   it('reads a body with a declared Content-Length in one call, and holds it to that length', async () => {
     const { handler } = setup({ maxBodyBytes: 64 })
     const body = JSON.stringify({ widgetId: 'shop' })
-    const declared = (length: number, text = body) => jsonRequest('/start', text, { raw: true, headers: { 'content-length': String(length) } })
+    const declared = (length: number, text = body) =>
+      jsonRequest('/start', text, { raw: true, headers: { 'content-length': String(length) } })
     expect((await handler(declared(body.length))).status).toBe(201)
     expect((await handler(declared(0))).status).toBe(201) // declared empty: nothing is read
     expect((await handler(declared(body.length + 1))).status).toBe(400) // shorter than declared
@@ -487,10 +525,18 @@ describe('failures of the service, the store and the host', () => {
     const reported: unknown[] = []
     const onError = (error: unknown) => reported.push(error)
     const cases: ReconnectHandlerOptions[] = [
-      { identify: () => { throw new ReconnectError('invalid-argument', 'bad cookie') } },
+      {
+        identify: () => {
+          throw new ReconnectError('invalid-argument', 'bad cookie')
+        },
+      },
       { identify: async () => Promise.reject(new Error('session store down')) },
       { identify: () => 42 as unknown as string },
-      { onStart: () => { throw new StoreError('route') } },
+      {
+        onStart: () => {
+          throw new StoreError('route')
+        },
+      },
     ]
     for (const options of cases) {
       const handler = createReconnectHandler(service, { ...options, onError })
@@ -505,7 +551,11 @@ describe('failures of the service, the store and the host', () => {
     const service = createReconnectService({ settings: SETTINGS, clock: createManualClock() })
     const handler = createReconnectHandler(
       { ...service, start: () => Promise.reject(new Error('x')) },
-      { onError: () => { throw new Error('reporter down') } },
+      {
+        onError: () => {
+          throw new Error('reporter down')
+        },
+      },
     )
     expect((await handler(jsonRequest('/start', {}))).status).toBe(500)
   })
@@ -541,11 +591,17 @@ describe('createReconnectHandler options', () => {
 
   it('takes a ReconnectService as it is (type check) and answers /attach and /detach with 404 when the service has no connections', async () => {
     const service: ReconnectService = createReconnectService({ settings: SETTINGS })
-    const { attach: _attach, detach: _detach, ...withoutConnections } = service as ReconnectService & Partial<Pick<Required<ReconnectHandlerService>, 'attach' | 'detach'>>
+    const {
+      attach: _attach,
+      detach: _detach,
+      ...withoutConnections
+    } = service as ReconnectService & Partial<Pick<Required<ReconnectHandlerService>, 'attach' | 'detach'>>
     const handler = createReconnectHandler(withoutConnections)
     const record = await service.start({ agentId: 'agent-1' })
     for (const route of ['/attach', '/detach']) {
-      const response = await handler(jsonRequest(route, { conversationId: record.id, reconnectId: record.reconnectId, connectionId: 'tab-1' }))
+      const response = await handler(
+        jsonRequest(route, { conversationId: record.id, reconnectId: record.reconnectId, connectionId: 'tab-1' }),
+      )
       expect(response.status).toBe(404)
       expect(errorOf((await checkAnswer(response)) as Body).code).toBe('not-found')
     }

@@ -16,7 +16,9 @@ afterEach(async () => {
 })
 
 function makeService(): ReconnectService {
-  return createReconnectService({ settings: { enabled: true, timeLimit: { minutes: 30 }, portalUrl: 'https://help.example/', authenticated: true } })
+  return createReconnectService({
+    settings: { enabled: true, timeLimit: { minutes: 30 }, portalUrl: 'https://help.example/', authenticated: true },
+  })
 }
 
 /** Identity from a `customer=` cookie: a stand-in for the host's signed session. */
@@ -33,7 +35,11 @@ async function listen(server: Server): Promise<string> {
 /** The same conversation round trip through whatever server is at `base`. */
 async function roundTrip(base: string, service: ReconnectService): Promise<void> {
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: 'customer=dana', ...headers }, body: JSON.stringify(body) })
+    fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie: 'customer=dana', ...headers },
+      body: JSON.stringify(body),
+    })
 
   const started = await post('/api/chat/start', { widgetId: 'default' })
   expect(started.status).toBe(201)
@@ -51,7 +57,11 @@ async function roundTrip(base: string, service: ReconnectService): Promise<void>
   expect(stranger.status).toBe(404)
   expect(await stranger.json()).toEqual({ error: { code: 'not-found', message: 'No such conversation' } })
 
-  const big = await fetch(`${base}/api/chat/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(100_000) })
+  const big = await fetch(`${base}/api/chat/start`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: 'x'.repeat(100_000),
+  })
   expect(big.status).toBe(413)
   await big.arrayBuffer()
 

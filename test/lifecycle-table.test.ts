@@ -25,8 +25,10 @@ const refused: Record<string, unknown> = {
   'a guard that is not one of ours': { on: { 'agent.closed': [{ guard: 'toString' }] } } satisfies Resting,
   // @ts-expect-error a guard without the params it needs
   'a guard without its params': { on: { 'agent.closed': [{ guard: 'hasTimer' }] } } satisfies Resting,
-  // @ts-expect-error wrong params
-  'a guard with the wrong params': { on: { 'agent.closed': [{ guard: { type: 'hasTimer', params: { timer: 'lunch' } } }] } } satisfies Resting,
+  'a guard with the wrong params': {
+    // @ts-expect-error wrong params
+    on: { 'agent.closed': [{ guard: { type: 'hasTimer', params: { timer: 'lunch' } } }] },
+  } satisfies Resting,
   // @ts-expect-error an inline guard
   'an inline guard': { on: { 'agent.closed': [{ guard: () => true }] } } satisfies Resting,
   // @ts-expect-error an unknown update

@@ -9,7 +9,7 @@ import {
   readReconnectId,
 } from '../src/links'
 import type { ReconnectHistoryLike } from '../src/links'
-import { ReconnectError, isReconnectError } from '../src/errors'
+import { type ReconnectError, isReconnectError } from '../src/errors'
 
 const ID = 'V1StGXR8_Z5jdHi6B-myT'
 const OTHER_ID = 'abcdefghijklmnopqrstu'
@@ -115,9 +115,7 @@ describe('buildReconnectUrl', () => {
 
   it('throws invalid-argument for an empty or non-string id or param', () => {
     expect(invalidArgument(() => buildReconnectUrl('https://p.example/', '')).message).toMatch(/reconnectId/)
-    expect(invalidArgument(() => buildReconnectUrl('https://p.example/', undefined as unknown as string)).message).toMatch(
-      /reconnectId/,
-    )
+    expect(invalidArgument(() => buildReconnectUrl('https://p.example/', undefined as unknown as string)).message).toMatch(/reconnectId/)
     expect(invalidArgument(() => buildReconnectUrl('https://p.example/', ID, { param: '' })).message).toMatch(/param/)
   })
 
@@ -280,9 +278,7 @@ describe('expandQuickReply', () => {
   })
 
   it('throws invalid-argument for non-string input or an empty URL', () => {
-    expect(invalidArgument(() => expandQuickReply(undefined as unknown as string, 'https://p.example/')).message).toMatch(
-      /text/,
-    )
+    expect(invalidArgument(() => expandQuickReply(undefined as unknown as string, 'https://p.example/')).message).toMatch(/text/)
     expect(invalidArgument(() => expandQuickReply(SLUG, null as unknown as string)).message).toMatch(/reconnectUrl/)
     expect(invalidArgument(() => expandQuickReply(SLUG, '')).message).toMatch(/reconnectUrl/)
   })

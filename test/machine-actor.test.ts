@@ -1,11 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { assign, createActor, initialTransition, transition, type Actor } from 'xstate'
-import {
-  conversationMachine,
-  type ConversationEvent,
-  type ConversationInput,
-} from '../src/machine/conversation-machine'
+import { conversationMachine, type ConversationEvent, type ConversationInput } from '../src/machine/conversation-machine'
 import { expireConversation, stepConversation } from '../src/machine/step'
 import { createManualClock, type ManualClock } from '../src/testing/manual-clock'
 import type { ConversationRecord, ReconnectSettings, State } from '../src/types'

@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createTestModel, getAdjacencyMap, getShortestPaths, getSimplePaths } from 'xstate/graph'
-import {
-  conversationMachine,
-  STATES,
-  type ConversationEvent,
-  type ConversationInput,
-} from '../src/machine/conversation-machine'
+import { conversationMachine, STATES, type ConversationEvent, type ConversationInput } from '../src/machine/conversation-machine'
 import { createConversationRecord, stepConversation } from '../src/machine/step'
 import type { ConversationRecord, ReconnectSettings, State, TimerName } from '../src/types'
 import { MINUTE, T0 } from './support/conversation'
@@ -54,14 +49,7 @@ function eventsFor(snapshot: Snapshot): ConversationEvent[] {
 
 function shape(snapshot: Snapshot): string {
   const c = snapshot.context
-  return JSON.stringify([
-    snapshot.value,
-    c.agentId,
-    c.previousAgentId,
-    c.capacityHeld,
-    c.endedBy,
-    Object.keys(c.timers).sort(),
-  ])
+  return JSON.stringify([snapshot.value, c.agentId, c.previousAgentId, c.capacityHeld, c.endedBy, Object.keys(c.timers).sort()])
 }
 
 function traversal(settings: ReconnectSettings, agentId: string | null = null) {

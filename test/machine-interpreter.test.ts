@@ -23,7 +23,9 @@ function throughXState(state: State, context: ConversationContext, event: { type
   if (snapshot.status !== 'active') return { kind: 'rejected' }
   const [next] = transition(conversationMachine, snapshot, event as ConversationEvent)
   if (next.value === state && next.context === snapshot.context) {
-    return conversationMachine.getTransitionData(snapshot, event as ConversationEvent).length === 0 ? { kind: 'rejected' } : { kind: 'noop' }
+    return conversationMachine.getTransitionData(snapshot, event as ConversationEvent).length === 0
+      ? { kind: 'rejected' }
+      : { kind: 'noop' }
   }
   return { kind: 'changed', state: next.value as State, context: next.context }
 }
@@ -136,9 +138,14 @@ describe('our interpreter of the lifecycle table ≡ XState', () => {
         deadline: deadline as DeadlineEntry,
       })),
     )
-    expect(deadlines.map(({ state, timer }) => `${state}:${timer}`).sort()).toEqual(
-      ['disconnected:grace', 'queued:queue', 'reconnectable:warn', 'reconnectable:window', 'wrap-up:capacity', 'wrap-up:wrapUp'],
-    )
+    expect(deadlines.map(({ state, timer }) => `${state}:${timer}`).sort()).toEqual([
+      'disconnected:grace',
+      'queued:queue',
+      'reconnectable:warn',
+      'reconnectable:window',
+      'wrap-up:capacity',
+      'wrap-up:wrapUp',
+    ])
     fc.assert(
       fc.property(fc.constantFrom(...deadlines), contextArbitrary, ({ state, timer, deadline }, context) => {
         const type = afterEventType(state, timer)
@@ -159,7 +166,11 @@ describe('our interpreter of the lifecycle table ≡ XState', () => {
   it('has a delayed transition in XState for each deadline of the table, and no other', () => {
     for (const state of STATES) {
       const delays = conversationMachine.states[state]!.after.map((after) => String(after.delay)).sort()
-      expect(delays).toEqual(Object.keys(table.states[state].deadlines ?? {}).map((timer) => `${timer}Delay`).sort())
+      expect(delays).toEqual(
+        Object.keys(table.states[state].deadlines ?? {})
+          .map((timer) => `${timer}Delay`)
+          .sort(),
+      )
     }
   })
 

@@ -140,7 +140,9 @@ function play(settings: ReconnectSettings, agentId: string | null, plans: readon
       if (settings.wrapUpCapacity === 'always') expect(after.capacityHeld).toBe(before.capacityHeld)
     }
     if (after.state === 'wrap-up' && before.state !== 'wrap-up') {
-      expect(after.timers.wrapUp).toBe(after.updatedAt + Math.max(settings.wrapUpAutoClose, typeof settings.wrapUpCapacity === 'number' ? settings.wrapUpCapacity : 0))
+      expect(after.timers.wrapUp).toBe(
+        after.updatedAt + Math.max(settings.wrapUpAutoClose, typeof settings.wrapUpCapacity === 'number' ? settings.wrapUpCapacity : 0),
+      )
       if (typeof settings.wrapUpCapacity === 'number' && after.capacityHeld) {
         expect(after.timers.capacity).toBe(after.updatedAt + settings.wrapUpCapacity)
       }

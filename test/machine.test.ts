@@ -161,7 +161,13 @@ describe('active', () => {
   it('agent.ended → wrap-up, ended by the agent, agent-ended notice to the customer', () => {
     const record = active()
     const events = effectsOf(record, ON, { type: 'agent.ended', at: at(MINUTE) })
-    expect(events).toContainEqual({ type: 'notice', conversationId: 'conv-1', at: at(MINUTE), audience: 'customer', message: 'agent-ended' })
+    expect(events).toContainEqual({
+      type: 'notice',
+      conversationId: 'conv-1',
+      at: at(MINUTE),
+      audience: 'customer',
+      message: 'agent-ended',
+    })
     expect(applyOk(record, ON, { type: 'agent.ended', at: at(MINUTE) }).record).toMatchObject({ state: 'wrap-up', endedBy: 'agent' })
   })
 
@@ -208,7 +214,14 @@ describe('disconnected (reconnect off)', () => {
     const record = disconnected()
     const grace = record.timers.grace!
     const step = applyOk(record, OFF, { type: 'customer.returned', via: 'session', at: grace - 1 })
-    expect(step.record).toMatchObject({ state: 'active', agentId: AGENT, capacityHeld: true, capacitySince: T0, timers: {}, nextDueAt: null })
+    expect(step.record).toMatchObject({
+      state: 'active',
+      agentId: AGENT,
+      capacityHeld: true,
+      capacitySince: T0,
+      timers: {},
+      nextDueAt: null,
+    })
     // Capacity never left the agent, so nothing is released or re-taken.
     expect(describeTransition(record, step.record, step.event).map((e) => e.type)).toEqual(['transition'])
   })
@@ -433,7 +446,12 @@ describe('wrap-up', () => {
     expect(record.nextDueAt).toBe(at(6 * MINUTE))
     expectRejected(record, settings, { type: 'timer.elapsed', timer: 'capacity', at: at(6 * MINUTE) - 1 })
     const step = applyOk(record, settings, { type: 'timer.elapsed', timer: 'capacity', at: at(6 * MINUTE) })
-    expect(step.record).toMatchObject({ state: 'wrap-up', capacityHeld: false, timers: { wrapUp: at(16 * MINUTE) }, nextDueAt: at(16 * MINUTE) })
+    expect(step.record).toMatchObject({
+      state: 'wrap-up',
+      capacityHeld: false,
+      timers: { wrapUp: at(16 * MINUTE) },
+      nextDueAt: at(16 * MINUTE),
+    })
     expect(describeTransition(record, step.record, step.event)).toContainEqual(
       expect.objectContaining({ type: 'capacity.released', heldMs: 6 * MINUTE, reason: 'capacity.elapsed' }),
     )
@@ -457,7 +475,13 @@ describe('wrap-up', () => {
     const afterEnd = wrapUp(ON, 'agent.ended')
     const closing = applyOk(afterEnd, ON, { type: 'agent.closed', at: at(3 * MINUTE) })
     const retention = at(3 * MINUTE) + ON.keepClosedFor!
-    expect(closing.record).toMatchObject({ state: 'closed', capacityHeld: false, timers: { retention }, nextDueAt: retention, endedBy: 'agent' })
+    expect(closing.record).toMatchObject({
+      state: 'closed',
+      capacityHeld: false,
+      timers: { retention },
+      nextDueAt: retention,
+      endedBy: 'agent',
+    })
     const events = describeTransition(afterEnd, closing.record, closing.event)
     expect(notices(events)).toEqual(['customer:session-ended'])
     expect(events).toContainEqual(expect.objectContaining({ type: 'capacity.released', heldMs: 3 * MINUTE, reason: 'agent.closed' }))
@@ -510,7 +534,14 @@ describe('closed', () => {
 
   it.each([
     ['queued', () => applyOk(newConversation(ON), ON, { type: 'customer.ended', at: at(1) }).record],
-    ['wrap-up', () => applyAll(active(), ON, [{ type: 'agent.ended', at: at(1) }, { type: 'agent.closed', at: at(2) }])],
+    [
+      'wrap-up',
+      () =>
+        applyAll(active(), ON, [
+          { type: 'agent.ended', at: at(1) },
+          { type: 'agent.closed', at: at(2) },
+        ]),
+    ],
   ])('rejects every event (closed from %s)', (_from, make) => {
     const record = make()
     expect(record.state).toBe('closed')
@@ -548,7 +579,11 @@ describe('full journeys and bookkeeping', () => {
     let t = T0
     for (let i = 0; i < HISTORY_LIMIT + 5; i += 1) {
       t += SECOND
-      record = applyOk(record, ON, { type: i % 2 === 0 ? 'customer.disconnected' : 'customer.returned', via: 'link', at: t } as ConversationEvent).record
+      record = applyOk(record, ON, {
+        type: i % 2 === 0 ? 'customer.disconnected' : 'customer.returned',
+        via: 'link',
+        at: t,
+      } as ConversationEvent).record
     }
     expect(record.history).toHaveLength(HISTORY_LIMIT)
     expect(record.version).toBe(HISTORY_LIMIT + 6)

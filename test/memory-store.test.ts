@@ -80,7 +80,9 @@ describe('memory store: keepClosedFor', () => {
 
   it('refuses a negative or non-numeric keepClosedFor with a SettingsError naming it', () => {
     for (const keepClosedFor of [-1, Number.NaN, '1 day' as unknown as number]) {
-      expect(() => createMemoryStore({ keepClosedFor })).toThrow(expect.objectContaining({ name: 'SettingsError', issues: [expect.objectContaining({ path: 'keepClosedFor' })] }))
+      expect(() => createMemoryStore({ keepClosedFor })).toThrow(
+        expect.objectContaining({ name: 'SettingsError', issues: [expect.objectContaining({ path: 'keepClosedFor' })] }),
+      )
     }
     expect(createMemoryStore({ keepClosedFor: 0 }).size).toBe(0)
   })

@@ -29,10 +29,17 @@ async function run(events: readonly ServiceEvent[], widget?: Parameters<typeof c
   const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
   const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 })
   const provider = new MeterProvider({ readers: [reader] })
-  const recorder = createOpenTelemetryRecorder({ meter: fits(provider.getMeter('chat-reconnect-test')), ...(widget === undefined ? {} : { widget }) })
+  const recorder = createOpenTelemetryRecorder({
+    meter: fits(provider.getMeter('chat-reconnect-test')),
+    ...(widget === undefined ? {} : { widget }),
+  })
   for (const event of events) recorder.record(event)
   await reader.forceFlush()
-  const metrics = exporter.getMetrics().at(-1)?.scopeMetrics.flatMap((s) => s.metrics) ?? []
+  const metrics =
+    exporter
+      .getMetrics()
+      .at(-1)
+      ?.scopeMetrics.flatMap((s) => s.metrics) ?? []
   await provider.shutdown()
   return { snapshot: recorder.snapshot(), metrics }
 }

@@ -13,12 +13,20 @@ const TIMEOUT = 120_000
 
 const ENTRIES = [
   { specifier: 'chat-reconnect', dist: 'index', names: ['decideReturn', 'createReconnectService', 'createMemoryStore', 'defineSettings'] },
-  { specifier: 'chat-reconnect/testing', dist: 'testing/index', names: ['createManualClock', 'storeContract', 'settingsInputArbitrary', 'lifecycleCommandsArbitrary'] },
+  {
+    specifier: 'chat-reconnect/testing',
+    dist: 'testing/index',
+    names: ['createManualClock', 'storeContract', 'settingsInputArbitrary', 'lifecycleCommandsArbitrary'],
+  },
   { specifier: 'chat-reconnect/redis', dist: 'redis/index', names: ['createRedisStore'] },
   { specifier: 'chat-reconnect/postgres', dist: 'postgres/index', names: ['createPostgresStore'] },
   { specifier: 'chat-reconnect/metrics', dist: 'metrics/index', names: ['createReconnectMetrics', 'createOpenTelemetryRecorder'] },
   { specifier: 'chat-reconnect/http', dist: 'http/index', names: ['createReconnectHandler', 'toCustomerView'] },
-  { specifier: 'chat-reconnect/browser', dist: 'browser/index', names: ['createWidgetSession', 'createHttpTransport', 'formatRemainingTime'] },
+  {
+    specifier: 'chat-reconnect/browser',
+    dist: 'browser/index',
+    names: ['createWidgetSession', 'createHttpTransport', 'formatRemainingTime'],
+  },
 ] as const
 
 /** A link to a conversation nobody stored: every build must answer it the same way. */
@@ -292,7 +300,7 @@ describe.each(ENTRIES)('$specifier from the installed tarball', ({ specifier, na
   })
 
   if (specifier.endsWith('/http')) {
-    it('answers a request through the main entry\'s service, with its errors recognised', () => {
+    it("answers a request through the main entry's service, with its errors recognised", () => {
       for (const mode of ['import', 'require'] as const) {
         expect(load(mode, specifier).http).toEqual({ started: 201, state: 'queued', unknown: 404 })
       }

@@ -79,7 +79,11 @@ describe('postgres store: options and schema', () => {
 
   it('accepts a table name exactly when every dot-separated part is an identifier (property)', () => {
     const part = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,70}$/)
-    const name = fc.oneof(fc.string({ maxLength: 80 }), part, fc.tuple(part, part).map(([a, b]) => `${a}.${b}`))
+    const name = fc.oneof(
+      fc.string({ maxLength: 80 }),
+      part,
+      fc.tuple(part, part).map(([a, b]) => `${a}.${b}`),
+    )
     fc.assert(
       fc.property(name, (table) => {
         const parts = table.split('.')
@@ -280,7 +284,13 @@ describeWithPostgres('postgres store', (url) => {
     pool = createTestPool(url)
   })
   afterAll(async () => {
-    for (const table of tables) await pool.query(`DROP TABLE IF EXISTS ${table.split('.').map((p) => `"${p}"`).join('.')}`)
+    for (const table of tables)
+      await pool.query(
+        `DROP TABLE IF EXISTS ${table
+          .split('.')
+          .map((p) => `"${p}"`)
+          .join('.')}`,
+      )
     await pool.query('DROP SCHEMA IF EXISTS cr_test_schema CASCADE')
     await pool.end()
   })
@@ -526,7 +536,9 @@ describeWithPostgres('postgres store', (url) => {
       { weight: 3, arbitrary: recordArb.map((r) => ({ op: 'put' as const, r })) },
       {
         weight: 1,
-        arbitrary: fc.record({ now: fc.integer({ min: 0, max: 60 }), limit: fc.integer({ min: 1, max: 4 }), key: fc.nat(11) }).map((x) => ({ op: 'read' as const, ...x })),
+        arbitrary: fc
+          .record({ now: fc.integer({ min: 0, max: 60 }), limit: fc.integer({ min: 1, max: 4 }), key: fc.nat(11) })
+          .map((x) => ({ op: 'read' as const, ...x })),
       },
     )
     let run = 0
@@ -623,7 +635,12 @@ describeWithPostgres('postgres store: server failure', () => {
       while (acknowledged.size < 50) await new Promise((resolve) => setTimeout(resolve, 5))
 
       await server.kill('SIGKILL') // mid-run: writes are in flight
-      const down = await Promise.allSettled([store.get('w0-0'), store.put(sampleRecord(), null), store.due(T0 + 1_000, 10), store.nextDueAt()])
+      const down = await Promise.allSettled([
+        store.get('w0-0'),
+        store.put(sampleRecord(), null),
+        store.due(T0 + 1_000, 10),
+        store.nextDueAt(),
+      ])
       for (const result of down) {
         expect(result.status).toBe('rejected')
         if (result.status === 'rejected') expect(isStoreError(result.reason), String(result.reason)).toBe(true)
@@ -645,7 +662,8 @@ describeWithPostgres('postgres store: server failure', () => {
       for (const [id, record] of acknowledged) {
         const stored = await store.get(id)
         // An update whose acknowledgement was lost may have landed: then the stored one is newer.
-        if (stored?.version !== record.version) expect(stored, id).toEqual({ ...record, version: 2, state: 'active', timers: {}, nextDueAt: null })
+        if (stored?.version !== record.version)
+          expect(stored, id).toEqual({ ...record, version: 2, state: 'active', timers: {}, nextDueAt: null })
         else expect(stored, id).toEqual(record)
       }
       const fresh = sampleRecord()

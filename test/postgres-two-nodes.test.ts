@@ -82,7 +82,8 @@ describeWithPostgres('two nodes on one PostgreSQL table', (url) => {
       chats.flatMap((chat, i) => {
         const [x, y] = i % 2 === 0 ? [a, b] : [b, a]
         // A third of the customers stay away, so round 2 has windows to expire.
-        const returns = i % 3 === 2 ? [] : [x.returnCustomer({ reconnectId: chat.reconnectId }), y.returnCustomer({ reconnectId: chat.reconnectId })]
+        const returns =
+          i % 3 === 2 ? [] : [x.returnCustomer({ reconnectId: chat.reconnectId }), y.returnCustomer({ reconnectId: chat.reconnectId })]
         return [
           ...returns,
           ...(i % 3 === 0 ? [y.endByAgent(chat.id).then(keep)] : []),
@@ -93,7 +94,9 @@ describeWithPostgres('two nodes on one PostgreSQL table', (url) => {
     )
 
     // Round 2, at the exact end of every window still open: sweepers on both nodes against late returns.
-    const reconnectable = new Set((await Promise.all(chats.map((c) => a.get(c.id)))).filter((r) => r.state === 'reconnectable').map((r) => r.id))
+    const reconnectable = new Set(
+      (await Promise.all(chats.map((c) => a.get(c.id)))).filter((r) => r.state === 'reconnectable').map((r) => r.id),
+    )
     expect(reconnectable.size).toBeGreaterThan(0)
     clock.advance(5 * MINUTE)
     for (const seen of loaded) seen.clear()
@@ -119,7 +122,13 @@ describeWithPostgres('two nodes on one PostgreSQL table', (url) => {
     for (const id of reconnectable) expect(['wrap-up', 'closed']).toContain((await b.get(id)).state)
 
     // Round 3: agents end what is still active, then every wrap-up and queue deadline passes.
-    await race(chats.map((chat, i) => (i % 2 === 0 ? a : b).get(chat.id).then((r) => (r.state === 'active' ? (i % 2 === 0 ? b : a).endByAgent(chat.id).then(keep) : undefined))))
+    await race(
+      chats.map((chat, i) =>
+        (i % 2 === 0 ? a : b)
+          .get(chat.id)
+          .then((r) => (r.state === 'active' ? (i % 2 === 0 ? b : a).endByAgent(chat.id).then(keep) : undefined)),
+      ),
+    )
     clock.advance(30 * MINUTE)
     for (const seen of loaded) seen.clear()
     const applied = await Promise.all([a.runDueTimers(), b.runDueTimers(), a.runDueTimers({ limit: 3 }), b.runDueTimers()])
@@ -142,10 +151,11 @@ describeWithPostgres('two nodes on one PostgreSQL table', (url) => {
 
       // Every transition some node reported is in the stored history, and nothing else is:
       // a write lost to a concurrent one would leave its reported transitions out.
-      const reported = mine
-        .flatMap((e) => (e.type === 'transition' ? [`${e.at} ${e.from}>${e.to} ${e.event}`] : []))
+      const reported = mine.flatMap((e) => (e.type === 'transition' ? [`${e.at} ${e.from}>${e.to} ${e.event}`] : [])).sort()
+      const stored = final.history
+        .slice(chat.history.length)
+        .map((h) => `${h.at} ${h.from}>${h.to} ${h.event}`)
         .sort()
-      const stored = final.history.slice(chat.history.length).map((h) => `${h.at} ${h.from}>${h.to} ${h.event}`).sort()
       expect(final.history.length, 'history below its limit').toBeLessThan(32)
       expect(reported, chat.id).toEqual(stored)
     }

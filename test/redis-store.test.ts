@@ -63,7 +63,10 @@ describe('redis store: options', () => {
     expect(settingsIssue(() => createRedisStore(undefined as never))).toBe('')
     expect(settingsIssue(() => createRedisStore(null as never))).toBe('')
     for (const bad of [{}, { client: null }, { client: {} }, { client: { get: () => 1 } }]) {
-      expect(settingsIssue(() => createRedisStore(bad as never)), JSON.stringify(bad)).toBe('client')
+      expect(
+        settingsIssue(() => createRedisStore(bad as never)),
+        JSON.stringify(bad),
+      ).toBe('client')
     }
   })
 
@@ -229,7 +232,14 @@ describeWithRedis('redis store', (url) => {
     it('a record key holding something that is not a record is a StoreError on read', async () => {
       const prefix = fresh('corrupt')
       const store = createRedisStore({ client, prefix })
-      const record = sampleRecord({ nextDueAt: T0, timers: { queue: T0 }, state: 'queued', agentId: null, capacityHeld: false, capacitySince: null })
+      const record = sampleRecord({
+        nextDueAt: T0,
+        timers: { queue: T0 },
+        state: 'queued',
+        agentId: null,
+        capacityHeld: false,
+        capacitySince: null,
+      })
       await store.put(record, null)
       const unreadable = ['{not json', '"a string"', JSON.stringify({ ...record, state: 'lost' })]
       for (const bad of [...unreadable, JSON.stringify({ ...record, id: 'other' })]) {
@@ -253,7 +263,15 @@ describeWithRedis('redis store', (url) => {
       const record = sampleRecord({ agentId: 'agent-a' })
       await store.put(record, null)
       await client.set(`${prefix}held:agent-b`, 'not a set')
-      const moved = { ...record, version: 2, agentId: 'agent-b', reconnectId: 'moved-reconnect-id-00', nextDueAt: T0 + 5, timers: { window: T0 + 5 }, state: 'reconnectable' as State }
+      const moved = {
+        ...record,
+        version: 2,
+        agentId: 'agent-b',
+        reconnectId: 'moved-reconnect-id-00',
+        nextDueAt: T0 + 5,
+        timers: { window: T0 + 5 },
+        state: 'reconnectable' as State,
+      }
       const error = await storeError(store.put(moved, 1))
       expect(error.message).toMatch(/WRONGTYPE/)
       expect(await store.get(record.id)).toEqual(record)
@@ -288,7 +306,15 @@ describeWithRedis('redis store', (url) => {
     await store.put(second, null)
     const before = await contentsUnder(client, prefix)
 
-    const moved = { ...second, version: 2, reconnectId: first.reconnectId, agentId: 'agent-z', state: 'active' as State, timers: {}, nextDueAt: null }
+    const moved = {
+      ...second,
+      version: 2,
+      reconnectId: first.reconnectId,
+      agentId: 'agent-z',
+      state: 'active' as State,
+      timers: {},
+      nextDueAt: null,
+    }
     const clash = await storeError(store.put(moved, 1))
     expect(clash).toMatchObject({ code: 'store-failure', operation: 'put', conversationId: second.id })
     expect(String(clash.cause)).toMatch(/already belongs to another conversation/)
@@ -315,7 +341,13 @@ describeWithRedis('redis store', (url) => {
     const prefixed = await connect(url, { keyPrefix })
     try {
       const store = createRedisStore({ client: prefixed, prefix: 'inner:' })
-      const a = sampleRecord({ state: 'reconnectable', customerId: 'c-1', agentId: 'agent-k', timers: { window: T0 + 9 }, nextDueAt: T0 + 9 })
+      const a = sampleRecord({
+        state: 'reconnectable',
+        customerId: 'c-1',
+        agentId: 'agent-k',
+        timers: { window: T0 + 9 },
+        nextDueAt: T0 + 9,
+      })
       await store.put(a, null)
       await store.put({ ...a, version: 2, reconnectId: 'renewed-reconnect-id0', agentId: 'agent-m' }, 1)
       expect((await store.heldBy('agent-m')).map((r) => r.id)).toEqual([a.id])
@@ -433,7 +465,14 @@ describeWithRedis('redis store', (url) => {
 async function expectSameAnswers(
   memory: ConversationStore,
   redis: ConversationStore,
-  domain: { ids: string[]; reconnectIds: string[]; widgets: string[]; customers: (string | null)[]; agents: (string | null)[]; now: number },
+  domain: {
+    ids: string[]
+    reconnectIds: string[]
+    widgets: string[]
+    customers: (string | null)[]
+    agents: (string | null)[]
+    now: number
+  },
 ): Promise<void> {
   for (const id of domain.ids) expect(await redis.get(id)).toEqual(await memory.get(id))
   for (const rid of domain.reconnectIds) expect(await redis.getByReconnectId(rid)).toEqual(await memory.getByReconnectId(rid))
@@ -476,7 +515,11 @@ async function contentsUnder(client: Redis, prefix: string): Promise<Record<stri
 }
 
 /** The keys the Redis store should hold for the memory store's records, built independently of keys.ts. */
-async function expectedKeys(memory: ConversationStore, prefix: string, domain: { ids: string[]; reconnectIds: string[] }): Promise<string[]> {
+async function expectedKeys(
+  memory: ConversationStore,
+  prefix: string,
+  domain: { ids: string[]; reconnectIds: string[] },
+): Promise<string[]> {
   const keys = new Set<string>()
   for (const id of domain.ids) {
     const r = await memory.get(id)
@@ -518,8 +561,21 @@ describeWithRedisServer('redis store: a server killed mid-run', () => {
           const previous = i % 3 === 2 ? acknowledged.get(`fault-${lane}-${i - 1}`) : undefined
           const record =
             previous === undefined
-              ? sampleRecord({ id: `fault-${lane}-${i}`, state: 'reconnectable', customerId: `c-${lane}`, timers: { window: T0 + i }, nextDueAt: T0 + i })
-              : { ...previous, version: previous.version + 1, state: 'wrap-up' as const, endedBy: 'agent' as const, timers: { wrapUp: T0 + i }, nextDueAt: T0 + i }
+              ? sampleRecord({
+                  id: `fault-${lane}-${i}`,
+                  state: 'reconnectable',
+                  customerId: `c-${lane}`,
+                  timers: { window: T0 + i },
+                  nextDueAt: T0 + i,
+                })
+              : {
+                  ...previous,
+                  version: previous.version + 1,
+                  state: 'wrap-up' as const,
+                  endedBy: 'agent' as const,
+                  timers: { wrapUp: T0 + i },
+                  nextDueAt: T0 + i,
+                }
           try {
             await store.put(record, previous === undefined ? null : previous.version)
             acknowledged.set(record.id, record)
@@ -588,7 +644,14 @@ describeWithRedisServer('redis store: Redis Cluster with a hash-tagged prefix', 
   let cluster: Cluster | undefined
 
   beforeAll(async () => {
-    server = await startOwnedRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1'])
+    server = await startOwnedRedis([
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-announce-ip',
+      '127.0.0.1',
+    ])
     // One node serving every slot: Redis still enforces the cluster's same-slot rule inside scripts.
     admin = await connect(server.url)
     await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383')

@@ -100,9 +100,7 @@ describeWithRedis('redis store: two service nodes racing on one Redis', (url) =>
           B: createReconnectService({ settings, clock, store: stores.B, onEvent: (event) => void events.push({ node: 'B', event }) }),
         }
 
-        const chats = await Promise.all(
-          plans.map((_, i) => nodes[i % 2 === 0 ? 'A' : 'B'].start({ agentId: `agent-${i % 7}` })),
-        )
+        const chats = await Promise.all(plans.map((_, i) => nodes[i % 2 === 0 ? 'A' : 'B'].start({ agentId: `agent-${i % 7}` })))
         await Promise.all(chats.map((chat, i) => nodes[i % 2 === 0 ? 'B' : 'A'].disconnect(chat.id)))
         const deadline = clock.now() + TIME_LIMIT
         const outcomes = new Map<string, Outcome[]>(chats.map((c) => [c.id, []]))
@@ -142,7 +140,12 @@ describeWithRedis('redis store: two service nodes racing on one Redis', (url) =>
         for (const chat of chats) {
           const final = await stores.A.get(chat.id)
           if (final === undefined) throw new Error(`conversation ${chat.id} vanished`)
-          checkConversation(final, deadline, outcomes.get(chat.id)!, events.filter((e) => e.event.conversationId === chat.id))
+          checkConversation(
+            final,
+            deadline,
+            outcomes.get(chat.id)!,
+            events.filter((e) => e.event.conversationId === chat.id),
+          )
         }
 
         // The nodes really raced: compare-and-set refused some writes, and no call lost because of it.
@@ -151,7 +154,10 @@ describeWithRedis('redis store: two service nodes racing on one Redis', (url) =>
         // The Redis indexes agree with the records both nodes left behind.
         const finals = (await Promise.all(chats.map((c) => stores.B.get(c.id)))) as ConversationRecord[]
         for (let agent = 0; agent < 7; agent += 1) {
-          const expected = finals.filter((r) => r.capacityHeld && r.agentId === `agent-${agent}`).map((r) => r.id).sort()
+          const expected = finals
+            .filter((r) => r.capacityHeld && r.agentId === `agent-${agent}`)
+            .map((r) => r.id)
+            .sort()
           expect((await stores.A.heldBy(`agent-${agent}`)).map((r) => r.id).sort()).toEqual(expected)
         }
       }),
@@ -206,10 +212,16 @@ function checkConversation(
       expect(final.history.slice(0, outcome.record.history.length), where).toEqual(outcome.record.history)
     }
     if (outcome.decision?.type === 'resume') {
-      expect(final.history.some((e) => e.event === 'customer.returned'), `${where}: resume decision without a stored return`).toBe(true)
+      expect(
+        final.history.some((e) => e.event === 'customer.returned'),
+        `${where}: resume decision without a stored return`,
+      ).toBe(true)
     }
     if (outcome.decision !== undefined && outcome.round === 'at' && outcome.decision.type === 'resume') {
-      expect(final.history.some((e) => e.event === 'customer.returned' && e.at < deadline), where).toBe(true)
+      expect(
+        final.history.some((e) => e.event === 'customer.returned' && e.at < deadline),
+        where,
+      ).toBe(true)
     }
   }
 }

@@ -70,7 +70,9 @@ function retentionSuite(name: string, open: () => Promise<Shared>): void {
     expect(await shared.stores[1].nextDueAt()).toBeNull()
   })
 
-  it(`${name}: erase under concurrent writes from a second node loses no other customer's data and leaves nothing naming the customer`, { timeout: 120_000 }, async () => {
+  it(`${name}: erase under concurrent writes from a second node loses no other customer's data and leaves nothing naming the customer`, {
+    timeout: 120_000,
+  }, async () => {
     const clock = createManualClock()
     const eraser = service(0, clock)
     const other = service(1, clock)
@@ -167,7 +169,10 @@ describeWithPostgres('retention on PostgreSQL', (url) => {
         stores: [first, createPostgresStore({ pool, table })],
         count: async () => Number((await pool.query(`SELECT count(*)::int AS n FROM "${table}"`)).rows[0].n),
         async mentions(text) {
-          const rows = await pool.query(`SELECT id FROM "${table}" WHERE id = $1 OR customer_id = $1 OR record::text LIKE '%' || $1 || '%'`, [text])
+          const rows = await pool.query(
+            `SELECT id FROM "${table}" WHERE id = $1 OR customer_id = $1 OR record::text LIKE '%' || $1 || '%'`,
+            [text],
+          )
           return rows.rows.map((row: { id: string }) => row.id)
         },
       }
@@ -194,7 +199,11 @@ function preUpgradeRecords(t0: number, widgetId = 'default'): ConversationRecord
 
 async function expectUpgraded(store: ConversationStore, closed: ConversationRecord, keep: number, clock: ManualClock): Promise<void> {
   const upgraded = await store.get(closed.id)
-  expect(upgraded).toMatchObject({ version: closed.version + 1, timers: { retention: closed.updatedAt + keep }, nextDueAt: closed.updatedAt + keep })
+  expect(upgraded).toMatchObject({
+    version: closed.version + 1,
+    timers: { retention: closed.updatedAt + keep },
+    nextDueAt: closed.updatedAt + keep,
+  })
   clock.set(closed.updatedAt + keep)
   const node = createReconnectService({ settings: SETTINGS, clock, store })
   expect(await node.runDueTimers()).toBe(1)
@@ -224,7 +233,11 @@ describeWithRedis('retention upgrade on Redis', (url) => {
     expect(await store.migrate()).toEqual({ scanned: 2, scheduled: 0, failed: [] })
     expect((await store.byCustomer('old-customer')).map((r) => r.id).sort()).toEqual([closed!.id, live!.id].sort())
     expect((await store.get(closed!.id))?.timers).toEqual({})
-    expect(await store.migrate({ keepClosedFor: (widget) => (widget === 'default' ? 7 * DAY : null) })).toEqual({ scanned: 2, scheduled: 1, failed: [] })
+    expect(await store.migrate({ keepClosedFor: (widget) => (widget === 'default' ? 7 * DAY : null) })).toEqual({
+      scanned: 2,
+      scheduled: 1,
+      failed: [],
+    })
     expect(await store.migrate({ keepClosedFor: 7 * DAY })).toEqual({ scanned: 2, scheduled: 0, failed: [] })
     await expectUpgraded(store, closed!, 7 * DAY, clock)
     expect(await store.migrate({ keepClosedFor: -1 }).catch((e: unknown) => e)).toMatchObject({ code: 'invalid-settings' })

@@ -38,7 +38,8 @@ async function simulate(plan: Plan): Promise<void> {
   const settings = (widgetId: string): ReconnectSettingsInput => perWidget[Number(widgetId.slice(2))]!
   const expiries: Array<{ id: string; at: number; sweptAt: number }> = []
   const onEvent = (event: ServiceEvent): void => {
-    if (event.type === 'transition' && event.to === 'wrap-up') expiries.push({ id: event.conversationId, at: event.at, sweptAt: clock.now() })
+    if (event.type === 'transition' && event.to === 'wrap-up')
+      expiries.push({ id: event.conversationId, at: event.at, sweptAt: clock.now() })
   }
   const errors: unknown[] = []
   const service = createReconnectService({ settings, clock, store, onEvent, onError: (e) => errors.push(e) })
@@ -82,7 +83,8 @@ async function simulate(plan: Plan): Promise<void> {
       const window = record.timers.window!
       if (window !== expected[i]) expect(window).toBe(expected[i])
       // A deadline earlier than the planned wake-up moves the wake-up forward at once.
-      if (!(clock.nextTimerAt()! <= window)) expect(clock.nextTimerAt(), 'scheduler re-armed for the new deadline').toBeLessThanOrEqual(window)
+      if (!(clock.nextTimerAt()! <= window))
+        expect(clock.nextTimerAt(), 'scheduler re-armed for the new deadline').toBeLessThanOrEqual(window)
       checkTimer()
       next += 1
     }
@@ -131,10 +133,9 @@ describe('scheduler', () => {
   it('keeps the same promises for any mix of time limits and disconnect times', async () => {
     const plan = fc.record({
       limits: fc.array(fc.integer({ min: 1000, max: 5 * MINUTE }), { minLength: 1, maxLength: 5 }),
-      conversations: fc.array(
-        fc.record({ widget: fc.nat({ max: 4 }), disconnectAfter: fc.integer({ min: 0, max: 3 * MINUTE }) }),
-        { maxLength: 30 },
-      ),
+      conversations: fc.array(fc.record({ widget: fc.nat({ max: 4 }), disconnectAfter: fc.integer({ min: 0, max: 3 * MINUTE }) }), {
+        maxLength: 30,
+      }),
     })
     await fc.assert(
       fc.asyncProperty(plan, async ({ limits, conversations }) => {

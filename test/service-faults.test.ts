@@ -141,13 +141,9 @@ describe('service on a store that fails, stalls and loses acknowledgements', () 
           const inner = createMemoryStore()
           const store = faultyStore(inner, plan)
           const events: ServiceEvent[] = []
-          const nodes = [0, 1].map(() =>
-            createReconnectService({ settings, clock, store, onEvent: (e) => void events.push(e) }),
-          )
+          const nodes = [0, 1].map(() => createReconnectService({ settings, clock, store, onEvent: (e) => void events.push(e) }))
           store.faulty = false
-          const chats = await Promise.all(
-            AGENTS.concat('agent-1').map((agentId) => nodes[0]!.start({ agentId, customerId: null })),
-          )
+          const chats = await Promise.all(AGENTS.concat('agent-1').map((agentId) => nodes[0]!.start({ agentId, customerId: null })))
           store.faulty = true
           for (let i = 0; i < ops.length; i += width) {
             const batch = ops.slice(i, i + width).map(async ({ node, kind, target }) => {
@@ -175,7 +171,11 @@ describe('service on a store that fails, stalls and loses acknowledgements', () 
           store.faulty = false
           for (const chat of chats) expectSound(await inner.get(chat.id))
           if (!lostAcks) await expectCapacityBalanced(events, inner)
-          await expectRecovered(nodes[1]!, inner, chats.map((c) => c.id))
+          await expectRecovered(
+            nodes[1]!,
+            inner,
+            chats.map((c) => c.id),
+          )
           if (!lostAcks) await expectCapacityBalanced(events, inner)
         },
       ),
@@ -246,7 +246,10 @@ describe('a write whose acknowledgement is lost', () => {
     await service.endByAgent(chat.id).catch((error: unknown) => expect(isStoreError(error), String(error)).toBe(true))
     await service.endByAgent(chat.id)
     expect((await inner.get(chat.id))!.state).toBe('wrap-up')
-    expect(events.filter((e) => e.type === 'transition' && e.to === 'wrap-up'), 'the End transition is reported once').toHaveLength(1)
+    expect(
+      events.filter((e) => e.type === 'transition' && e.to === 'wrap-up'),
+      'the End transition is reported once',
+    ).toHaveLength(1)
     await expectCapacityBalanced(events, inner)
   })
 })

@@ -110,7 +110,12 @@ describe('single-use links', () => {
 
   it('also spends a link opened while the chat is still live (another tab), without touching its state', async () => {
     const events: unknown[] = []
-    const service = createReconnectService({ settings, clock: createManualClock(), singleUseLinks: true, onEvent: (e) => void events.push(e) })
+    const service = createReconnectService({
+      settings,
+      clock: createManualClock(),
+      singleUseLinks: true,
+      onEvent: (e) => void events.push(e),
+    })
     const chat = await service.start({ agentId: 'agent-1' })
     events.length = 0
     const resumed = await service.returnCustomer({ reconnectId: chat.reconnectId })

@@ -543,7 +543,10 @@ class RunDueTimers implements fc.AsyncCommand<Model, Real> {
       expect({ ...sent, 'window-closing': 0 }, `notices of ${chat.id}`).toEqual({ ...chat.notices, 'window-closing': 0 })
     }
     for (const agent of AGENTS) {
-      const holding = model.chats.filter((c) => c.holds && c.agent === agent).map((c) => c.id).sort()
+      const holding = model.chats
+        .filter((c) => c.holds && c.agent === agent)
+        .map((c) => c.id)
+        .sort()
       expect((await real.store.heldBy(agent)).map((r) => r.id).sort()).toEqual(holding)
     }
     await verify(model, real)
@@ -567,8 +570,14 @@ function commandsArbitrary() {
       4,
       fc.tuple(fc.option(agent, { nil: null, freq: 4 }), fc.option(customer, { nil: null })).map(([a, c]) => new Start(a, c)),
     ),
-    weighted(1, target.map((t) => new StartAgain(t))),
-    weighted(2, fc.tuple(target, agent).map(([t, a]) => new Assign(t, a))),
+    weighted(
+      1,
+      target.map((t) => new StartAgain(t)),
+    ),
+    weighted(
+      2,
+      fc.tuple(target, agent).map(([t, a]) => new Assign(t, a)),
+    ),
     weighted(4, simple('disconnect')),
     weighted(1, simple('endByAgent')),
     weighted(1, simple('endByCustomer')),
@@ -579,7 +588,10 @@ function commandsArbitrary() {
         .tuple(target, fc.constantFrom<'link' | 'session'>('link', 'session'), fc.boolean())
         .map(([t, via, signedIn]) => new ReturnWithLink(t, via, signedIn)),
     ),
-    weighted(3, target.map((t) => new ReturnSignedIn(t))),
+    weighted(
+      3,
+      target.map((t) => new ReturnSignedIn(t)),
+    ),
     weighted(
       2,
       fc
@@ -590,7 +602,10 @@ function commandsArbitrary() {
       1,
       fc.oneof(fc.integer({ min: 0, max: 60_000 }), fc.integer({ min: 0, max: MAX_DURATION })).map((ms) => new AdvanceTime(ms)),
     ),
-    weighted(2, fc.constantFrom<-1 | 0 | 1>(-1, 0, 1).map((offset) => new AdvanceToDeadline(offset))),
+    weighted(
+      2,
+      fc.constantFrom<-1 | 0 | 1>(-1, 0, 1).map((offset) => new AdvanceToDeadline(offset)),
+    ),
     weighted(1, fc.constant(new RunDueTimers())),
   )
   return fc.commands([command], { maxCommands: 40, size: 'max', replayPath: replayPath() })

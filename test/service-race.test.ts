@@ -100,9 +100,7 @@ function expectResumesSound(decisions: ReturnDecision[], record: ConversationRec
 function expectTyped(outcomes: Outcome[]): void {
   for (const outcome of outcomes) {
     if (outcome.ok) continue
-    expect(isInvalidTransitionError(outcome.error) || isConflictError(outcome.error), `${outcome.op}: ${String(outcome.error)}`).toBe(
-      true,
-    )
+    expect(isInvalidTransitionError(outcome.error) || isConflictError(outcome.error), `${outcome.op}: ${String(outcome.error)}`).toBe(true)
   }
 }
 
@@ -226,9 +224,13 @@ describe('two nodes racing on one conversation', () => {
   it('a single-use link resumes at most one return, and never hands its renewal to a second holder', async () => {
     await fc.assert(
       fc.asyncProperty(fc.scheduler(), async (s) => {
-        const { store, a, b } = cluster(s, { enabled: true, timeLimit: WINDOW, portalUrl: 'https://portal.example.com/chat' }, {
-          singleUseLinks: true,
-        })
+        const { store, a, b } = cluster(
+          s,
+          { enabled: true, timeLimit: WINDOW, portalUrl: 'https://portal.example.com/chat' },
+          {
+            singleUseLinks: true,
+          },
+        )
         const chat = await a.service.start({ agentId: 'agent-1' })
         await a.service.disconnect(chat.id)
         store.gated = true

@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import {
-  createMemoryStore,
-  createReconnectService,
-  type ConversationStore,
-  type ReconnectSettingsInput,
-} from '../src/index'
+import { createMemoryStore, createReconnectService, type ConversationStore, type ReconnectSettingsInput } from '../src/index'
 import { createManualClock } from '../src/testing/index'
 
 const MINUTE = 60_000

@@ -32,8 +32,7 @@ afterAll(closeStores)
 
 // Every case runs on each store: the service must behave the same whatever keeps its records.
 describe.each(storeKinds())('on the $name store', (kind) => {
-  const setup = async (input: ReconnectSettingsInput = settings, store?: ConversationStore) =>
-    setupOn(input, store ?? (await kind.make()))
+  const setup = async (input: ReconnectSettingsInput = settings, store?: ConversationStore) => setupOn(input, store ?? (await kind.make()))
 
   describe('service: link reconnect', () => {
     it('resumes with the same agent inside the window and redirects after it', async () => {
@@ -62,9 +61,7 @@ describe.each(storeKinds())('on the $name store', (kind) => {
       expect((await service.get(chat.id)).state).toBe('wrap-up')
       expect(await service.runDueTimers()).toBe(1)
       const notices = events.filter((e) => e.type === 'notice')
-      expect(notices).toEqual([
-        expect.objectContaining({ audience: 'agent', message: 'customer-disconnected', conversationId: chat.id }),
-      ])
+      expect(notices).toEqual([expect.objectContaining({ audience: 'agent', message: 'customer-disconnected', conversationId: chat.id })])
     })
 
     it('treats a retried disconnect as a no-op that keeps the version', async () => {
@@ -114,7 +111,7 @@ describe.each(storeKinds())('on the $name store', (kind) => {
       expect(() => createReconnectService({ settings, maxAttempts: 1 })).not.toThrow()
     })
 
-    it("reads an empty customerId as a guest, as decideReturn does", async () => {
+    it('reads an empty customerId as a guest, as decideReturn does', async () => {
       const { service } = await setup({ ...settings, authenticated: true })
       const chat = await service.start({ agentId: 'agent-1', customerId: 'cust-1' })
       await service.disconnect(chat.id)

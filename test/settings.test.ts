@@ -247,7 +247,15 @@ describe('defineSettings: redirectAllowlist', () => {
 
   it('reports each bad entry at its index', () => {
     const input = {
-      redirectAllowlist: ['https://ok.example.com', 'https://example.com/path', 'javascript:alert(1)', 7, 'https://*.example.com', 'https://a.com?x', 'https://a.com#x'],
+      redirectAllowlist: [
+        'https://ok.example.com',
+        'https://example.com/path',
+        'javascript:alert(1)',
+        7,
+        'https://*.example.com',
+        'https://a.com?x',
+        'https://a.com#x',
+      ],
     }
     expect(pathsOf(input)).toEqual([
       'redirectAllowlist[1]',
@@ -262,7 +270,7 @@ describe('defineSettings: redirectAllowlist', () => {
   })
 
   it('reports a hole in a sparse array', () => {
-    // eslint-disable-next-line no-sparse-arrays
+    // biome-ignore lint/suspicious/noSparseArray: the hole is what this test is about
     expect(pathsOf({ redirectAllowlist: ['https://a.com', , 'https://b.com'] })).toEqual(['redirectAllowlist[1]'])
   })
 
@@ -445,9 +453,9 @@ describe('wrapUpCloseAfter', () => {
 // ---- arbitraries for the properties ----
 
 const duration = (min: number, max: number): fc.Arbitrary<number | { seconds: number } | string> =>
-  fc.integer({ min: Math.ceil(min / 1000), max: Math.floor(max / 1000) }).chain((seconds) =>
-    fc.constantFrom(seconds * 1000, { seconds }, `PT${seconds}S`),
-  )
+  fc
+    .integer({ min: Math.ceil(min / 1000), max: Math.floor(max / 1000) })
+    .chain((seconds) => fc.constantFrom(seconds * 1000, { seconds }, `PT${seconds}S`))
 
 const origin = fc.constantFrom('https://shop.example.com', 'https://www.example.com', 'http://localhost:8080')
 
@@ -470,7 +478,9 @@ const validInput: fc.Arbitrary<ReconnectSettingsInput> = fc
     },
     { requiredKeys: [] },
   )
-  .map((input) => (input.enabled === true ? { ...input, timeLimit: input.timeLimit ?? 'PT30M', portalUrl: input.portalUrl ?? ENABLED.portalUrl } : input))
+  .map((input) =>
+    input.enabled === true ? { ...input, timeLimit: input.timeLimit ?? 'PT30M', portalUrl: input.portalUrl ?? ENABLED.portalUrl } : input,
+  )
 
 // One way to break each field on its own, against BASE, without touching any other field's validity.
 const BASE: ReconnectSettingsInput = {
@@ -624,8 +634,18 @@ describe('defineSettings: issue codes and limits', () => {
     ['a short wrapUpCapacity', { wrapUpCapacity: 29_999 }, 'wrapUpCapacity', { code: 'too-small', minimum: 30_000, unit: 'ms' }],
     ['8 days', { timeLimit: 'P8D' }, 'timeLimit', { code: 'too-big', maximum: 7 * DAY, unit: 'ms' }],
     ['a long wrapUpCapacity', { wrapUpCapacity: 'PT61M' }, 'wrapUpCapacity', { code: 'too-big', maximum: 60 * MINUTE, unit: 'ms' }],
-    ['an unsafe number', { disconnectGrace: 2 ** 60 }, 'disconnectGrace', { code: 'too-big', maximum: Number.MAX_SAFE_INTEGER, unit: 'ms' }],
-    ['warnBefore = timeLimit', { timeLimit: 'PT30M', warnBefore: 'PT30M' }, 'warnBefore', { code: 'too-big', maximum: 30 * MINUTE - 1, unit: 'ms' }],
+    [
+      'an unsafe number',
+      { disconnectGrace: 2 ** 60 },
+      'disconnectGrace',
+      { code: 'too-big', maximum: Number.MAX_SAFE_INTEGER, unit: 'ms' },
+    ],
+    [
+      'warnBefore = timeLimit',
+      { timeLimit: 'PT30M', warnBefore: 'PT30M' },
+      'warnBefore',
+      { code: 'too-big', maximum: 30 * MINUTE - 1, unit: 'ms' },
+    ],
     ['a long URL', { portalUrl: `https://x.com/${'a'.repeat(3000)}` }, 'portalUrl', { code: 'too-big', maximum: 2048, unit: 'characters' }],
     ['a long linkParam', { linkParam: 'x'.repeat(65) }, 'linkParam', { code: 'too-big', maximum: 64, unit: 'characters' }],
     ['a javascript: URL', { redirectUrl: 'javascript:alert(1)' }, 'redirectUrl', { code: 'invalid-url' }],
@@ -633,7 +653,12 @@ describe('defineSettings: issue codes and limits', () => {
     ['an allowlist entry with a path', { redirectAllowlist: ['https://a.com/x'] }, 'redirectAllowlist[0]', { code: 'invalid-origin' }],
     ['an allowlist wildcard', { redirectAllowlist: ['https://*.a.com'] }, 'redirectAllowlist[0]', { code: 'invalid-origin' }],
     ['an allowlist URL that is no URL', { redirectAllowlist: ['https//a.com'] }, 'redirectAllowlist[0]', { code: 'invalid-url' }],
-    ['redirectUrl off the allowlist', { redirectAllowlist: ['https://a.com'], redirectUrl: 'https://b.com/' }, 'redirectUrl', { code: 'not-allowed' }],
+    [
+      'redirectUrl off the allowlist',
+      { redirectAllowlist: ['https://a.com'], redirectUrl: 'https://b.com/' },
+      'redirectUrl',
+      { code: 'not-allowed' },
+    ],
     ['a linkParam with a space', { linkParam: 'a b' }, 'linkParam', { code: 'invalid-format' }],
     ['an empty linkParam', { linkParam: '' }, 'linkParam', { code: 'invalid-format' }],
   ])('%s', (_, input, path, expected) => {
@@ -646,16 +671,33 @@ describe('defineSettings: issue codes and limits', () => {
   })
 
   it("a Proxy whose trap throws is 'unreadable'", () => {
-    const hostile = new Proxy({}, { ownKeys: () => {
-      throw new Error('no keys')
-    } })
+    const hostile = new Proxy(
+      {},
+      {
+        ownKeys: () => {
+          throw new Error('no keys')
+        },
+      },
+    )
     expect(issue(hostile, '')).toMatchObject({ code: 'unreadable', message: expect.stringMatching(/no keys/) })
   })
 
   it('every issue of any input has a known code, and limits that agree with the message (property)', () => {
     const codes = new Set([
-      'unreadable', 'invalid-type', 'unknown-key', 'required', 'invalid-duration', 'calendar-unit', 'too-small',
-      'too-big', 'invalid-url', 'invalid-origin', 'not-allowed', 'invalid-format', 'unsupported', 'invalid-value',
+      'unreadable',
+      'invalid-type',
+      'unknown-key',
+      'required',
+      'invalid-duration',
+      'calendar-unit',
+      'too-small',
+      'too-big',
+      'invalid-url',
+      'invalid-origin',
+      'not-allowed',
+      'invalid-format',
+      'unsupported',
+      'invalid-value',
     ])
     const anyField = fc.record(
       Object.fromEntries(Object.keys(BREAKERS).map((field) => [field, fc.oneof(BREAKERS[field]!, fc.anything({ maxDepth: 1 }))])),
@@ -792,24 +834,106 @@ describe('defineSettings: URL settings read the same in every parser (#12 part 4
   const separator = fc.constantFrom('://', ':/', ':', ':///', ':\\\\', '://\\', ':/\\')
   const userinfo = fc.constantFrom('', '', '', 'user@', 'a:b@', '@', ':@', 'shop.example@')
   const hostPiece = fc.constantFrom(
-    'shop', 'example', 'SHOP', 'evil', 'com', '.', '..', '-', '_', '0x7f', '127', '0', '1', '2130706433', '0177',
-    '%2e', '%41', '%', '\u3002', '\uff0e', '\u00fc', 'xn--bcher-kva', 'xn--', '[::1]', '[0:0::1]', '[', ']', '::',
-    '\\', '@', '/', '?', '#', ' ', '\t', '\n', '\u0000', '\u00ad', '*', '~', '!', '$', '&', "'", '(', ';', '=', '+',
+    'shop',
+    'example',
+    'SHOP',
+    'evil',
+    'com',
+    '.',
+    '..',
+    '-',
+    '_',
+    '0x7f',
+    '127',
+    '0',
+    '1',
+    '2130706433',
+    '0177',
+    '%2e',
+    '%41',
+    '%',
+    '\u3002',
+    '\uff0e',
+    '\u00fc',
+    'xn--bcher-kva',
+    'xn--',
+    '[::1]',
+    '[0:0::1]',
+    '[',
+    ']',
+    '::',
+    '\\',
+    '@',
+    '/',
+    '?',
+    '#',
+    ' ',
+    '\t',
+    '\n',
+    '\u0000',
+    '\u00ad',
+    '*',
+    '~',
+    '!',
+    '$',
+    '&',
+    "'",
+    '(',
+    ';',
+    '=',
+    '+',
   )
   const host = fc.array(hostPiece, { minLength: 0, maxLength: 6 }).map((pieces) => pieces.join(''))
   const port = fc.constantFrom('', '', '', ':', ':80', ':443', ':0080', ':8080', ':65535', ':65536', ':x', ':-1', ': 80')
   const tailPiece = fc.constantFrom(
-    '/', '//', '\\', '@', 'evil.com', '?', '#', '%', '%2F', '%5C', '..', '.', ';', ' ', '\t', '\n', '\r', '\u3002',
-    '\u00e9', '\u0000', '\u007f', ':', '[', ']', '{', '"', "'", '<', '`', '|', '^', '~', '&', '=', 'x', 'a/b',
+    '/',
+    '//',
+    '\\',
+    '@',
+    'evil.com',
+    '?',
+    '#',
+    '%',
+    '%2F',
+    '%5C',
+    '..',
+    '.',
+    ';',
+    ' ',
+    '\t',
+    '\n',
+    '\r',
+    '\u3002',
+    '\u00e9',
+    '\u0000',
+    '\u007f',
+    ':',
+    '[',
+    ']',
+    '{',
+    '"',
+    "'",
+    '<',
+    '`',
+    '|',
+    '^',
+    '~',
+    '&',
+    '=',
+    'x',
+    'a/b',
   )
   const tail = fc.array(tailPiece, { maxLength: 6 }).map((pieces) => pieces.join(''))
-  const trickyUrl = fc
-    .tuple(scheme, separator, userinfo, host, port, tail)
-    .map(([a, b, c, d, e, f]) => `${a}${b}${c}${d}${e}${f}`)
+  const trickyUrl = fc.tuple(scheme, separator, userinfo, host, port, tail).map(([a, b, c, d, e, f]) => `${a}${b}${c}${d}${e}${f}`)
   const anyUrl = fc.oneof(
     { arbitrary: trickyUrl, weight: 6 },
     { arbitrary: fc.webUrl({ withQueryParameters: true, withFragments: true }), weight: 2 },
-    { arbitrary: fc.webUrl({ size: 'small' }).chain((u) => fc.nat(u.length).chain((i) => tailPiece.map((p) => u.slice(0, i) + p + u.slice(i)))), weight: 2 },
+    {
+      arbitrary: fc
+        .webUrl({ size: 'small' })
+        .chain((u) => fc.nat(u.length).chain((i) => tailPiece.map((p) => u.slice(0, i) + p + u.slice(i)))),
+      weight: 2,
+    },
     { arbitrary: fc.string({ unit: 'binary', maxLength: 40 }).map((s) => `https://${s}`), weight: 1 },
   )
 
@@ -830,10 +954,14 @@ describe('defineSettings: URL settings read the same in every parser (#12 part 4
   function legacy(url: string): Reading {
     const parsed = legacyParse(url)
     const scheme = (parsed.protocol ?? '').slice(0, -1).toLowerCase()
-    return { scheme, host: unbracket(parsed.hostname ?? ''), port: parsed.port === null ? (DEFAULT_PORT[scheme] ?? '') : String(Number(parsed.port)) }
+    return {
+      scheme,
+      host: unbracket(parsed.hostname ?? ''),
+      port: parsed.port === null ? (DEFAULT_PORT[scheme] ?? '') : String(Number(parsed.port)),
+    }
   }
 
-  it('every URL a setting accepts has one scheme, host and port in WHATWG URL and Node\'s legacy url.parse, and is a valid Location header (property)', () => {
+  it("every URL a setting accepts has one scheme, host and port in WHATWG URL and Node's legacy url.parse, and is a valid Location header (property)", () => {
     let acceptedCount = 0
     fc.assert(
       fc.property(fc.constantFrom(...URL_FIELDS), anyUrl, (field, url) => {
@@ -851,7 +979,7 @@ describe('defineSettings: URL settings read the same in every parser (#12 part 4
     expect(acceptedCount).toBeGreaterThan(100)
   })
 
-  it('every URL a setting accepts has one scheme, host and port in WHATWG URL and Python\'s urllib.parse.urlsplit (one batch)', () => {
+  it("every URL a setting accepts has one scheme, host and port in WHATWG URL and Python's urllib.parse.urlsplit (one batch)", () => {
     const urls = [...new Set(fc.sample(anyUrl, 4000))].filter((url) => accepted('portalUrl', url) !== undefined)
     expect(urls.length).toBeGreaterThan(100)
     const script = [
@@ -971,7 +1099,8 @@ describe('defineSettings: exotic objects give typed errors only (#12 part 4)', (
         if (revoked) made.revoke()
         return made.proxy
       }
-      build.toString = () => `proxy of ${target} throwing ${String(typeof value)} from [${traps.join(', ')}]${revoked ? ', revoked' : ''}${lyingKeys ? ', lying ownKeys' : ''}`
+      build.toString = () =>
+        `proxy of ${target} throwing ${String(typeof value)} from [${traps.join(', ')}]${revoked ? ', revoked' : ''}${lyingKeys ? ', lying ownKeys' : ''}`
       return build
     })
 

@@ -116,16 +116,11 @@ describe('createSignedReconnectIds: tampering and junk', () => {
   it('refuses every truncation and every extension', async () => {
     const valid = await issued
     await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom(...valid),
-        fc.nat(),
-        fc.string({ minLength: 1, maxLength: 10 }),
-        async (id, n, extra) => {
-          expect(await ids.verify(id.slice(0, n % id.length))).toBe(false)
-          expect(await ids.verify(id + extra)).toBe(false)
-          expect(await ids.verify(extra + id)).toBe(false)
-        },
-      ),
+      fc.asyncProperty(fc.constantFrom(...valid), fc.nat(), fc.string({ minLength: 1, maxLength: 10 }), async (id, n, extra) => {
+        expect(await ids.verify(id.slice(0, n % id.length))).toBe(false)
+        expect(await ids.verify(id + extra)).toBe(false)
+        expect(await ids.verify(extra + id)).toBe(false)
+      }),
       { numRuns: 200 },
     )
   })
@@ -169,18 +164,14 @@ describe('createSignedReconnectIds: options', () => {
 
     // 16 characters but 32 bytes: long enough.
     expect(() => createSignedReconnectIds({ keys: { k1: 'é'.repeat(16) }, currentKeyId: 'k1' })).not.toThrow()
-    const bytes = settingsErrorOf(() =>
-      createSignedReconnectIds({ keys: { k1: new Uint8Array(31) }, currentKeyId: 'k1' }),
-    )
+    const bytes = settingsErrorOf(() => createSignedReconnectIds({ keys: { k1: new Uint8Array(31) }, currentKeyId: 'k1' }))
     expect(bytes.issues[0]?.path).toBe('keys.k1')
   })
 
   it('refuses a currentKeyId that is not one of the keys', () => {
     const error = settingsErrorOf(() => createSignedReconnectIds({ keys: { k1: SECRET_1 }, currentKeyId: 'k2' }))
     expect(error.issues).toEqual([{ path: 'currentKeyId', code: 'not-allowed', message: expect.stringContaining('"k2"') }])
-    const inherited = settingsErrorOf(() =>
-      createSignedReconnectIds({ keys: { k1: SECRET_1 }, currentKeyId: 'toString' }),
-    )
+    const inherited = settingsErrorOf(() => createSignedReconnectIds({ keys: { k1: SECRET_1 }, currentKeyId: 'toString' }))
     expect(inherited.issues.map((i) => i.path)).toEqual(['currentKeyId'])
   })
 
@@ -191,13 +182,7 @@ describe('createSignedReconnectIds: options', () => {
         currentKeyId: 'nope',
       }),
     )
-    expect(error.issues.map((i) => i.path)).toEqual([
-      'keys.k1',
-      'keys.bad-id',
-      'keys.toolongid',
-      'keys.k4',
-      'currentKeyId',
-    ])
+    expect(error.issues.map((i) => i.path)).toEqual(['keys.k1', 'keys.bad-id', 'keys.toolongid', 'keys.k4', 'currentKeyId'])
     expect(error.issues.map((i) => i.code)).toEqual(['too-small', 'invalid-format', 'invalid-format', 'invalid-type', 'not-allowed'])
     expect(error.message).toContain('keys.bad-id: key id must be 1–8 characters')
   })

@@ -174,7 +174,10 @@ function guarded(action) {
   }
 }
 
-$('start').addEventListener('submit', guarded(() => startChat(new FormData($('start')).get('name'))))
+$('start').addEventListener(
+  'submit',
+  guarded(() => startChat(new FormData($('start')).get('name'))),
+)
 
 $('composer').addEventListener(
   'submit',

@@ -14,7 +14,8 @@ function el(name, attributes = {}, text) {
   return node
 }
 
-const seconds = (ms) => (ms === null ? '–' : ms < 1000 ? `${Math.round(ms)} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`)
+const seconds = (ms) =>
+  ms === null ? '–' : ms < 1000 ? `${Math.round(ms)} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`
 const percent = (rate) => (rate === null ? '–' : `${Math.round(rate * 100)} %`)
 
 function pick(snapshot, path) {
@@ -70,9 +71,18 @@ function lines(svg, samples, series, yMax, format) {
     const list = points(key)
     if (list.length === 0) continue
     // x by time; while every sample has one time, the value is drawn as a level line across.
-    const xy = t1 === t0 ? [[PAD.left, y(list[0][1])], [PAD.left + width, y(list.at(-1)[1])]] : list.map(([t, v]) => [PAD.left + ((t - t0) / (t1 - t0)) * width, y(v)])
+    const xy =
+      t1 === t0
+        ? [
+            [PAD.left, y(list[0][1])],
+            [PAD.left + width, y(list.at(-1)[1])],
+          ]
+        : list.map(([t, v]) => [PAD.left + ((t - t0) / (t1 - t0)) * width, y(v)])
     const d = xy.map(([px, py], i) => `${i === 0 ? 'M' : 'L'}${px.toFixed(1)},${py.toFixed(1)}`).join(' ')
-    if (area) svg.append(el('path', { class: `area ${className}`, d: `${d} L${xy.at(-1)[0].toFixed(1)},${y(0)} L${xy[0][0].toFixed(1)},${y(0)} Z` }))
+    if (area)
+      svg.append(
+        el('path', { class: `area ${className}`, d: `${d} L${xy.at(-1)[0].toFixed(1)},${y(0)} L${xy[0][0].toFixed(1)},${y(0)} Z` }),
+      )
     svg.append(el('path', { class: `series ${className}`, 'data-series': key, 'data-last': list.at(-1)[1], d }))
   }
 }
@@ -88,12 +98,24 @@ function bars(svg, timeToReconnect) {
     const value = timeToReconnect[key]
     const height = yMax === 0 ? 0 : (value / yMax) * (H - PAD.top - PAD.bottom)
     const x = PAD.left + i * slot + slot * 0.2
-    svg.append(el('rect', { class: 'bar', 'data-key': key, 'data-value': value, x, y: H - PAD.bottom - height, width: slot * 0.6, height: Math.max(height, 1) }))
+    svg.append(
+      el('rect', {
+        class: 'bar',
+        'data-key': key,
+        'data-value': value,
+        x,
+        y: H - PAD.bottom - height,
+        width: slot * 0.6,
+        height: Math.max(height, 1),
+      }),
+    )
     svg.append(el('text', { class: 'label', x: x + slot * 0.3, y: H - 8, 'text-anchor': 'middle' }, key))
     // The label sits above its bar, or inside the top of a bar too tall to leave room.
     const inside = H - PAD.bottom - height - 4 < PAD.top + 8
     const labelY = inside ? H - PAD.bottom - height + 12 : H - PAD.bottom - height - 4
-    svg.append(el('text', { class: inside ? 'label inside' : 'label', x: x + slot * 0.3, y: labelY, 'text-anchor': 'middle' }, seconds(value)))
+    svg.append(
+      el('text', { class: inside ? 'label inside' : 'label', x: x + slot * 0.3, y: labelY, 'text-anchor': 'middle' }, seconds(value)),
+    )
   })
 }
 

@@ -53,9 +53,13 @@ export function createMemoryStorage(): WidgetStorageLike {
  */
 export function resolveStorage(option: unknown, scope: { localStorage?: unknown; sessionStorage?: unknown }): ResolvedStorage {
   if (option === 'memory') return { storage: createMemoryStorage(), kind: 'memory' }
-  const kind: Exclude<WidgetStorageKind, 'memory'> = option === undefined || option === 'local' ? 'local' : option === 'session' ? 'session' : 'custom'
+  const kind: Exclude<WidgetStorageKind, 'memory'> =
+    option === undefined || option === 'local' ? 'local' : option === 'session' ? 'session' : 'custom'
   try {
-    const storage = (kind === 'local' ? scope.localStorage : kind === 'session' ? scope.sessionStorage : option) as WidgetStorageLike | null | undefined
+    const storage = (kind === 'local' ? scope.localStorage : kind === 'session' ? scope.sessionStorage : option) as
+      | WidgetStorageLike
+      | null
+      | undefined
     if (storage === null || storage === undefined || typeof storage.getItem !== 'function') {
       throw new Error(`no ${kind} storage here`)
     }
@@ -86,5 +90,10 @@ export function parseWidgetEntry(text: string | null): WidgetStoredEntry | null 
 
 /** The stored form of an entry. */
 export function serializeWidgetEntry(entry: WidgetStoredEntry): string {
-  return JSON.stringify({ v: WIDGET_ENTRY_VERSION, conversationId: entry.conversationId, reconnectId: entry.reconnectId, expiresAt: entry.expiresAt })
+  return JSON.stringify({
+    v: WIDGET_ENTRY_VERSION,
+    conversationId: entry.conversationId,
+    reconnectId: entry.reconnectId,
+    expiresAt: entry.expiresAt,
+  })
 }

@@ -31,7 +31,10 @@ const HOUR = 60 * MINUTE
 export function formatRemainingTime(windowEndsAt: number | null | undefined, options: FormatRemainingTimeOptions = {}): string | null {
   if (typeof windowEndsAt !== 'number' || !Number.isFinite(windowEndsAt)) return null
   const left = Math.max(0, windowEndsAt - (options.now ?? Date.now()))
-  const format = new Intl.RelativeTimeFormat(options.locale as string | string[] | undefined, { numeric: 'auto', style: options.style ?? 'long' })
+  const format = new Intl.RelativeTimeFormat(options.locale as string | string[] | undefined, {
+    numeric: 'auto',
+    style: options.style ?? 'long',
+  })
   if (left >= 2 * HOUR) return format.format(Math.ceil(left / HOUR), 'hour')
   if (left >= MINUTE) return format.format(Math.ceil(left / MINUTE), 'minute')
   return format.format(Math.ceil(left / 1000), 'second')

@@ -33,7 +33,12 @@ export interface WidgetTransport {
   /** `/start`: a new conversation for this customer. */
   start(body: { widgetId?: string; connectionId?: string }): Promise<WidgetConversationAnswer>
   /** `/return`: the decision for a returning customer (a link, the stored entry, or neither). */
-  return(body: { reconnectId?: string | null; via?: 'link' | 'session'; widgetId?: string; connectionId?: string }): Promise<WidgetDecisionAnswer>
+  return(body: {
+    reconnectId?: string | null
+    via?: 'link' | 'session'
+    widgetId?: string
+    connectionId?: string
+  }): Promise<WidgetDecisionAnswer>
   /** `/prompt`: the signed-in customer's answer to "continue or start new?". */
   prompt(body: { conversationId: string; answer: 'continue' | 'new'; connectionId?: string }): Promise<WidgetDecisionAnswer>
   /** `/attach`: registers or renews this tab's connection. */
@@ -72,7 +77,12 @@ export class WidgetTransportError extends ReconnectError {
 export function isWidgetTransportError(value: unknown): value is WidgetTransportError {
   if (value instanceof WidgetTransportError) return true
   const candidate = value as { name?: unknown; code?: unknown } | null
-  return typeof candidate === 'object' && candidate !== null && candidate.name === 'WidgetTransportError' && candidate.code === 'transport-failure'
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    candidate.name === 'WidgetTransportError' &&
+    candidate.code === 'transport-failure'
+  )
 }
 
 /** Options of {@link createHttpTransport}. */
@@ -156,11 +166,14 @@ export function createHttpTransport(options: HttpTransportOptions): WidgetTransp
     try {
       data = await response.json()
     } catch (error) {
-      throw new WidgetTransportError('bad-response', response.status, `${route}: the answer (${response.status}) is not JSON`, { cause: error })
+      throw new WidgetTransportError('bad-response', response.status, `${route}: the answer (${response.status}) is not JSON`, {
+        cause: error,
+      })
     }
     if (!response.ok) {
       const failure = (data as { error?: { code?: unknown; message?: unknown } } | null)?.error
-      const code = typeof failure?.code === 'string' && KNOWN_CODES.includes(failure.code) ? (failure.code as ReconnectHttpErrorCode) : 'bad-response'
+      const code =
+        typeof failure?.code === 'string' && KNOWN_CODES.includes(failure.code) ? (failure.code as ReconnectHttpErrorCode) : 'bad-response'
       const message = typeof failure?.message === 'string' ? failure.message : `status ${response.status}`
       throw new WidgetTransportError(code, response.status, `${route}: ${message}`)
     }

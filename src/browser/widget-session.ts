@@ -10,7 +10,13 @@ import {
   serializeWidgetEntry,
   widgetEntryKey,
 } from './entry-storage'
-import { type WidgetConversation, type WidgetDecisionAnswer, type WidgetProof, type WidgetTransport, isWidgetTransportError } from './transport'
+import {
+  type WidgetConversation,
+  type WidgetDecisionAnswer,
+  type WidgetProof,
+  type WidgetTransport,
+  isWidgetTransportError,
+} from './transport'
 
 /** What the widget shows: see SPEC §15. `chatting` also while the chat waits in the queue. */
 export type WidgetState = 'idle' | 'booting' | 'prompt' | 'chatting' | 'ended' | 'redirecting'
@@ -75,7 +81,9 @@ export interface WidgetWindow {
   /** Cancels the lease renewal. */
   clearTimeout(handle: unknown): void
   /** The tabs' channel for `end()`; the `storage` event is the fallback without it. */
-  BroadcastChannel?: new (name: string) => {
+  BroadcastChannel?: new (
+    name: string,
+  ) => {
     /** Sends to the other tabs. */
     postMessage(message: unknown): void
     /** Closes the channel. */
@@ -175,7 +183,8 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
   if (typeof widgetId !== 'string' || widgetId === '' || widgetId.length > MAX_SENT_ID) {
     throw new ReconnectError('invalid-argument', `createWidgetSession: widgetId must be a string of 1–${MAX_SENT_ID} characters`)
   }
-  if (typeof param !== 'string' || param === '') throw new ReconnectError('invalid-argument', 'createWidgetSession: param must be a non-empty string')
+  if (typeof param !== 'string' || param === '')
+    throw new ReconnectError('invalid-argument', 'createWidgetSession: param must be a non-empty string')
   if (!Number.isSafeInteger(leaseMs) || leaseMs < 1000) {
     throw new ReconnectError('invalid-argument', 'createWidgetSession: leaseMs must be a whole number of milliseconds ≥ 1000')
   }
@@ -184,7 +193,9 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
   const resolved = resolveStorage(options.storage, safeStorages(win))
   const storage = resolved.storage
   const storageNotice: WidgetNotice | null =
-    resolved.refused === undefined ? null : { type: 'storage-unavailable', requested: resolved.refused.requested, error: resolved.refused.error }
+    resolved.refused === undefined
+      ? null
+      : { type: 'storage-unavailable', requested: resolved.refused.requested, error: resolved.refused.error }
 
   const listeners = new Set<(view: WidgetView) => void>()
   let view: WidgetView = Object.freeze({
@@ -245,7 +256,14 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
 
   function writeEntry(conversation: WidgetConversation): void {
     try {
-      storage.setItem(key, serializeWidgetEntry({ conversationId: conversation.conversationId, reconnectId: conversation.reconnectId, expiresAt: conversation.windowEndsAt }))
+      storage.setItem(
+        key,
+        serializeWidgetEntry({
+          conversationId: conversation.conversationId,
+          reconnectId: conversation.reconnectId,
+          expiresAt: conversation.windowEndsAt,
+        }),
+      )
     } catch {
       // A full or revoked storage: the chat goes on, only a reload will not find it.
     }
@@ -418,7 +436,12 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
     }
     if (AWAY.has(conversation.state)) {
       // The tab slept or lost its connection and the service let the chat go: come back to it.
-      const answer = await transport.return({ reconnectId: conversation.reconnectId, via: 'session', widgetId, connectionId: view.connectionId })
+      const answer = await transport.return({
+        reconnectId: conversation.reconnectId,
+        via: 'session',
+        widgetId,
+        connectionId: view.connectionId,
+      })
       if (answer.decision.type === 'resume' && answer.conversation !== undefined) return showChat(answer.conversation, { notice: null })
       return showEnded(conversation, endedNotice, answer.decision)
     }
@@ -530,7 +553,8 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
           ;({ conversation: ended } = await transport.end(owned))
         } catch (error) {
           // Already over (the agent ended it, the window passed): the customer's End still ends it here.
-          if (!isWidgetTransportError(error) || (error.reason !== 'invalid-transition' && error.reason !== 'not-found')) return failed(error)
+          if (!isWidgetTransportError(error) || (error.reason !== 'invalid-transition' && error.reason !== 'not-found'))
+            return failed(error)
         }
         const shown = showEnded(ended, null)
         try {

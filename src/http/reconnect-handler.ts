@@ -323,7 +323,8 @@ export function createReconnectHandler(service: ReconnectHandlerService, options
     }
     if (origins !== undefined) {
       const origin = request.headers.get('origin')
-      if (origin !== null && !origins.has(origin)) throw new HttpFailure(403, 'forbidden-origin', 'This origin may not call the chat service')
+      if (origin !== null && !origins.has(origin))
+        throw new HttpFailure(403, 'forbidden-origin', 'This origin may not call the chat service')
     }
     const body = await readJsonObject(request, maxBodyBytes)
     return route(request, body, secrets)
@@ -332,7 +333,13 @@ export function createReconnectHandler(service: ReconnectHandlerService, options
   function report(error: unknown, secrets: readonly string[], request: Request): void {
     if (onError === undefined) return
     try {
-      onError(redact(error, secrets.filter((s) => s.length > 0)), request)
+      onError(
+        redact(
+          error,
+          secrets.filter((s) => s.length > 0),
+        ),
+        request,
+      )
     } catch {
       // A failing reporter must not turn an answer into a thrown handler.
     }
@@ -345,7 +352,11 @@ export function createReconnectHandler(service: ReconnectHandlerService, options
     } catch (error) {
       const failure = failureOf(error)
       if (failure.status >= 500) report(error, secrets, request)
-      return json(failure.status, { error: { code: failure.code, message: failure.message } } satisfies ReconnectHttpErrorBody, failure.status === 405 ? { allow: 'POST' } : undefined)
+      return json(
+        failure.status,
+        { error: { code: failure.code, message: failure.message } } satisfies ReconnectHttpErrorBody,
+        failure.status === 405 ? { allow: 'POST' } : undefined,
+      )
     }
   }
 }
@@ -432,7 +443,10 @@ function checkBasePath(value: unknown): string {
 function checkMaxBodyBytes(value: unknown): number {
   if (value === undefined) return DEFAULT_MAX_BODY_BYTES
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new ReconnectError('invalid-argument', `createReconnectHandler: maxBodyBytes must be a whole number of bytes ≥ 1, got ${String(value)}`)
+    throw new ReconnectError(
+      'invalid-argument',
+      `createReconnectHandler: maxBodyBytes must be a whole number of bytes ≥ 1, got ${String(value)}`,
+    )
   }
   return value
 }

@@ -18,7 +18,7 @@ export const MAX_LEASE_MS = 24 * 60 * 60_000
 
 /** Events about the customer's connections, each stamped with the epoch ms at which it happened. */
 export type ConnectionEvent =
-  | { type: 'connection.attached'; connectionId: string; /** `null`: lives until detached. */ leaseMs: number | null; at: number }
+  | { type: 'connection.attached'; connectionId: string /** `null`: lives until detached. */; leaseMs: number | null; at: number }
   | { type: 'connection.detached'; connectionId: string; at: number }
 
 /** The connections and presence deadlines of a record after a change, or what to do next. */
@@ -122,6 +122,9 @@ export function applyPresenceDeadline(
     return { kind: 'disconnect', at }
   }
   const next = entries.filter(([, until]) => until === null || until > at)
-  if (next.length === 0) return entries.length === 0 ? { kind: 'presence', connections: {}, lease: null, detach: record.timers.detach ?? null, at } : lastWent(at, settings)
+  if (next.length === 0)
+    return entries.length === 0
+      ? { kind: 'presence', connections: {}, lease: null, detach: record.timers.detach ?? null, at }
+      : lastWent(at, settings)
   return { kind: 'presence', connections: build(next), lease: earliestLease(next), detach: record.timers.detach ?? null, at }
 }

@@ -41,7 +41,11 @@ export type ConversationEvent =
   | { type: 'agent.assigned'; agentId: string; at: number }
   | { type: 'customer.disconnected'; at: number }
   | { type: 'customer.returned'; via: 'link' | 'prompt' | 'session'; at: number }
-  | { type: 'customer.ended'; at: number; /** Release the agent's capacity now, whatever `wrapUpCapacity` says. */ releaseCapacity?: boolean }
+  | {
+      type: 'customer.ended'
+      at: number /** Release the agent's capacity now, whatever `wrapUpCapacity` says. */
+      releaseCapacity?: boolean
+    }
   | { type: 'agent.ended'; at: number }
   | { type: 'agent.closed'; at: number }
   | { type: 'timer.elapsed'; timer: TimerName; at: number }

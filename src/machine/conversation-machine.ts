@@ -1,13 +1,6 @@
 import { assign, setup } from 'xstate'
 import type { State, TimerName } from '../types'
-import {
-  guards,
-  initialContext,
-  updates,
-  type ConversationContext,
-  type ConversationEvent,
-  type ConversationInput,
-} from './context'
+import { guards, initialContext, updates, type ConversationContext, type ConversationEvent, type ConversationInput } from './context'
 import {
   lifecycle,
   TIMER_NAMES,
@@ -39,7 +32,9 @@ function delays(): Record<Delay, (args: { context: ConversationContext }) => num
 }
 
 function actions() {
-  const all = {} as { [Name in keyof typeof updates]: ReturnType<typeof assign<ConversationContext, ConversationEvent, undefined, ConversationEvent, never>> }
+  const all = {} as {
+    [Name in keyof typeof updates]: ReturnType<typeof assign<ConversationContext, ConversationEvent, undefined, ConversationEvent, never>>
+  }
   for (const name of Object.keys(updates) as (keyof typeof updates)[]) {
     all[name] = assign(updates[name] as never) as never
   }

@@ -4,16 +4,10 @@ import type { ConversationRecord, ServiceEvent } from '../types'
  * The service events one applied transition produces: the transition itself, capacity taken or
  * released, and the automated notices of SPEC §9. Pure: derived only from the two records.
  */
-export function describeTransition(
-  before: ConversationRecord,
-  after: ConversationRecord,
-  event: string,
-): ServiceEvent[] {
+export function describeTransition(before: ConversationRecord, after: ConversationRecord, event: string): ServiceEvent[] {
   const conversationId = after.id
   const at = after.updatedAt
-  const events: ServiceEvent[] = [
-    { type: 'transition', conversationId, at, from: before.state, to: after.state, event },
-  ]
+  const events: ServiceEvent[] = [{ type: 'transition', conversationId, at, from: before.state, to: after.state, event }]
   if (before.capacityHeld && !after.capacityHeld && before.agentId !== null) {
     const heldMs = Math.max(0, at - (before.capacitySince ?? at))
     events.push({ type: 'capacity.released', conversationId, at, agentId: before.agentId, heldMs, reason: event })

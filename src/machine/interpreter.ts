@@ -30,10 +30,7 @@ type Guard = (args: MachineArgs, params: unknown) => boolean
 type Update = (args: MachineArgs, params: unknown) => Partial<ConversationContext>
 
 /** The outcome of {@link runTransition}: nothing took the event, a transition that changes nothing took it, or the next state and context. */
-export type TransitionOutcome =
-  | { kind: 'rejected' }
-  | { kind: 'noop' }
-  | { kind: 'changed'; state: State; context: ConversationContext }
+export type TransitionOutcome = { kind: 'rejected' } | { kind: 'noop' } | { kind: 'changed'; state: State; context: ConversationContext }
 
 // The table with its names resolved to the functions they stand for, made on first use: a
 // transition then costs a Map lookup and plain calls, not string lookups and shape checks.
@@ -168,12 +165,7 @@ export function runInitial(input: ConversationInput): { state: State; context: C
  * nor a target, otherwise the next state and context. `context` is left as it is, unless the caller
  * hands it over with `owned` (a context it has just built for this call): then it becomes the next one.
  */
-export function runTransition(
-  state: State,
-  context: ConversationContext,
-  event: ConversationEvent,
-  owned = false,
-): TransitionOutcome {
+export function runTransition(state: State, context: ConversationContext, event: ConversationEvent, owned = false): TransitionOutcome {
   const entry = stateNamed(state)
   if (entry.final) return { kind: 'rejected' }
   const args: MachineArgs = { context, event }

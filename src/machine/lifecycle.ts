@@ -18,7 +18,17 @@ export const STATES = Object.freeze(['queued', 'active', 'disconnected', 'reconn
  * transition either: `closed` is final, and the sweep applies it by deleting the record
  * (src/service/sweep.ts).
  */
-export const TIMER_NAMES = Object.freeze(['warn', 'capacity', 'queue', 'grace', 'window', 'wrapUp', 'lease', 'detach', 'retention'] as const)
+export const TIMER_NAMES = Object.freeze([
+  'warn',
+  'capacity',
+  'queue',
+  'grace',
+  'window',
+  'wrapUp',
+  'lease',
+  'detach',
+  'retention',
+] as const)
 
 type ParamsOf<F> = F extends (args: MachineArgs, params: infer P) => unknown ? P : never
 

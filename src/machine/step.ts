@@ -73,12 +73,7 @@ export function firstDueTimer(record: ConversationRecord, now: number): { timer:
 }
 
 // Fields in the order copyRecordFields (src/store/record.ts) copies them: records keep one shape.
-function toRecord(
-  context: ConversationContext,
-  state: State,
-  version: number,
-  history: HistoryEntry[],
-): ConversationRecord {
+function toRecord(context: ConversationContext, state: State, version: number, history: HistoryEntry[]): ConversationRecord {
   const timers = { ...context.timers }
   const record: ConversationRecord = {
     id: context.id,
@@ -217,7 +212,12 @@ function fromPresence(record: ConversationRecord, settings: ReconnectSettings, o
 }
 
 /** Attaches `connectionId` to a record that is being created (`start` with a connection), keeping its version. */
-export function attachAtCreation(record: ConversationRecord, settings: ReconnectSettings, connectionId: string, leaseMs: number | null): ConversationRecord {
+export function attachAtCreation(
+  record: ConversationRecord,
+  settings: ReconnectSettings,
+  connectionId: string,
+  leaseMs: number | null,
+): ConversationRecord {
   const step = stepConversation(record, settings, { type: 'connection.attached', connectionId, leaseMs, at: record.updatedAt })
   return step.kind === 'changed' ? { ...step.record, version: record.version } : record
 }

@@ -270,7 +270,10 @@ export function createObservedMetrics(options: ReconnectMetricsOptions, observer
       ignoredEvents += 1
       return
     }
-    if (event.type === 'return') return onReturn(event)
+    if (event.type === 'return') {
+      onReturn(event)
+      return
+    }
     const { conversationId, at } = event
     if (typeof conversationId !== 'string' || typeof at !== 'number' || !Number.isFinite(at)) {
       ignoredEvents += 1

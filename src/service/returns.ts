@@ -190,8 +190,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
       const record = await load(conversationId)
       const settings = fixed ?? (await settingsFor(record.widgetId))
       const now = clock.now()
-      const decide = (resumable: ConversationRecord | null) =>
-        decidePromptAnswer({ answer, record, customerId, settings, now, resumable })
+      const decide = (resumable: ConversationRecord | null) => decidePromptAnswer({ answer, record, customerId, settings, now, resumable })
       const first = decide(null)
       if (answer === 'new') {
         if (first.type === 'new-chat' && first.reason === 'identity-mismatch') return first

@@ -48,7 +48,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const maxSleepMs = deps.maxSleepMs ?? SCHEDULER_MAX_SLEEP_MS
   let running = false
   let unwatch: (() => void) | undefined
-  let handle: unknown = undefined
+  let handle: unknown
   let wakeAt: number | null = null
   // Every sweep (or first look at the store) under way; a stop/start while one runs starts another.
   const sweeps = new Set<Promise<void>>()

@@ -2,9 +2,7 @@ import { defineSettings } from '../settings'
 import type { ReconnectSettings, ReconnectSettingsInput } from '../types'
 
 /** Settings for every widget: one input, or a function of the widget id (sync or async). */
-export type SettingsSource =
-  | ReconnectSettingsInput
-  | ((widgetId: string) => ReconnectSettingsInput | Promise<ReconnectSettingsInput>)
+export type SettingsSource = ReconnectSettingsInput | ((widgetId: string) => ReconnectSettingsInput | Promise<ReconnectSettingsInput>)
 
 /** A widget's validated settings, as every room of the service reads them. */
 export interface SettingsLookup {

@@ -121,15 +121,11 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     findResumable: (widgetId, customerId, now) =>
       storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now)),
     due: (now, limit, onBadRecord) =>
-      storeCall('due', undefined, () =>
-        onBadRecord === undefined ? store.due(now, limit) : store.due(now, limit, { onBadRecord }),
-      ),
+      storeCall('due', undefined, () => (onBadRecord === undefined ? store.due(now, limit) : store.due(now, limit, { onBadRecord }))),
     nextDueAt: () => storeCall('nextDueAt', undefined, () => store.nextDueAt()),
     retention: supportsRetention(store),
     delete: (id, expectedVersion) =>
-      supportsRetention(store)
-        ? storeCall('delete', id, () => store.delete(id, expectedVersion))
-        : Promise.reject(notSupported('delete')),
+      supportsRetention(store) ? storeCall('delete', id, () => store.delete(id, expectedVersion)) : Promise.reject(notSupported('delete')),
     byCustomer: (customerId) =>
       supportsRetention(store)
         ? storeCall('byCustomer', undefined, () => store.byCustomer(customerId))

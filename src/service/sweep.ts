@@ -98,10 +98,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
   }
 
   /** Applies the passed deadlines of one due record; returns how many deadlines it applied. */
-  async function expireOne(
-    seen: ConversationRecord,
-    widgetSettings: (widgetId: string) => Promise<ReconnectSettings>,
-  ): Promise<number> {
+  async function expireOne(seen: ConversationRecord, widgetSettings: (widgetId: string) => Promise<ReconnectSettings>): Promise<number> {
     let record: ConversationRecord | undefined = seen
     let applied = 0
     for (let attempt = 0; attempt < maxAttempts && record !== undefined; attempt += 1) {

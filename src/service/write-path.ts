@@ -52,7 +52,11 @@ export interface WritePath {
    */
   plan(record: ConversationRecord, settings: ReconnectSettings, now: number, event: StepEvent | readonly StepEvent[] | null): Plan
   /** Loads, transitions and compare-and-set saves one conversation, retrying on conflicts. */
-  mutate(id: string, makeEvent: ((now: number) => StepEvent | readonly StepEvent[]) | null, how?: MutateOptions): Promise<ConversationRecord>
+  mutate(
+    id: string,
+    makeEvent: ((now: number) => StepEvent | readonly StepEvent[]) | null,
+    how?: MutateOptions,
+  ): Promise<ConversationRecord>
 }
 
 /** Creates the one write path every call that changes a conversation goes through. */
@@ -118,7 +122,9 @@ export function createWritePath(deps: WritePathDeps): WritePath {
       if (outcome.rejected !== undefined) {
         throw new InvalidTransitionError(outcome.current.state, outcome.rejected.type, id)
       }
-      const planned = outcome.change ?? (rewrite !== undefined && how.rewriteAlways === true ? { record: outcome.current, transitions: 0, events: [] } : undefined)
+      const planned =
+        outcome.change ??
+        (rewrite !== undefined && how.rewriteAlways === true ? { record: outcome.current, transitions: 0, events: [] } : undefined)
       if (planned === undefined) return outcome.current
       const change: Change =
         rewrite === undefined ? planned : { ...planned, record: { ...(await rewrite(planned.record)), version: record.version + 1 } }

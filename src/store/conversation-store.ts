@@ -53,7 +53,6 @@ export interface ConversationStore {
   byCustomer?(customerId: string): Promise<ConversationRecord[]>
 }
 
-
 /** A store that implements the optional retention methods. */
 export type RetentionStore = ConversationStore & Required<Pick<ConversationStore, 'delete' | 'byCustomer'>>
 
@@ -61,7 +60,6 @@ export type RetentionStore = ConversationStore & Required<Pick<ConversationStore
 export function supportsRetention(store: ConversationStore): store is RetentionStore {
   return typeof store.delete === 'function' && typeof store.byCustomer === 'function'
 }
-
 
 /** Options of {@link ConversationStore.due}. */
 export interface DueOptions {

@@ -221,7 +221,9 @@ export interface MemoryStoreOptions {
 export function createMemoryStore(options: MemoryStoreOptions = {}): ConversationStore & { readonly size: number } {
   const keepClosedFor = options?.keepClosedFor ?? Number.POSITIVE_INFINITY
   if (typeof keepClosedFor !== 'number' || Number.isNaN(keepClosedFor) || keepClosedFor < 0) {
-    throw new SettingsError([{ path: 'keepClosedFor', message: 'must be a number of milliseconds ≥ 0 (or absent, to keep closed conversations)' }])
+    throw new SettingsError([
+      { path: 'keepClosedFor', message: 'must be a number of milliseconds ≥ 0 (or absent, to keep closed conversations)' },
+    ])
   }
   // Closed conversations in the order they closed; a closed record never changes again.
   const closedIds: string[] = []
@@ -263,7 +265,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   }
 
   function holder(record: ConversationRecord | undefined): string | undefined {
-    return record !== undefined && record.capacityHeld && record.agentId !== null ? record.agentId : undefined
+    return record?.capacityHeld && record.agentId !== null ? record.agentId : undefined
   }
 
   // With 100 000 records every index access is a cache miss, so a write touches only the index

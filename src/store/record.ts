@@ -92,9 +92,13 @@ export function cloneRecord(record: ConversationRecord): ConversationRecord {
   try {
     copied = structuredClone(extras)
   } catch (error) {
-    throw new ReconnectError('invalid-argument', `record ${JSON.stringify(record.id)} carries a property that cannot be copied (structuredClone refused it)`, {
-      cause: error,
-    })
+    throw new ReconnectError(
+      'invalid-argument',
+      `record ${JSON.stringify(record.id)} carries a property that cannot be copied (structuredClone refused it)`,
+      {
+        cause: error,
+      },
+    )
   }
   return { ...copied, ...copy }
 }

@@ -9,11 +9,7 @@ const HOUR = 60 * MINUTE
 const DAY = 24 * HOUR
 const MAX_TIME_LIMIT = 7 * DAY
 
-const PORTAL_URLS = [
-  'https://portal.example.com/chat',
-  'https://shop.example/help?lang=en#chat',
-  'http://localhost:3000/support',
-] as const
+const PORTAL_URLS = ['https://portal.example.com/chat', 'https://shop.example/help?lang=en#chat', 'http://localhost:3000/support'] as const
 const REDIRECT_URLS = ['https://portal.example.com/expired', 'https://shop.example/contact'] as const
 const LINK_PARAMS = ['oc.reconnectid', 'rid', 'reconnect_id', 'r~1'] as const
 const MALFORMED_IDS = ['', 'short', '../../etc/passwd', 'has spaces in it, and 21+', 'ÿ'.repeat(21), 'x'.repeat(300)] as const
@@ -116,29 +112,24 @@ export interface SettingsInputArbitraryOptions {
  * @example
  * fc.assert(fc.property(settingsInputArbitrary({ enabled: true }), (input) => defineSettings(input).enabled))
  */
-export function settingsInputArbitrary(
-  options: SettingsInputArbitraryOptions = {},
-): fc.Arbitrary<ReconnectSettingsInput> {
+export function settingsInputArbitrary(options: SettingsInputArbitraryOptions = {}): fc.Arbitrary<ReconnectSettingsInput> {
   const minDuration = Math.max(SECOND, Math.ceil(options.minDurationMs ?? SECOND))
   const maxDuration = Math.max(minDuration, Math.floor(options.maxDurationMs ?? DAY))
   if (minDuration > MAX_TIME_LIMIT) {
     throw new ReconnectError('invalid-argument', `settingsInputArbitrary: minDurationMs must be at most 7 days, got ${minDuration}`)
   }
-  const flag = (forced: boolean | undefined): fc.Arbitrary<boolean> =>
-    forced === undefined ? fc.boolean() : fc.constant(forced)
+  const flag = (forced: boolean | undefined): fc.Arbitrary<boolean> => (forced === undefined ? fc.boolean() : fc.constant(forced))
   const duration = (): fc.Arbitrary<DurationInput> => durationInputArbitrary({ minMs: minDuration, maxMs: maxDuration })
 
-  const limitAndWarning = fc
-    .integer({ min: minDuration, max: Math.min(MAX_TIME_LIMIT, maxDuration) })
-    .chain((limitMs) =>
-      fc.record(
-        {
-          timeLimit: fc.constantFrom(...durationForms(limitMs)),
-          warnBefore: limitMs >= 2 ? durationInputArbitrary({ minMs: 1, maxMs: limitMs - 1 }) : fc.constant(null),
-        },
-        { requiredKeys: ['timeLimit'] },
-      ),
-    )
+  const limitAndWarning = fc.integer({ min: minDuration, max: Math.min(MAX_TIME_LIMIT, maxDuration) }).chain((limitMs) =>
+    fc.record(
+      {
+        timeLimit: fc.constantFrom(...durationForms(limitMs)),
+        warnBefore: limitMs >= 2 ? durationInputArbitrary({ minMs: 1, maxMs: limitMs - 1 }) : fc.constant(null),
+      },
+      { requiredKeys: ['timeLimit'] },
+    ),
+  )
 
   const redirect = fc.constantFrom(...REDIRECT_URLS).chain((redirectUrl) =>
     fc.record(
@@ -150,8 +141,7 @@ export function settingsInputArbitrary(
     ),
   )
   const noRedirect = fc.constant({})
-  const redirectPart =
-    options.redirect === true ? redirect : options.redirect === false ? noRedirect : fc.oneof(noRedirect, redirect)
+  const redirectPart = options.redirect === true ? redirect : options.redirect === false ? noRedirect : fc.oneof(noRedirect, redirect)
 
   const wrapUpCapacity = fc.oneof(
     fc.constantFrom<'always' | 'never'>('always', 'never'),
@@ -184,13 +174,15 @@ export function settingsInputArbitrary(
         redirectPart,
         rest,
       )
-      .map(([limit, portalUrl, redirectFields, others]): ReconnectSettingsInput => ({
-        enabled,
-        ...(limit ?? {}),
-        ...(portalUrl === undefined ? {} : { portalUrl }),
-        ...redirectFields,
-        ...others,
-      })),
+      .map(
+        ([limit, portalUrl, redirectFields, others]): ReconnectSettingsInput => ({
+          enabled,
+          ...(limit ?? {}),
+          ...(portalUrl === undefined ? {} : { portalUrl }),
+          ...redirectFields,
+          ...others,
+        }),
+      ),
   )
 }
 
@@ -305,9 +297,7 @@ export interface LifecycleCommandsArbitraryOptions {
  *   await replayLifecycleCommands(createReconnectService({ settings, clock }), commands, { clock })
  * }))
  */
-export function lifecycleCommandsArbitrary(
-  options: LifecycleCommandsArbitraryOptions = {},
-): fc.Arbitrary<LifecycleCommand[]> {
+export function lifecycleCommandsArbitrary(options: LifecycleCommandsArbitraryOptions = {}): fc.Arbitrary<LifecycleCommand[]> {
   const maxCommands = Math.max(0, Math.floor(options.maxCommands ?? 30))
   const agents = options.agentIds ?? ['agent-1', 'agent-2']
   const customers = options.customerIds ?? ['customer-1', 'customer-2']
@@ -348,7 +338,10 @@ export function lifecycleCommandsArbitrary(
     {
       arbitrary: fc.record({
         kind: fc.constant('advance' as const),
-        ms: fc.oneof(fc.integer({ min: 0, max: maxAdvance }), fc.constantFrom(...[0, 1, MINUTE, 30 * MINUTE].filter((ms) => ms <= maxAdvance))),
+        ms: fc.oneof(
+          fc.integer({ min: 0, max: maxAdvance }),
+          fc.constantFrom(...[0, 1, MINUTE, 30 * MINUTE].filter((ms) => ms <= maxAdvance)),
+        ),
       }),
       weight: 3,
     },
@@ -356,9 +349,7 @@ export function lifecycleCommandsArbitrary(
   )
   if (maxCommands === 0) return fc.constant([])
   // Lead with a start so the targeted commands that follow have a conversation to act on.
-  return fc
-    .tuple(start, fc.array(command, { maxLength: maxCommands - 1, size: '+1' }))
-    .map(([first, rest]) => [first, ...rest])
+  return fc.tuple(start, fc.array(command, { maxLength: maxCommands - 1, size: '+1' })).map(([first, rest]) => [first, ...rest])
 }
 
 /** What replaying one {@link LifecycleCommand} gave: its result, its error, or `skipped` when it could not apply. */

@@ -44,11 +44,13 @@ function fail(message: string): never {
 
 /** JSON with object keys sorted, so records compare equal whatever order a store rebuilds them in. */
 function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  ) ?? 'undefined'
+  return (
+    JSON.stringify(value, (_key, v: unknown) =>
+      typeof v === 'object' && v !== null && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : v,
+    ) ?? 'undefined'
+  )
 }
 
 function same(actual: unknown, expected: unknown, what: string): void {
@@ -58,11 +60,7 @@ function same(actual: unknown, expected: unknown, what: string): void {
 }
 
 function sameSet(actual: readonly ConversationRecord[], expectedIds: readonly string[], what: string): void {
-  same(
-    actual.map((r) => r.id).sort(),
-    [...expectedIds].sort(),
-    what,
-  )
+  same(actual.map((r) => r.id).sort(), [...expectedIds].sort(), what)
 }
 
 async function expectConflict(promise: Promise<unknown>, what: string): Promise<void> {
@@ -156,7 +154,7 @@ const retentionCases: [string, (store: ConversationStore) => Promise<void>][] = 
     },
   ],
   [
-    'byCustomer lists the customer\'s records in every state and follows changes',
+    "byCustomer lists the customer's records in every state and follows changes",
     async (store) => {
       const { byCustomer } = retentionOf(store)
       const records = (['queued', 'active', 'reconnectable', 'wrap-up', 'closed'] as const).map((state) =>
@@ -165,12 +163,24 @@ const retentionCases: [string, (store: ConversationStore) => Promise<void>][] = 
       const other = sampleRecord({ customerId: 'customer-2' })
       const anonymous = sampleRecord()
       for (const r of [...records, other, anonymous]) await store.put(r, null)
-      sameSet(await byCustomer('customer-1'), records.map((r) => r.id), 'customer-1')
-      same((await byCustomer('customer-2')).map((r) => r.customerId), ['customer-2'], 'customer-2')
+      sameSet(
+        await byCustomer('customer-1'),
+        records.map((r) => r.id),
+        'customer-1',
+      )
+      same(
+        (await byCustomer('customer-2')).map((r) => r.customerId),
+        ['customer-2'],
+        'customer-2',
+      )
       same(await byCustomer('nobody'), [], 'unknown customer')
       const moved = { ...records[0]!, version: 2, customerId: 'customer-2' }
       await store.put(moved, 1)
-      sameSet(await byCustomer('customer-1'), records.slice(1).map((r) => r.id), 'customer-1 after one moved')
+      sameSet(
+        await byCustomer('customer-1'),
+        records.slice(1).map((r) => r.id),
+        'customer-1 after one moved',
+      )
       sameSet(await byCustomer('customer-2'), [other.id, moved.id], 'customer-2 after one moved')
     },
   ],
@@ -247,7 +257,8 @@ export function storeContract(
           } catch (error) {
             refused = error
           }
-          if (!isStoreError(refused)) fail(`${what} taking another conversation's reconnect id: expected StoreError, got ${String(refused)}`)
+          if (!isStoreError(refused))
+            fail(`${what} taking another conversation's reconnect id: expected StoreError, got ${String(refused)}`)
         }
         same(await store.getByReconnectId(first.reconnectId), first, 'the id still opens its own conversation')
         same(await store.get(second.id), second, 'the refused update changed nothing')
@@ -295,9 +306,7 @@ export function storeContract(
       'concurrent creates of one id: exactly one wins',
       async (store) => {
         const base = sampleRecord()
-        const results = await Promise.allSettled(
-          Array.from({ length: 6 }, (_, i) => store.put({ ...base, agentId: `a${i}` }, null)),
-        )
+        const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => store.put({ ...base, agentId: `a${i}` }, null)))
         const wins = results.filter((r) => r.status === 'fulfilled').length
         if (wins !== 1) fail(`expected one create to win, got ${wins}`)
       },
@@ -337,8 +346,16 @@ export function storeContract(
         const records = at.map((t) => sampleRecord({ state: 'reconnectable', timers: { window: t }, nextDueAt: t }))
         for (const r of records) await store.put(r, null)
         await store.put(sampleRecord(), null)
-        same((await store.due(T0 + 30, 10)).map((r) => r.nextDueAt), [T0 + 10, T0 + 20, T0 + 30], 'due at +30')
-        same((await store.due(T0 + 100, 2)).map((r) => r.nextDueAt), [T0 + 10, T0 + 20], 'limit 2')
+        same(
+          (await store.due(T0 + 30, 10)).map((r) => r.nextDueAt),
+          [T0 + 10, T0 + 20, T0 + 30],
+          'due at +30',
+        )
+        same(
+          (await store.due(T0 + 100, 2)).map((r) => r.nextDueAt),
+          [T0 + 10, T0 + 20],
+          'limit 2',
+        )
         same((await store.due(T0 + 9, 10)).length, 0, 'nothing due yet')
         same((await store.due(T0 + 100, 10)).length, 5, 'due again: reading does not consume')
       },
@@ -354,7 +371,11 @@ export function storeContract(
         same(await store.nextDueAt(), T0 + 10, 'earliest')
         await store.put({ ...a, version: 2, state: 'wrap-up', timers: { wrapUp: T0 + 99 }, nextDueAt: T0 + 99 }, 1)
         same(await store.nextDueAt(), T0 + 20, 'after the earliest moved later')
-        same((await store.due(T0 + 50, 10)).map((r) => r.id), [b.id], 'due after update')
+        same(
+          (await store.due(T0 + 50, 10)).map((r) => r.id),
+          [b.id],
+          'due after update',
+        )
         await store.put({ ...b, version: 2, state: 'active', timers: {}, nextDueAt: null }, 1)
         same(await store.nextDueAt(), T0 + 99, 'after one has no deadline')
         await store.put({ ...a, version: 3, state: 'closed', timers: {}, nextDueAt: null }, 2)
@@ -371,7 +392,10 @@ export function storeContract(
         const free = sampleRecord({ agentId: 'agent-a', capacityHeld: false, capacitySince: null, state: 'wrap-up' })
         for (const r of [a, b, c, free]) await store.put(r, null)
         sameSet(await store.heldBy('agent-a'), [a.id, b.id], 'agent-a')
-        await store.put({ ...a, version: 2, agentId: null, previousAgentId: 'agent-a', capacityHeld: false, capacitySince: null, state: 'queued' }, 1)
+        await store.put(
+          { ...a, version: 2, agentId: null, previousAgentId: 'agent-a', capacityHeld: false, capacitySince: null, state: 'queued' },
+          1,
+        )
         sameSet(await store.heldBy('agent-a'), [b.id], 'agent-a after a release')
         await store.put({ ...b, version: 2, agentId: 'agent-b' }, 1)
         sameSet(await store.heldBy('agent-b'), [b.id, c.id], 'agent-b after a hand-over')
@@ -383,7 +407,14 @@ export function storeContract(
       async (store) => {
         const record = sampleRecord({ state: 'reconnectable', customerId: 'customer-1', timers: { window: T0 + 10 }, nextDueAt: T0 + 10 })
         await store.put(record, null)
-        const refused = { ...record, version: 2, reconnectId: 'refused-reconnect-id0', agentId: 'agent-x', nextDueAt: T0 + 1, timers: { window: T0 + 1 } }
+        const refused = {
+          ...record,
+          version: 2,
+          reconnectId: 'refused-reconnect-id0',
+          agentId: 'agent-x',
+          nextDueAt: T0 + 1,
+          timers: { window: T0 + 1 },
+        }
         await expectConflict(store.put(refused, 5), 'stale write')
         same(await store.getByReconnectId(refused.reconnectId), undefined, 'reconnect id of the refused write')
         same(await store.heldBy('agent-x'), [], 'agent of the refused write')

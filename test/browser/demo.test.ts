@@ -15,7 +15,12 @@ interface Demo {
   service: ReconnectService
   close(): Promise<void>
 }
-type StartDemo = (options: { port: number; host?: string; settings?: ReconnectSettingsInput; log?: Pick<Console, 'error'> }) => Promise<Demo>
+type StartDemo = (options: {
+  port: number
+  host?: string
+  settings?: ReconnectSettingsInput
+  log?: Pick<Console, 'error'>
+}) => Promise<Demo>
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const screenshot = join(root, 'docs/demo.png')
@@ -133,7 +138,7 @@ describe.skipIf(skip !== undefined)('the demo contact centre in Chromium', () =>
     const history = (await messages(customer)).join('\n')
     expect(history).toContain('Hello, my parcel is late')
     expect(history).toContain('Let me look into it')
-    expect(customer.url()).toBe(new URL(link).origin + '/') // the id left the address bar
+    expect(customer.url()).toBe(`${new URL(link).origin}/`) // the id left the address bar
 
     await cardState(agent, id, 'active')
     expect(await agent.locator('.card').count()).toBe(1)

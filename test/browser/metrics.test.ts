@@ -58,7 +58,12 @@ function client(demo: Demo) {
     metrics: () => call<MetricsView>('GET', '/api/metrics'),
     /** Starts a chat the open agent page takes; resolves once it is active. */
     async start(name: string) {
-      const { conversation: chat } = await call<{ conversation: { conversationId: string; reconnectId: string } }>('POST', '/api/chat/start', {}, { 'x-chat-name': name })
+      const { conversation: chat } = await call<{ conversation: { conversationId: string; reconnectId: string } }>(
+        'POST',
+        '/api/chat/start',
+        {},
+        { 'x-chat-name': name },
+      )
       await expect.poll(async () => (await demo.service.get(chat.conversationId)).state).toBe('active')
       return chat
     },
@@ -79,10 +84,17 @@ async function drawn(page: Page) {
       const raw = element?.getAttribute('data-value') ?? element?.getAttribute('data-last') ?? null
       return raw === null || raw === 'null' ? null : Number(raw)
     }
-    const tiles = Object.fromEntries(Array.from(document.querySelectorAll('output[data-metric]')).map((o) => [o.getAttribute('data-metric'), value(o)]))
-    const bars = Object.fromEntries(Array.from(document.querySelectorAll('#ttr-chart rect.bar')).map((r) => [r.getAttribute('data-key'), value(r)]))
+    const tiles = Object.fromEntries(
+      Array.from(document.querySelectorAll('output[data-metric]')).map((o) => [o.getAttribute('data-metric'), value(o)]),
+    )
+    const bars = Object.fromEntries(
+      Array.from(document.querySelectorAll('#ttr-chart rect.bar')).map((r) => [r.getAttribute('data-key'), value(r)]),
+    )
     const line = (chart: string, series: string) => document.querySelector(`#${chart} path.series[data-series="${series}"]`)
-    const reasons = (id: string) => Object.fromEntries(Array.from(document.querySelectorAll(`#${id} li[data-reason]`)).map((li) => [li.getAttribute('data-reason'), value(li)]))
+    const reasons = (id: string) =>
+      Object.fromEntries(
+        Array.from(document.querySelectorAll(`#${id} li[data-reason]`)).map((li) => [li.getAttribute('data-reason'), value(li)]),
+      )
     return {
       tiles,
       bars,
@@ -102,7 +114,15 @@ function expectedView({ snapshot, series }: MetricsView, tileKeys: string[]) {
   const nonZero = (counts: Record<string, number>) => Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0))
   return {
     tiles: Object.fromEntries(tileKeys.map((key) => [key, pick(snapshot, key)])),
-    bars: snapshot.timeToReconnect.count === 0 ? {} : { p50: snapshot.timeToReconnect.p50, p90: snapshot.timeToReconnect.p90, p99: snapshot.timeToReconnect.p99, max: snapshot.timeToReconnect.max },
+    bars:
+      snapshot.timeToReconnect.count === 0
+        ? {}
+        : {
+            p50: snapshot.timeToReconnect.p50,
+            p90: snapshot.timeToReconnect.p90,
+            p99: snapshot.timeToReconnect.p99,
+            max: snapshot.timeToReconnect.max,
+          },
     rate: series.at(-1)?.reconnectRate ?? null,
     held: series.at(-1)?.capacityHeldAwayMs ?? null,
     wasted: series.at(-1)?.capacityWastedMs ?? null,
@@ -159,7 +179,9 @@ describe.skipIf(skip !== undefined)('the demo metrics page in Chromium', () => {
     await page.goto(`${demo.url}/metrics`)
     await page.waitForSelector('#live.online')
     const tileKeys = await page.locator('output[data-metric]').evaluateAll((outputs) => outputs.map((o) => o.getAttribute('data-metric')!))
-    expect(tileKeys).toEqual(expect.arrayContaining(['disconnects', 'reconnectRate', 'resumed.link', 'expiredUnused', 'capacityHeldAwayMs', 'capacityWastedMs']))
+    expect(tileKeys).toEqual(
+      expect.arrayContaining(['disconnects', 'reconnectRate', 'resumed.link', 'expiredUnused', 'capacityHeldAwayMs', 'capacityWastedMs']),
+    )
     await expect.poll(() => drawn(page).then(({ paths, barHeights, ...figures }) => figures)).toEqual(expectedView(view, tileKeys))
     const first = await drawn(page)
     expect(first.paths).toHaveLength(3) // rate, held, wasted
@@ -198,6 +220,12 @@ describe.skipIf(skip !== undefined)('the demo metrics page in Chromium', () => {
       metrics.record({ type: 'transition', conversationId: 'a', at: at + 2000, from: 'reconnectable', to: 'active', event: 'customer.returned' })
       return metrics.snapshot()
     })()`)) as ReconnectMetricsSnapshot
-    expect(snapshot).toMatchObject({ disconnects: 1, resumed: { link: 1 }, reconnectRate: 1, timeToReconnect: { count: 1, max: 2_000 }, capacityHeldAwayMs: 2_000 })
+    expect(snapshot).toMatchObject({
+      disconnects: 1,
+      resumed: { link: 1 },
+      reconnectRate: 1,
+      timeToReconnect: { count: 1, max: 2_000 },
+      capacityHeldAwayMs: 2_000,
+    })
   })
 })

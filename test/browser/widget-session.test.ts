@@ -63,7 +63,8 @@ const ATTACHED = { state: 'attached' } as const
 
 beforeAll(async () => {
   if (skip !== undefined) return
-  if (!existsSync(join(root, 'dist/browser/index.js'))) throw new Error('dist/browser/index.js is missing: run `npm run build` (npm test does)')
+  if (!existsSync(join(root, 'dist/browser/index.js')))
+    throw new Error('dist/browser/index.js is missing: run `npm run build` (npm test does)')
   browser = await launchChromium()
 })
 
@@ -133,8 +134,10 @@ async function widget(ctx: BrowserContext, url: string): Promise<Page> {
 }
 
 const view = (page: Page) => page.evaluate(() => ({ ...document.body.dataset }))
-const start = (page: Page) => page.evaluate(() => (window as unknown as { session: { start(): Promise<unknown> } }).session.start().then(() => undefined))
-const end = (page: Page) => page.evaluate(() => (window as unknown as { session: { end(): Promise<unknown> } }).session.end().then(() => undefined))
+const start = (page: Page) =>
+  page.evaluate(() => (window as unknown as { session: { start(): Promise<unknown> } }).session.start().then(() => undefined))
+const end = (page: Page) =>
+  page.evaluate(() => (window as unknown as { session: { end(): Promise<unknown> } }).session.end().then(() => undefined))
 
 /** Starts a chat in `page` and has an agent take it. */
 async function chatting(page: Page, service: ReconnectService): Promise<string> {
@@ -172,21 +175,26 @@ describe.skipIf(skip !== undefined)('chat-reconnect/browser in Chromium', () => 
     expect(await view(page)).toMatchObject({ state: 'chatting', conversation: id, decision: 'resume:session' })
   })
 
-  it.skipIf(!hasConnections)('two tabs show one conversation; closing one keeps it active, closing both makes it reconnectable after the grace', async (test) => {
-    const { base, service } = await serve(test)
-    const ctx = await context(test)
-    const first = await widget(ctx, `${base}/widget`)
-    const id = await chatting(first, service)
-    const second = await widget(ctx, `${base}/widget`)
-    expect(await view(second)).toMatchObject({ state: 'chatting', conversation: id })
-    // The record's connections (SPEC §10), whichever shape the service keeps them in.
-    await expect.poll(async () => Object.keys((await service.get(id) as unknown as { connections?: object }).connections ?? {}).length).toBe(2)
-    await first.close()
-    await new Promise((resolve) => setTimeout(resolve, 1500)) // past the grace: one tab is still attached
-    expect((await service.get(id)).state).toBe('active')
-    await second.close()
-    await expect.poll(async () => (await service.get(id)).state, { timeout: 10_000 }).toBe('reconnectable')
-  })
+  it.skipIf(!hasConnections)(
+    'two tabs show one conversation; closing one keeps it active, closing both makes it reconnectable after the grace',
+    async (test) => {
+      const { base, service } = await serve(test)
+      const ctx = await context(test)
+      const first = await widget(ctx, `${base}/widget`)
+      const id = await chatting(first, service)
+      const second = await widget(ctx, `${base}/widget`)
+      expect(await view(second)).toMatchObject({ state: 'chatting', conversation: id })
+      // The record's connections (SPEC §10), whichever shape the service keeps them in.
+      await expect
+        .poll(async () => Object.keys(((await service.get(id)) as unknown as { connections?: object }).connections ?? {}).length)
+        .toBe(2)
+      await first.close()
+      await new Promise((resolve) => setTimeout(resolve, 1500)) // past the grace: one tab is still attached
+      expect((await service.get(id)).state).toBe('active')
+      await second.close()
+      await expect.poll(async () => (await service.get(id)).state, { timeout: 10_000 }).toBe('reconnectable')
+    },
+  )
 
   it('end() in one tab ends the chat in the other', async (test) => {
     const { base, service } = await serve(test)
@@ -224,7 +232,9 @@ describe.skipIf(skip !== undefined)('chat-reconnect/browser in Chromium', () => 
     await expect.poll(async () => (await service.get(id)).state, { timeout: 10_000 }).toBe('wrap-up')
     const late = await (await context(test)).newPage()
     // The redirect URL must be an absolute one of the settings; this server answers it on its own port.
-    await late.route('http://127.0.0.1/ended', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<p id="ended">chat ended</p>' }))
+    await late.route('http://127.0.0.1/ended', (route) =>
+      route.fulfill({ status: 200, contentType: 'text/html', body: '<p id="ended">chat ended</p>' }),
+    )
     await late.goto(buildReconnectUrl(`${base}/widget`, (await service.get(id)).reconnectId))
     await late.waitForURL('http://127.0.0.1/ended')
     await late.waitForSelector('#ended')
@@ -244,7 +254,11 @@ describe.skipIf(skip !== undefined)('chat-reconnect/browser in Chromium', () => 
     const frame = page.frameLocator('#widget')
     await frame.locator('body[data-booted="yes"]').waitFor(ATTACHED)
     const inner = page.frames().find((f) => f.url().endsWith('/widget'))!
-    expect(await inner.evaluate(() => ({ ...document.body.dataset }))).toMatchObject({ storage: 'memory', notice: 'storage-unavailable', state: 'idle' })
+    expect(await inner.evaluate(() => ({ ...document.body.dataset }))).toMatchObject({
+      storage: 'memory',
+      notice: 'storage-unavailable',
+      state: 'idle',
+    })
     await inner.evaluate(() => (window as unknown as { session: { start(): Promise<unknown> } }).session.start().then(() => undefined))
     const data = await inner.evaluate(() => ({ ...document.body.dataset }))
     expect(data).toMatchObject({ state: 'chatting', conversationState: 'queued', storage: 'memory' })

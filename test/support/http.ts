@@ -22,7 +22,9 @@ export function countingStore(inner: ConversationStore): ConversationStore & { p
 export async function checkAnswer(response: Response): Promise<unknown> {
   expect(DOCUMENTED_STATUSES.has(response.status), `status ${response.status}`).toBe(true)
   expect(response.headers.get('cache-control')).toBe('no-store')
-  response.headers.forEach((_, name) => expect(HEADERS.has(name), `header ${name}`).toBe(true))
+  response.headers.forEach((_, name) => {
+    expect(HEADERS.has(name), `header ${name}`).toBe(true)
+  })
   if (response.status === 204) {
     expect(await response.text()).toBe('')
     return null

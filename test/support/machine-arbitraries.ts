@@ -23,11 +23,7 @@ export const machineSettingsArbitrary: fc.Arbitrary<ReconnectSettings> = fc
     warnBefore: fc.option(durationArbitrary(2 * HOUR), { nil: null }),
     disconnectGrace: durationArbitrary(HOUR),
     wrapUpAutoClose: durationArbitrary(HOUR),
-    wrapUpCapacity: fc.oneof(
-      fc.constant<'always'>('always'),
-      fc.constant<'never'>('never'),
-      fc.integer({ min: 30 * SECOND, max: HOUR }),
-    ),
+    wrapUpCapacity: fc.oneof(fc.constant<'always'>('always'), fc.constant<'never'>('never'), fc.integer({ min: 30 * SECOND, max: HOUR })),
     queueAutoClose: durationArbitrary(HOUR),
   })
   .map(({ enabled, timeLimit, ...rest }) =>

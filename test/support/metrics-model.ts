@@ -49,7 +49,13 @@ const VIAS: readonly Via[] = ['link', 'prompt', 'session']
 
 /** Turns generated steps into the event list a service would have emitted. */
 export function eventsOf(steps: readonly MetricsStep[], start = 1_700_000_000_000): ServiceEvent[] {
-  const slots: Slot[] = Array.from({ length: SLOTS }, (_, i) => ({ generation: 0, id: `c${i}`, state: 'none', held: false, reconnectOn: true }))
+  const slots: Slot[] = Array.from({ length: SLOTS }, (_, i) => ({
+    generation: 0,
+    id: `c${i}`,
+    state: 'none',
+    held: false,
+    reconnectOn: true,
+  }))
   const out: ServiceEvent[] = []
   let t = start
 
@@ -189,7 +195,13 @@ export function eventsOf(steps: readonly MetricsStep[], start = 1_700_000_000_00
 
     // At-least-once delivery: the step's first event arrives twice.
     if (step.duplicate && out.length > before) out.push({ ...out[before]! })
-    if (step.stray === 0) returned(step.returnFirst ? 'redirect' : 'new-chat', pick(['link', 'session'] as const), pick([...NEW_CHAT, 'a-reason-from-the-future']), null)
+    if (step.stray === 0)
+      returned(
+        step.returnFirst ? 'redirect' : 'new-chat',
+        pick(['link', 'session'] as const),
+        pick([...NEW_CHAT, 'a-reason-from-the-future']),
+        null,
+      )
     if (step.stray === 1) out.push({ type: 'connection.attached', conversationId: s.id, at: t } as unknown as ServiceEvent)
   }
   return out

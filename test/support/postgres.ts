@@ -9,15 +9,13 @@ import { describeWithServer } from './servers'
 /** Debian's PostgreSQL 15 binaries; override with PG_BIN. */
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin'
 
-const HOW_TO =
-  'set DATABASE_URL (e.g. `export DATABASE_URL=$(.ci/start-postgres /tmp/pg)`) to run the PostgreSQL tests'
+const HOW_TO = 'set DATABASE_URL (e.g. `export DATABASE_URL=$(.ci/start-postgres /tmp/pg)`) to run the PostgreSQL tests'
 
 /** The server the PostgreSQL tests use, or `undefined` when none is configured. */
 export function databaseUrl(): string | undefined {
   const url = process.env.DATABASE_URL
   return url === undefined || url === '' ? undefined : url
 }
-
 
 /** `describe` for suites that need the server at DATABASE_URL; see {@link describeWithServer}. */
 export function describeWithPostgres(name: string, body: (url: string) => void): void {
@@ -103,11 +101,10 @@ export async function startPrivateServer(): Promise<PrivateServer> {
   mkdirSync(dir, { mode: 0o700 })
   if (owner.uid !== undefined && owner.gid !== undefined) chownSync(dir, owner.uid, owner.gid)
   const logFile = join(root, 'server.log')
-  const initdb = spawnSync(
-    join(PG_BIN, 'initdb'),
-    ['-D', dir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-locale', '--no-sync'],
-    { ...owner, encoding: 'utf8' },
-  )
+  const initdb = spawnSync(join(PG_BIN, 'initdb'), ['-D', dir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-locale', '--no-sync'], {
+    ...owner,
+    encoding: 'utf8',
+  })
   if (initdb.status !== 0) {
     rmSync(root, { recursive: true, force: true })
     throw new Error(`initdb failed: ${initdb.stderr || initdb.stdout}`)
@@ -141,11 +138,10 @@ export async function startPrivateServer(): Promise<PrivateServer> {
     const deadline = Date.now() + 20_000
     while (Date.now() < deadline) {
       const fd = openSync(logFile, 'a')
-      const started = spawn(
-        join(PG_BIN, 'postgres'),
-        ['-D', dir, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1'],
-        { ...owner, stdio: ['ignore', fd, fd] },
-      )
+      const started = spawn(join(PG_BIN, 'postgres'), ['-D', dir, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1'], {
+        ...owner,
+        stdio: ['ignore', fd, fd],
+      })
       closeSync(fd)
       child = started
       while (Date.now() < deadline && started.exitCode === null && started.signalCode === null) {

@@ -130,8 +130,22 @@ export async function startOwnedRedis(extraArgs: string[] = []): Promise<OwnedRe
 
   async function start(): Promise<void> {
     const args = [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
-      '--appendfsync', 'always', '--dir', dir, '--daemonize', 'no', '--logfile', join(dir, 'redis.log'),
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      '--logfile',
+      join(dir, 'redis.log'),
       ...extraArgs,
     ]
     const proc = spawn(REDIS_SERVER, args, { stdio: 'ignore' })
@@ -169,7 +183,12 @@ export async function startOwnedRedis(extraArgs: string[] = []): Promise<OwnedRe
 async function waitForPing(port: number): Promise<void> {
   const deadline = Date.now() + 10_000
   for (;;) {
-    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
+    const probe = new Redis(port, '127.0.0.1', {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+    })
     probe.on('error', () => undefined)
     try {
       await probe.connect()

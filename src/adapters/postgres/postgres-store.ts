@@ -205,9 +205,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   }
   const claimMs = options.claimMs === undefined ? DEFAULT_CLAIM_MS : options.claimMs
   if (typeof claimMs !== 'number' || !Number.isSafeInteger(claimMs) || claimMs < 1) {
-    throw new SettingsError([
-      { path: 'claimMs', message: `must be a whole number of milliseconds, at least 1; got ${String(claimMs)}` },
-    ])
+    throw new SettingsError([{ path: 'claimMs', message: `must be a whole number of milliseconds, at least 1; got ${String(claimMs)}` }])
   }
   const pool = options.pool
   const listen = options.listen ?? false
@@ -266,8 +264,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       `WITH gone AS (DELETE FROM ${t} WHERE id = $1 AND version = $2 RETURNING id)` +
       ` SELECT (SELECT count(*) FROM gone)::int AS deleted, (SELECT version FROM ${t} WHERE id = $1) AS stored`,
     byCustomer: `SELECT ${COLUMNS} FROM ${t} WHERE customer_id = $1 ORDER BY id`,
-    closedWithoutRetention:
-      `SELECT id FROM ${t} WHERE state = 'closed' AND NOT (record -> 'timers' ? 'retention') AND id > $1 ORDER BY id LIMIT 500`,
+    closedWithoutRetention: `SELECT id FROM ${t} WHERE state = 'closed' AND NOT (record -> 'timers' ? 'retention') AND id > $1 ORDER BY id LIMIT 500`,
     // Only a deadline that nothing stored comes before can find another node asleep past it.
     wake: `SELECT pg_notify($1, $2::text) WHERE NOT EXISTS (SELECT 1 FROM ${t} WHERE next_due_at < $3)`,
   }
@@ -363,10 +360,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   }
 
   /** Runs `work` in one transaction on one connection; rolls back and releases whatever happens. */
-  async function transaction<T>(
-    operation: string,
-    work: (client: PostgresPoolClient) => Promise<T>,
-  ): Promise<T> {
+  async function transaction<T>(operation: string, work: (client: PostgresPoolClient) => Promise<T>): Promise<T> {
     let client: PostgresPoolClient
     try {
       client = await pool.connect()
@@ -476,7 +470,10 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         let after = ''
         for (;;) {
           const page = await query('migrate', undefined, sql.closedWithoutRetention, [after])
-          for (const row of page.rows) yield (after = (row as { id: string }).id)
+          for (const row of page.rows) {
+            after = (row as { id: string }).id
+            yield after
+          }
           if (page.rows.length < 500) return
         }
       }
@@ -518,7 +515,10 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
 
     async put(record, expectedVersion) {
       if (!isConversationRecord(record)) {
-        throw new ReconnectError('invalid-argument', 'put: record is not a valid ConversationRecord; refusing to store what could not be read back')
+        throw new ReconnectError(
+          'invalid-argument',
+          'put: record is not a valid ConversationRecord; refusing to store what could not be read back',
+        )
       }
       if (expectedVersion !== null && !Number.isInteger(expectedVersion)) {
         throw new ReconnectError('invalid-argument', `put: expectedVersion must be an integer or null, got ${String(expectedVersion)}`)
@@ -527,9 +527,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       let rowCount: number | null
       try {
         const result =
-          expectedVersion === null
-            ? await pool.query(sql.insert, values)
-            : await pool.query(sql.update, [...values, expectedVersion])
+          expectedVersion === null ? await pool.query(sql.insert, values) : await pool.query(sql.update, [...values, expectedVersion])
         rowCount = result.rowCount
       } catch (error) {
         if (errorCode(error) === UNIQUE_VIOLATION) throw await explainUniqueViolation(record, expectedVersion, error)

@@ -79,7 +79,7 @@ export function tableNames(input: unknown): TableNames {
  */
 export function schemaSql(names: TableNames): string {
   const t = names.table
-  return [
+  return `${[
     `CREATE TABLE IF NOT EXISTS ${t} (
   id text PRIMARY KEY,
   widget_id text NOT NULL,
@@ -102,7 +102,7 @@ export function schemaSql(names: TableNames): string {
     `CREATE INDEX IF NOT EXISTS ${names.heldIndex} ON ${t} (agent_id) WHERE capacity_held`,
     `CREATE INDEX IF NOT EXISTS ${names.claimedIndex} ON ${t} (claimed_until) WHERE claimed_until IS NOT NULL`,
     `CREATE INDEX IF NOT EXISTS ${names.customerIndex} ON ${t} (customer_id) WHERE customer_id IS NOT NULL`,
-  ].join(';\n') + ';\n'
+  ].join(';\n')};\n`
 }
 
 /**

@@ -23,8 +23,7 @@ export function redisKeys(prefix: string): RedisKeys {
     record: (id) => `${prefix}conv:${id}`,
     reconnectId: (reconnectId) => `${prefix}rid:${reconnectId}`,
     due: `${prefix}due`,
-    resumable: (widgetId, customerId) =>
-      `${prefix}resumable:${encoder.encode(widgetId).length}:${widgetId}:${customerId}`,
+    resumable: (widgetId, customerId) => `${prefix}resumable:${encoder.encode(widgetId).length}:${widgetId}:${customerId}`,
     held: (agentId) => `${prefix}held:${agentId}`,
     customer: (customerId) => `${prefix}customer:${customerId}`,
   }

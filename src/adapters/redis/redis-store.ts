@@ -392,9 +392,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     heldBy(agentId) {
-      return guarded('heldBy', undefined, async () =>
-        parseList(await run(heldRecords, [keys.held(agentId)], [scriptPrefix]), 'heldBy'),
-      )
+      return guarded('heldBy', undefined, async () => parseList(await run(heldRecords, [keys.held(agentId)], [scriptPrefix]), 'heldBy'))
     },
 
     delete(id, expectedVersion) {
@@ -415,7 +413,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     migrate(backfill) {
       return guarded('migrate', undefined, () =>
-        backfillRetention(store, scanIds(), backfill, (id) => run(indexCustomer, [keys.record(id)], [scriptPrefix, id]).then(() => undefined)),
+        backfillRetention(store, scanIds(), backfill, (id) =>
+          run(indexCustomer, [keys.record(id)], [scriptPrefix, id]).then(() => undefined),
+        ),
       )
     },
   }
