@@ -46,7 +46,7 @@ export function createDemoMetrics({ now = () => Date.now() } = {}) {
     },
     /**
      * A return decision the demo got from `returnCustomer` / `answerPrompt`. Services that emit
-     * `return` events themselves (SPEC §11) make this a no-op from their first one on; before that,
+     * `return` events themselves make this a no-op from their first one on; before that,
      * the demo describes the return from the decision, as the service would.
      */
     decided(decision, via) {

@@ -88,7 +88,7 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
     throw error
   }
 
-  // The widget's side: start, return, prompt, end, status (and attach/detach) of SPEC §14.
+  // The widget's side: start, return, prompt, end, status (and attach/detach) of chat-reconnect/http.
   const chat = getRequestListener(
     createReconnectHandler(centre.widgetService, {
       basePath: CHAT_BASE,

@@ -63,7 +63,7 @@ export interface ReconnectSettingsInput {
   queueAutoClose?: DurationInput
   /**
    * **(ours)** How long a conversation waits, after its last connection detached or lapsed, before it
-   * takes `customer.disconnected` (SPEC §10); `0` disconnects at once. At most 1 hour.
+   * takes `customer.disconnected`; `0` disconnects at once. At most 1 hour.
    * @default 10000
    */
   detachGrace?: DurationInput
@@ -107,7 +107,7 @@ export interface ReconnectSettings {
   readonly keepClosedFor: number | null
 }
 
-/** The lifecycle states of a conversation (SPEC §3): one of {@link STATES}. */
+/** The lifecycle states of a conversation: one of {@link STATES}. */
 export type State = (typeof STATES)[number]
 
 /** Names of the deadlines a conversation can carry in `timers`: `'queue' | 'grace' | 'window' | 'warn' | 'wrapUp' | 'capacity' | 'lease' | 'detach' | 'retention'`. */
@@ -124,7 +124,7 @@ export interface HistoryEntry {
   to: State
 }
 
-/** A stored conversation: plain JSON, safe to serialise (SPEC §8). */
+/** A stored conversation: plain JSON, safe to serialise. */
 export interface ConversationRecord {
   id: string
   widgetId: string
@@ -146,7 +146,7 @@ export interface ConversationRecord {
   version: number
   history: HistoryEntry[]
   /**
-   * The customer's live connections (SPEC §10): connection id → epoch ms at which its lease lapses,
+   * The customer's live connections: connection id → epoch ms at which its lease lapses,
    * or `null` for one that lives until it detaches. Absent when none is attached (and on records
    * written before connections existed).
    */
@@ -159,14 +159,14 @@ export interface ConversationRecord {
   writeId?: string
 }
 
-/** What a returning customer presents (SPEC §5). */
+/** What a returning customer presents. */
 export interface ReturnRequest {
   reconnectId?: string | null
   customerId?: string | null
   widgetId?: string
   via?: 'link' | 'session'
   /**
-   * The connection (tab) the customer returns on (SPEC §10); a resume attaches it in the same write.
+   * The connection (tab) the customer returns on; a resume attaches it in the same write.
    * @default undefined — no connection
    */
   connectionId?: string
@@ -175,7 +175,7 @@ export interface ReturnRequest {
 /** Why a reconnect id can no longer resume its conversation. */
 export type LostReason = 'expired' | 'ended-by-agent' | 'ended-by-customer' | 'closed' | 'not-found' | 'malformed'
 
-/** The outcome for a returning customer (SPEC §5). */
+/** The outcome for a returning customer. */
 export type ReturnDecision =
   | { type: 'resume'; conversationId: string; agentId: string | null; via: 'link' | 'prompt' | 'session' }
   | { type: 'prompt'; conversationId: string; expiresAt: number }
@@ -185,7 +185,7 @@ export type ReturnDecision =
 /** Automated messages a host shows to the agent or the customer. */
 export type NoticeMessage = 'customer-disconnected' | 'agent-ended' | 'session-ended' | 'window-closing'
 
-/** Events the service reports through `onEvent` (SPEC §9). */
+/** Events the service reports through `onEvent`. */
 export type ServiceEvent =
   | { type: 'transition'; conversationId: string; at: number; from: State; to: State; event: string }
   | { type: 'capacity.held'; conversationId: string; at: number; agentId: string }
@@ -198,7 +198,7 @@ export type ServiceEvent =
       message: NoticeMessage
     }
   | {
-      /** One `returnCustomer` or `answerPrompt` call, whatever its outcome (SPEC §11). */
+      /** One `returnCustomer` or `answerPrompt` call, whatever its outcome. */
       type: 'return'
       /** `null` when the link matched no conversation, and always on an identity mismatch. */
       conversationId: string | null

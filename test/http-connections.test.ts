@@ -4,7 +4,7 @@ import { createMemoryStore, createReconnectService, type ConversationRecord, typ
 import { createManualClock } from '../src/testing/index'
 import { checkAnswer, countingStore, jsonRequest } from './support/http'
 
-// /attach and /detach, and the connectionId of /start, /return and /prompt (SPEC §10, §14), against
+// /attach and /detach, and the connectionId of /start, /return and /prompt, against
 // the real service. They need the service's connections (`attach` / `detach`), which land on their
 // own branch; until the service has them, these tests are skipped with the message below.
 
@@ -14,7 +14,7 @@ const SETTINGS: ReconnectSettingsInput = {
   portalUrl: 'https://help.example/chat',
   authenticated: true,
 }
-/** SPEC §10: the default `detachGrace` is 10 s; past it the last detach is `customer.disconnected`. */
+/** the default `detachGrace` is 10 s; past it the last detach is `customer.disconnected`. */
 const PAST_DETACH_GRACE = 10_001
 
 function setup() {
@@ -39,10 +39,10 @@ function setup() {
 
 const hasConnections = 'attach' in createReconnectService({ settings: SETTINGS })
 if (!hasConnections) {
-  console.warn('skipping the /attach and /detach tests: this service has no attach/detach yet (SPEC §10, the connections branch)')
+  console.warn('skipping the /attach and /detach tests: this service has no attach/detach yet')
 }
 
-describe.skipIf(!hasConnections)('/attach and /detach (SPEC §10 connections)', () => {
+describe.skipIf(!hasConnections)('/attach and /detach', () => {
   it('attaches a tab with proof of ownership, and its detach disconnects only after the grace', async () => {
     const { call, service, afterGrace } = setup()
     const record = await service.start({ agentId: 'agent-1' })

@@ -16,7 +16,7 @@ import {
 import { createManualClock } from '../src/testing/index'
 import { checkAnswer, countingStore, jsonRequest } from './support/http'
 
-// The handler called directly with `new Request(...)`: every route, every error row of SPEC §14.
+// The handler called directly with `new Request(...)`: every route, every error row of chat-reconnect/http.
 
 const SETTINGS: ReconnectSettingsInput = {
   enabled: true,

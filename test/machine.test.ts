@@ -7,7 +7,7 @@ import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../src
 import { applyAll, applyOk, MINUTE, newConversation, SECOND, T0 } from './support/conversation'
 import { makeSettings } from './support/settings'
 
-// One example per row of SPEC §4, driven through the pure API the service uses.
+// One example per row of driven through the pure API the service uses.
 
 const ON = makeSettings()
 const OFF = makeSettings({ enabled: false, timeLimit: null, portalUrl: null })

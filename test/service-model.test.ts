@@ -21,7 +21,7 @@ import { createManualClock, type ManualClock } from '../src/testing/manual-clock
 import { replayParameters, replayPath } from './support/fc-replay'
 import { closeStores, storeKinds, type StoreKind } from './support/stores'
 
-// A deliberately small model of SPEC §3–§5: per conversation only its state, agent, the one deadline
+// A deliberately small model of per conversation only its state, agent, the one deadline
 // that moves it on, and whether it holds the agent's capacity. No XState, no history, no versions.
 
 const AGENTS = ['agent-1', 'agent-2'] as const
@@ -163,7 +163,7 @@ function expectReturn(model: Model, chat: Chat, customerId: string | null, via: 
   if (via === 'prompt' && chat.customerId === null) return newChat('identity-mismatch')
   if (chat.customerId !== null && chat.customerId !== customerId) return newChat('identity-mismatch')
   const lost = lostReason(chat)
-  // A lost chat falls back alike for a link and for a prompt answered too late (SPEC §5 rule 1).
+  // A lost chat falls back alike for a link and for a prompt answered too late.
   if (lost !== null) return lostOutcome(model, lost, customerId, true)
   if (chat.state === 'disconnected') return via === 'session' ? resume(chat, 'session') : newChat('disabled')
   if (via === 'link' && !model.settings.enabled) return newChat('disabled')
@@ -647,7 +647,7 @@ async function runModel(options: { enabled: boolean; authenticated?: boolean }, 
 afterAll(closeStores)
 
 // The memory store gets the most runs; the shared stores run the same model on real servers.
-describe.each(storeKinds())('service against a model (SPEC §3–§5), on the $name store', (kind) => {
+describe.each(storeKinds())('service against a model, on the $name store', (kind) => {
   const runs = kind.name === 'memory' ? 150 : 40
 
   it('matches the model with reconnect on', async () => {

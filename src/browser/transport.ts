@@ -3,7 +3,7 @@ import type { CustomerConversationView } from '../http/customer-view'
 import type { ReconnectHttpErrorCode } from '../http/http-failure'
 import type { ReturnDecision } from '../types'
 
-/** What the widget knows about its conversation: the customer view of SPEC §14. */
+/** What the widget knows about its conversation: the customer view the HTTP handler answers with. */
 export type WidgetConversation = CustomerConversationView
 
 /** The proof of ownership every call about one conversation carries. */
@@ -24,7 +24,7 @@ export interface WidgetDecisionAnswer {
 }
 
 /**
- * The seven routes of the HTTP handler (SPEC §14) as async functions. {@link createHttpTransport}
+ * The seven routes of the HTTP handler as async functions. {@link createHttpTransport}
  * is one; a host with an API of its own passes an object of this shape instead. A failure rejects,
  * preferably with a {@link WidgetTransportError} (its `reason` `'not-found'` tells the session that
  * the conversation is gone).

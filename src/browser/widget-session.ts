@@ -18,7 +18,7 @@ import {
   isWidgetTransportError,
 } from './transport'
 
-/** What the widget shows: see SPEC §15. `chatting` also while the chat waits in the queue. */
+/** What the widget shows. `chatting` also while the chat waits in the queue. */
 export type WidgetState = 'idle' | 'booting' | 'prompt' | 'chatting' | 'ended' | 'redirecting'
 
 /** Something the widget may tell the customer (or the host may log) beside the state. */
@@ -35,7 +35,7 @@ export type WidgetNotice =
 /** The session's view, reported to every subscriber on every change. */
 export interface WidgetView {
   state: WidgetState
-  /** The conversation this tab shows (the customer view of SPEC §14), or `null`. */
+  /** The conversation this tab shows (the customer view the HTTP handler answers with), or `null`. */
   conversation: WidgetConversation | null
   /** The last decision of the service: the prompt, a new-chat reason, a redirect. */
   decision: ReturnDecision | null
@@ -44,7 +44,7 @@ export interface WidgetView {
   windowEndsAt: number | null
   /** Where the stored entry lives: `'memory'` also after the browser refused the requested storage. */
   storage: WidgetStorageKind
-  /** This tab's connection id (SPEC §10). */
+  /** This tab's connection id. */
   connectionId: string
 }
 
@@ -163,7 +163,7 @@ const AWAY = new Set(['reconnectable', 'disconnected'])
 const MAX_SENT_ID = 256
 
 /**
- * The customer's half of reconnect (SPEC §15): decides what the page shows when it loads, keeps
+ * The customer's half of reconnect: decides what the page shows when it loads, keeps
  * one stored entry per widget, treats each tab as a connection and follows the chat across tabs,
  * sleeps and network losses.
  *

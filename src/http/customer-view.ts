@@ -1,7 +1,7 @@
 import type { ConversationRecord, State } from '../types'
 
 /**
- * What the customer's widget may know about its conversation (SPEC §14), and nothing more: no
+ * What the customer's widget may know about its conversation, and nothing more: no
  * history, no customer id, no previous agent.
  */
 export interface CustomerConversationView {

@@ -9,7 +9,7 @@ import { readJsonObject } from './read-body'
 /**
  * The service methods the handler calls: a `ReconnectService` fits, and so does any object with
  * these methods (a wrapper that adds logging or rate limits, say). `attach` and `detach` are the
- * connections of SPEC §10; a service without them answers `/attach` and `/detach` with 404.
+ * connections of a service without them answers `/attach` and `/detach` with 404.
  */
 export interface ReconnectHandlerService {
   /** Creates a conversation for the customer (`/start`). */
@@ -109,7 +109,7 @@ class CallbackFailure extends Error {
 }
 
 /**
- * Creates the HTTP handler between the customer's widget and the service (SPEC §14): seven `POST`
+ * Creates the HTTP handler between the customer's widget and the service: seven `POST`
  * routes with JSON bodies, answering with the customer view of the conversation only.
  *
  * @example

@@ -1,6 +1,6 @@
 import type { ConversationRecord, ReconnectSettings, State, TimerName } from '../types'
 
-// The customer's connections (SPEC §10): which tabs or devices show the conversation, and what
+// The customer's connections: which tabs or devices show the conversation, and what
 // happens when the last one goes. Presence is not a lifecycle state, so it lives beside the lifecycle
 // table rather than in it: the record's `connections` and two deadlines, `lease` (the earliest lease
 // lapses) and `detach` (the detach grace ends), which only `queued` and `active` conversations carry.
@@ -33,7 +33,7 @@ export type PresenceOutcome =
 /** Connection id → lease end (epoch ms) or `null`, as `ConversationRecord.connections` holds it. */
 export type Connections = Record<string, number | null>
 
-/** Whether a conversation in `state` keeps connections (SPEC §10: `queued` and `active`). */
+/** Whether a conversation in `state` keeps connections. */
 export function keepsConnections(state: State): boolean {
   return state === 'queued' || state === 'active'
 }

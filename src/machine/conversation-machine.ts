@@ -105,7 +105,7 @@ function createConversationMachine() {
 }
 
 /**
- * The lifecycle of one conversation (SPEC §3–§4) as an XState v5 machine.
+ * The lifecycle of one conversation as an XState v5 machine.
  *
  * Deadlines are absolute epoch ms in `context.timers`, computed from each event's `at`. In a running
  * actor the `after` transitions fire them on the actor's clock; with the pure `transition` function

@@ -2,7 +2,7 @@ import type { ConversationRecord, ServiceEvent } from '../types'
 
 /**
  * The service events one applied transition produces: the transition itself, capacity taken or
- * released, and the automated notices of SPEC §9. Pure: derived only from the two records.
+ * released, and the automated notices. Pure: derived only from the two records.
  */
 export function describeTransition(before: ConversationRecord, after: ConversationRecord, event: string): ServiceEvent[] {
   const conversationId = after.id

@@ -1,7 +1,7 @@
 import type { State, TimerName } from '../types'
 import type { ConversationEventType, guards, MachineArgs, updates } from './context'
 
-// The lifecycle of one conversation (SPEC §3–§4) as data of our own: the one definition that our
+// The lifecycle of one conversation as data of our own: the one definition that our
 // interpreter (./interpreter.ts) runs and the XState machine (./conversation-machine.ts) is built
 // from. Its type admits only what the interpreter runs exactly as XState would: flat states, guards
 // and updates by the name of one in ./context.ts (with the params that one takes), one target that

@@ -2,7 +2,7 @@
 // every bucket covers (γ^(i-1), γ^i], and a value read back from its bucket is within
 // RELATIVE_ACCURACY of any value that fell into it. Memory is one Float64Array, whatever the count.
 
-/** Relative accuracy of a percentile read from the histogram (1 %; SPEC §12 asks for 2 %). */
+/** Relative accuracy of a percentile read from the histogram (1 %; the metrics promise 2 %). */
 export const RELATIVE_ACCURACY = 0.01
 
 const GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)

@@ -5,7 +5,7 @@ import { createLogHistogram } from './log-histogram'
 /** How a customer came back: a reconnect link, the signed-in prompt, or the widget's own session. */
 export type ReturnVia = 'link' | 'prompt' | 'session'
 
-/** What a return decided (SPEC §5): `ReturnDecision['type']`. */
+/** What a return decided: `ReturnDecision['type']`. */
 export type ReturnOutcome = ReturnDecision['type']
 
 /** Keys of {@link ReconnectMetricsSnapshot.redirects}: the lost reasons, and `other` for any reason not listed. */
@@ -23,7 +23,7 @@ export interface TimeToReconnect {
   max: number | null
 }
 
-/** The reconnect figures at one moment (SPEC §12); docs/metrics.md defines each one. */
+/** The reconnect figures at one moment; docs/metrics.md defines each one. */
 export interface ReconnectMetricsSnapshot {
   /** Away windows opened: the customer dropped while an agent had the chat. */
   disconnects: number
@@ -139,7 +139,7 @@ function reasonKey<K extends string>(reason: unknown, keys: readonly K[]): K {
 }
 
 /**
- * Creates the reconnect metrics of SPEC §12: pure bookkeeping (no clock, no I/O) over
+ * Creates the reconnect metrics: pure bookkeeping (no clock, no I/O) over
  * `ServiceEvent`s, in bounded memory, in Node and in browsers.
  *
  * @example
@@ -200,7 +200,7 @@ export function createObservedMetrics(options: ReconnectMetricsOptions, observer
       const oldest = windows.keys().next().value as string
       forget(oldest, windows.get(oldest)!)
     }
-    // In `active` the agent's capacity is always held (SPEC §3), so a window opened from it starts held.
+    // In `active` the agent's capacity is always held, so a window opened from it starts held.
     windows.set(id, { openedAt: at, heldSince: fromActive ? at : null, heldMs: 0, via: null, resumedAt: null })
     disconnects += 1
     observer?.opened(event)

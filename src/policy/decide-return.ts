@@ -28,7 +28,7 @@ export interface DecidePromptAnswerInput {
   now: number
   /**
    * The customer's latest other resumable conversation on the widget, if the caller looked it up:
-   * `continue` on a conversation that can no longer resume falls back as SPEC §5 rule 1 does, so
+   * `continue` on a conversation that can no longer resume falls back as a lost link does, so
    * without a redirect URL the customer is offered this one instead.
    */
   resumable?: ConversationRecord | null | undefined
@@ -54,7 +54,7 @@ const DEFAULT_WIDGET_ID = 'default'
 export const isWellFormedReconnectId: (id: string) => boolean = looksLikeReconnectId
 
 /**
- * Decides what a returning customer gets: resume, prompt, redirect or a new chat (SPEC §5).
+ * Decides what a returning customer gets: resume, prompt, redirect or a new chat.
  * Pure: it reads no clock and does no I/O, so the caller loads `linked` and `resumable` first.
  *
  * @example

@@ -48,7 +48,7 @@ export function checkLeaseMs(value: unknown, what: string): number | null {
   return value
 }
 
-/** The connection calls of the service (SPEC §10). */
+/** The connection calls of the service. */
 export interface ConnectionCalls {
   attach(id: string, input: AttachInput): Promise<ConversationRecord>
   detach(id: string, input: DetachInput): Promise<ConversationRecord>

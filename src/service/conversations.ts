@@ -36,7 +36,7 @@ export interface StartConversationInput {
    */
   agentId?: string | null
   /**
-   * The customer's connection the chat starts on (SPEC §10), attached in the same write. A lease
+   * The customer's connection the chat starts on, attached in the same write. A lease
    * needs an `attach` afterwards.
    * @default undefined — no connection
    */

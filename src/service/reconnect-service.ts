@@ -79,7 +79,7 @@ export interface ReconnectServiceOptions {
   sweepSettingsTimeoutMs?: number
 }
 
-/** The reconnect service a contact-centre backend embeds (SPEC §9). */
+/** The reconnect service a contact-centre backend embeds. */
 export interface ReconnectService {
   /** Creates a conversation, `queued` or (with `agentId`) `active`; an existing `conversationId` returns that one. */
   start(input?: StartConversationInput): Promise<ConversationRecord>
@@ -87,7 +87,7 @@ export interface ReconnectService {
   assign(id: string, agentId: string): Promise<ConversationRecord>
   /** Records that the customer's connection dropped (`customer.disconnected`); starts the window or grace. */
   disconnect(id: string): Promise<ConversationRecord>
-  /** Decides what a returning customer gets (SPEC §5) and applies a resume before returning it. */
+  /** Decides what a returning customer gets and applies a resume before returning it. */
   returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision>
   /**
    * Applies a signed-in customer's answer to the "continue or start new?" prompt; a resume attaches
@@ -106,7 +106,7 @@ export interface ReconnectService {
     },
   ): Promise<ServiceReturnDecision>
   /**
-   * Registers or renews one of the customer's connections (SPEC §10) on a `queued` or `active`
+   * Registers or renews one of the customer's connections on a `queued` or `active`
    * conversation; any other state throws `InvalidTransitionError`. An attach while the detach grace
    * runs ends the grace and changes no state. At most 32 connections: one more drops the one that
    * would lapse first (see docs/connections.md).

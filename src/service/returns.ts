@@ -67,7 +67,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
     const resume = (at: number): StepEvent | StepEvent[] =>
       connectionId === null
         ? { type: 'customer.returned', via: decision.via, at }
-        : // The connection is attached in the same write as the resume (SPEC §10).
+        : // The connection is attached in the same write as the resume.
           [
             { type: 'customer.returned', via: decision.via, at },
             { type: 'connection.attached', connectionId, leaseMs: null, at },
@@ -134,7 +134,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
 
   /**
    * A decision made without the customer's resumable conversation, made again with it when it could
-   * change the outcome (SPEC §5 rule 2, and rule 1's fall-through). Returns the record it looked up.
+   * change the outcome (the signed-in lookup, and a lost link's fall-through). Returns the record it looked up.
    */
   function withResumableOffer(
     decision: ReturnDecision,
@@ -207,7 +207,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
         }
         return first
       }
-      // Too late for this one: like a lost link (SPEC §5 rule 1), offer the customer's other
+      // Too late for this one: like a lost link, offer the customer's other
       // resumable conversation on the widget, when there is one and no redirect URL takes precedence.
       const offer = withResumableOffer(first, settings, record.widgetId, customerId, now, decide)
       const { decision, resumable } = offer instanceof Promise ? await offer : offer

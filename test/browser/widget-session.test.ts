@@ -18,7 +18,7 @@ const skip = chromiumMissing()
 if (skip !== undefined) console.warn(`skipping the widget session's browser tests: ${skip}`)
 
 const hasConnections = 'attach' in createReconnectService({ settings: { enabled: false } })
-if (!hasConnections) console.warn('the two-tab connection test is pending: this service has no attach/detach yet (SPEC §10)')
+if (!hasConnections) console.warn('the two-tab connection test is pending: this service has no attach/detach yet')
 
 const importMap = JSON.stringify({ imports: { nanoid: '/node_modules/nanoid/index.browser.js' } })
 
@@ -184,7 +184,7 @@ describe.skipIf(skip !== undefined)('chat-reconnect/browser in Chromium', () => 
       const id = await chatting(first, service)
       const second = await widget(ctx, `${base}/widget`)
       expect(await view(second)).toMatchObject({ state: 'chatting', conversation: id })
-      // The record's connections (SPEC §10), whichever shape the service keeps them in.
+      // The record's connections, whichever shape the service keeps them in.
       await expect
         .poll(async () => Object.keys(((await service.get(id)) as unknown as { connections?: object }).connections ?? {}).length)
         .toBe(2)

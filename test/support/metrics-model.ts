@@ -13,7 +13,7 @@ export interface MetricsStep {
   pick: number
   dt: number
   returnFirst: boolean
-  /** The resume's return event is missing (a service older than SPEC §11, or a lost event). */
+  /** The resume's return event is missing (a service older than or a lost event). */
   noReturn: boolean
   duplicate: boolean
   stray: number
