@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { createReconnectHandler, type ReconnectHandlerService } from '../src/http/index'
+import { createReconnectHandler } from '../src/http/index'
 import { createMemoryStore, createReconnectService, type ConversationRecord, type ReconnectSettingsInput } from '../src/index'
 import { createManualClock } from '../src/testing/index'
 import { checkAnswer, countingStore, jsonRequest } from './support/http'
 
 // /attach and /detach, and the connectionId of /start, /return and /prompt, against
-// the real service. They need the service's connections (`attach` / `detach`), which land on their
-// own branch; until the service has them, these tests are skipped with the message below.
+// the real service.
 
 const SETTINGS: ReconnectSettingsInput = {
   enabled: true,
@@ -20,8 +19,7 @@ const PAST_DETACH_GRACE = 10_001
 function setup() {
   const clock = createManualClock()
   const store = countingStore(createMemoryStore())
-  const service = createReconnectService({ settings: SETTINGS, clock, store }) as ReturnType<typeof createReconnectService> &
-    Required<Pick<ReconnectHandlerService, 'attach' | 'detach'>>
+  const service = createReconnectService({ settings: SETTINGS, clock, store })
   let customer: string | null = null
   const handler = createReconnectHandler(service, { identify: () => customer })
   async function call(path: string, body: unknown, headers?: Record<string, string>) {
@@ -37,12 +35,7 @@ function setup() {
   return { clock, store, service, handler, call, afterGrace, signIn: (id: string | null) => (customer = id) }
 }
 
-const hasConnections = 'attach' in createReconnectService({ settings: SETTINGS })
-if (!hasConnections) {
-  console.warn('skipping the /attach and /detach tests: this service has no attach/detach yet')
-}
-
-describe.skipIf(!hasConnections)('/attach and /detach', () => {
+describe('/attach and /detach', () => {
   it('attaches a tab with proof of ownership, and its detach disconnects only after the grace', async () => {
     const { call, service, afterGrace } = setup()
     const record = await service.start({ agentId: 'agent-1' })

@@ -1,7 +1,8 @@
 import type { Clock } from '../clock'
 import { ConflictError, NotFoundError, ReconnectError, isInvalidTransitionError } from '../errors'
 import type { ReconnectIdIssuer } from '../ids'
-import type { StepEvent } from '../machine/step'
+import { hasPresence } from '../machine/connections'
+import { expireConversation, type StepEvent } from '../machine/step'
 import { couldOfferResumable, decidePromptAnswer, decideReturn } from '../policy'
 import type { ConversationRecord, ReconnectSettings, ReturnDecision, ReturnRequest } from '../types'
 import { MAX_ID_LENGTH, checkId, checkOptionalId, describeValue } from './check-id'
@@ -111,13 +112,14 @@ export function createReturns(deps: ReturnsDeps): Returns {
     for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt += 1) {
       const now = clock.now()
       const linked = reconnectId !== null && verified ? await getByReconnectId(reconnectId) : undefined
+      const seen = linked === undefined ? undefined : await presenceView(linked, now)
       const decide = (resumable: ConversationRecord | null): ReturnDecision =>
         decideReturn({
           // Field by field, not a spread of the caller's object: one shape for every request.
           request: { reconnectId: request.reconnectId, customerId: request.customerId, widgetId, via: request.via },
           settings,
           now,
-          linked: linked ?? null,
+          linked: seen ?? null,
           resumable,
           isValidId: () => verified,
         })
@@ -152,6 +154,16 @@ export function createReturns(deps: ReturnsDeps): Returns {
       decision: resumable === undefined ? decision : redecide(resumable),
       resumable,
     }))
+  }
+
+  /**
+   * The record as a decision must see it: the policy knows the lifecycle's deadlines but not those of
+   * the connections, so a passed lease or detach grace is applied first (nothing written).
+   */
+  async function presenceView(record: ConversationRecord, now: number): Promise<ConversationRecord> {
+    if (!hasPresence(record)) return record
+    const settings = fixed ?? (await settingsFor(record.widgetId))
+    return expireConversation(record, settings, now).at(-1)?.record ?? record
   }
 
   /** Whether the issuer vouches for `reconnectId`; synchronous when the issuer answers synchronously. */
@@ -190,7 +202,9 @@ export function createReturns(deps: ReturnsDeps): Returns {
       const record = await load(conversationId)
       const settings = fixed ?? (await settingsFor(record.widgetId))
       const now = clock.now()
-      const decide = (resumable: ConversationRecord | null) => decidePromptAnswer({ answer, record, customerId, settings, now, resumable })
+      const seen = await presenceView(record, now)
+      const decide = (resumable: ConversationRecord | null) =>
+        decidePromptAnswer({ answer, record: seen, customerId, settings, now, resumable })
       const first = decide(null)
       if (answer === 'new') {
         if (first.type === 'new-chat' && first.reason === 'identity-mismatch') return first
