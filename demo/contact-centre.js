@@ -187,27 +187,9 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
     publish(record.id)
   }
 
-  /**
-   * The service as the chat handler sees it: the same service, except that every return decision is
-   * also counted by the metrics page (the service's own events do not carry returns yet).
-   */
-  const widgetService = Object.assign(Object.create(service), {
-    async returnCustomer(request) {
-      const decision = await service.returnCustomer(request)
-      metrics.decided(decision, request?.via ?? 'link')
-      return decision
-    },
-    async answerPrompt(...args) {
-      const decision = await service.answerPrompt(...args)
-      metrics.decided(decision, 'prompt')
-      return decision
-    },
-  })
-
   /** A page's own stream came back before its previous one was seen closing: resume it. */
   async function resumeOnStream(record) {
     const decision = await service.returnCustomer({ reconnectId: record.reconnectId, customerId: record.customerId, via: 'session' })
-    metrics.decided(decision, 'session')
     if (decision.type !== 'resume') return decision
     chatFor(record)
     publish(record.id)
@@ -292,7 +274,6 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
 
   return {
     service,
-    widgetService,
     store,
     metrics,
     settings: () => widgetSettings,

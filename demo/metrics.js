@@ -9,7 +9,6 @@ export function createDemoMetrics({ now = () => Date.now() } = {}) {
   const metrics = createReconnectMetrics()
   const series = []
   const pages = new Set()
-  let nativeReturns = false
   let queued = false
 
   function changed() {
@@ -40,27 +39,7 @@ export function createDemoMetrics({ now = () => Date.now() } = {}) {
   return {
     /** Every service event, as the service's `onEvent` gets it. */
     record(event) {
-      if (event.type === 'return') nativeReturns = true
       metrics.record(event)
-      changed()
-    },
-    /**
-     * A return decision the demo got from `returnCustomer` / `answerPrompt`. Services that emit
-     * `return` events themselves make this a no-op from their first one on; before that,
-     * the demo describes the return from the decision, as the service would.
-     */
-    decided(decision, via) {
-      if (nativeReturns) return
-      const at = now()
-      metrics.record({
-        type: 'return',
-        conversationId: decision.type === 'resume' || decision.type === 'prompt' ? decision.conversationId : null,
-        at,
-        emittedAt: at,
-        via: decision.type === 'resume' ? decision.via : via,
-        outcome: decision.type,
-        ...('reason' in decision ? { reason: decision.reason } : {}),
-      })
       changed()
     },
     /** What GET /api/metrics answers: the snapshot and the samples behind the charts. */

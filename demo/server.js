@@ -90,7 +90,7 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
 
   // The widget's side: start, return, prompt, end, status (and attach/detach) of chat-reconnect/http.
   const chat = getRequestListener(
-    createReconnectHandler(centre.widgetService, {
+    createReconnectHandler(centre.service, {
       basePath: CHAT_BASE,
       identify: (request) => sessions.customerOf(request.headers.get('cookie')),
       allowedOrigins: origins,

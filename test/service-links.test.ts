@@ -124,7 +124,10 @@ describe('single-use links', () => {
     expect(after).toMatchObject({ state: 'active', version: chat.version + 1, history: chat.history })
     expect(after.reconnectId).not.toBe(chat.reconnectId)
     expect(resumed.type === 'resume' && readReconnectId(resumed.reconnectUrl ?? '')).toBe(after.reconnectId)
-    expect(events, 'no lifecycle events for a renewal alone').toEqual([])
+    // Only the call's own `return` event: a renewal alone is no lifecycle change.
+    expect(events, 'no lifecycle events for a renewal alone').toEqual([
+      expect.objectContaining({ type: 'return', conversationId: chat.id, via: 'link', outcome: 'resume' }),
+    ])
     expect(await service.returnCustomer({ reconnectId: chat.reconnectId })).toEqual({ type: 'new-chat', reason: 'not-found' })
   })
 

@@ -225,6 +225,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     mutate,
     linkFor: conversations.linkFor,
     singleUse: options.singleUseLinks === true,
+    events,
   })
   const connections = createConnectionCalls({ mutate })
 

@@ -4,9 +4,10 @@ import type { ReconnectIdIssuer } from '../ids'
 import { hasPresence } from '../machine/connections'
 import { expireConversation, type StepEvent } from '../machine/step'
 import { couldOfferResumable, decidePromptAnswer, decideReturn } from '../policy'
-import type { ConversationRecord, ReconnectSettings, ReturnDecision, ReturnRequest } from '../types'
+import type { ConversationRecord, ReconnectSettings, ReturnDecision, ReturnRequest, ServiceEvent } from '../types'
 import { MAX_ID_LENGTH, checkId, checkOptionalId, describeValue } from './check-id'
 import type { SettingsLookup } from './settings-lookup'
+import type { EventSink } from './event-sink'
 import type { StoreGateway } from './store-gateway'
 import { checkConnectionId } from './connections'
 import { StaleDecision, type WritePath } from './write-path'
@@ -28,6 +29,8 @@ export interface ReturnsDeps {
   linkFor(record: ConversationRecord): Promise<string | undefined>
   /** Whether a resume through a link renews the link. */
   singleUse: boolean
+  /** Where the `return` event of every call goes. */
+  events: EventSink
 }
 
 /** A returning customer's two calls. */
@@ -48,6 +51,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
   const { clock, ids, mutate, linkFor, singleUse } = deps
   const { load, getByReconnectId, findResumable } = deps.gateway
   const { fixed, settingsFor } = deps.settings
+  const { emit, listening } = deps.events
 
   async function renewLink(record: ConversationRecord): Promise<ConversationRecord> {
     return { ...record, reconnectId: await ids.issue() }
@@ -96,7 +100,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
     return resumed
   }
 
-  async function returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision> {
+  async function decideAndResume(request: ReturnRequest, seenRecords: ConversationRecord[]): Promise<ServiceReturnDecision> {
     if (typeof request !== 'object' || request === null) {
       throw new ReconnectError('invalid-argument', 'returnCustomer: request must be an object')
     }
@@ -113,6 +117,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
       const now = clock.now()
       const linked = reconnectId !== null && verified ? await getByReconnectId(reconnectId) : undefined
       const seen = linked === undefined ? undefined : await presenceView(linked, now)
+      if (seen !== undefined) seenRecords.push(seen)
       const decide = (resumable: ConversationRecord | null): ReturnDecision =>
         decideReturn({
           // Field by field, not a spread of the caller's object: one shape for every request.
@@ -126,6 +131,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
       // The customer's own resumable conversation is looked up only when it could change the outcome.
       const offer = withResumableOffer(decide(null), settings, widgetId, customerId, now, decide)
       const { decision, resumable } = offer instanceof Promise ? await offer : offer
+      if (resumable !== undefined) seenRecords.push(resumable)
       if (decision.type !== 'resume') return decision
       const loaded = [linked, resumable].find((record) => record?.id === decision.conversationId)
       const applied = await applyResume(decision, reconnectId, loaded, connectionId)
@@ -182,11 +188,12 @@ export function createReturns(deps: ReturnsDeps): Returns {
     )
   }
 
-  async function answerPrompt(
+  async function decidePrompt(
     conversationId: string,
     answer: 'continue' | 'new',
     customerId: string,
-    options: { connectionId?: string } = {},
+    options: { connectionId?: string },
+    seenRecords: ConversationRecord[],
   ): Promise<ServiceReturnDecision> {
     checkId(conversationId, 'answerPrompt: conversationId')
     if (typeof options !== 'object' || options === null) {
@@ -203,6 +210,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
       const settings = fixed ?? (await settingsFor(record.widgetId))
       const now = clock.now()
       const seen = await presenceView(record, now)
+      seenRecords.push(seen)
       const decide = (resumable: ConversationRecord | null) =>
         decidePromptAnswer({ answer, record: seen, customerId, settings, now, resumable })
       const first = decide(null)
@@ -225,6 +233,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
       // resumable conversation on the widget, when there is one and no redirect URL takes precedence.
       const offer = withResumableOffer(first, settings, record.widgetId, customerId, now, decide)
       const { decision, resumable } = offer instanceof Promise ? await offer : offer
+      if (resumable !== undefined) seenRecords.push(resumable)
       if (decision.type !== 'resume') return decision
       const applied = await applyResume(decision, null, decision.conversationId === record.id ? record : resumable, connectionId)
       if (applied !== undefined) return applied
@@ -232,5 +241,69 @@ export function createReturns(deps: ReturnsDeps): Returns {
     throw new ConflictError(conversationId, null)
   }
 
+  /**
+   * The one `return` event of a call: which conversation (never on an identity mismatch, `null`
+   * when the link matched none), through which path, what it decided, and how long the customer
+   * was away when the conversation was waiting for them.
+   */
+  function told(
+    decision: ServiceReturnDecision,
+    via: 'link' | 'prompt' | 'session',
+    asked: string | null,
+    seenRecords: readonly ConversationRecord[],
+  ): void {
+    const at = clock.now()
+    const reason = 'reason' in decision ? decision.reason : undefined
+    const hidden = reason === 'identity-mismatch' || reason === 'not-found' || reason === 'malformed'
+    const conversationId = hidden ? null : 'conversationId' in decision ? decision.conversationId : asked
+    const event: Extract<ServiceEvent, { type: 'return' }> = {
+      type: 'return',
+      conversationId,
+      at,
+      emittedAt: at,
+      via: decision.type === 'resume' ? decision.via : via,
+      outcome: decision.type,
+    }
+    if (reason !== undefined) event.reason = reason
+    let away: ConversationRecord | undefined
+    for (const record of seenRecords) if (record.id === conversationId) away = record
+    const since = away === undefined ? undefined : awaySince(away)
+    if (since !== undefined) event.sinceDisconnectMs = Math.max(0, at - since)
+    emit([event])
+  }
+
+  async function returnCustomer(request: ReturnRequest): Promise<ServiceReturnDecision> {
+    const seenRecords: ConversationRecord[] = []
+    const decision = await decideAndResume(request, seenRecords)
+    if (listening) {
+      const presented = typeof request.reconnectId === 'string' && request.reconnectId !== ''
+      const via = presented ? (request.via === 'session' ? 'session' : 'link') : 'prompt'
+      told(decision, via, seenRecords[0]?.id ?? null, seenRecords)
+    }
+    return decision
+  }
+
+  async function answerPrompt(
+    conversationId: string,
+    answer: 'continue' | 'new',
+    customerId: string,
+    options: { connectionId?: string } = {},
+  ): Promise<ServiceReturnDecision> {
+    const seenRecords: ConversationRecord[] = []
+    const decision = await decidePrompt(conversationId, answer, customerId, options, seenRecords)
+    if (listening) told(decision, 'prompt', conversationId, seenRecords)
+    return decision
+  }
+
   return { returnCustomer, answerPrompt }
+}
+
+/** When the customer left a conversation that waits for them: its last move into a waiting state. */
+function awaySince(record: ConversationRecord): number | undefined {
+  if (record.state !== 'reconnectable' && record.state !== 'disconnected') return undefined
+  for (let i = record.history.length - 1; i >= 0; i -= 1) {
+    const entry = record.history[i]!
+    if (entry.to === record.state && entry.from !== record.state) return entry.at
+  }
+  return undefined
 }
