@@ -214,8 +214,8 @@ describe('createReconnectMetrics', () => {
 
   it('beyond the bound, the window opened longest ago is forgotten and its close ignored', () => {
     const at = 1_000
-    const drop = (id: string, t: number): ServiceEvent => ({ type: 'transition', conversationId: id, at: t, from: 'active', to: 'reconnectable', event: 'customer.disconnected' })
-    const expire = (id: string, t: number): ServiceEvent => ({ type: 'transition', conversationId: id, at: t, from: 'reconnectable', to: 'wrap-up', event: 'window.elapsed' })
+    const drop = (id: string, t: number): ServiceEvent => ({ type: 'transition', conversationId: id, at: t, emittedAt: t, from: 'active', to: 'reconnectable', event: 'customer.disconnected' })
+    const expire = (id: string, t: number): ServiceEvent => ({ type: 'transition', conversationId: id, at: t, emittedAt: t, from: 'reconnectable', to: 'wrap-up', event: 'window.elapsed' })
     const metrics = recordAll([drop('a', at), drop('b', at + 1), drop('c', at + 2), expire('a', at + 10), expire('b', at + 10)], { maxTrackedWindows: 2 })
     const s = metrics.snapshot()
     expect(s.disconnects).toBe(3)
@@ -241,17 +241,17 @@ describe('createReconnectMetrics', () => {
   it('pairs a resume with its return event in either order, and reads the figures of one short story', () => {
     const t0 = 1_700_000_000_000
     const events: ServiceEvent[] = [
-      { type: 'capacity.held', conversationId: 'a', at: t0, agentId: 'agent-1' },
-      { type: 'transition', conversationId: 'a', at: t0 + 1_000, from: 'active', to: 'reconnectable', event: 'customer.disconnected' },
-      { type: 'transition', conversationId: 'a', at: t0 + 31_000, from: 'reconnectable', to: 'active', event: 'customer.returned' },
+      { type: 'capacity.held', conversationId: 'a', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { type: 'transition', conversationId: 'a', at: t0 + 1_000, emittedAt: t0 + 1_000, from: 'active', to: 'reconnectable', event: 'customer.disconnected' },
+      { type: 'transition', conversationId: 'a', at: t0 + 31_000, emittedAt: t0 + 31_000, from: 'reconnectable', to: 'active', event: 'customer.returned' },
       { type: 'return', conversationId: 'a', at: t0 + 31_000, emittedAt: t0 + 31_000, via: 'link', outcome: 'resume', sinceDisconnectMs: 30_000 },
-      { type: 'capacity.held', conversationId: 'b', at: t0, agentId: 'agent-1' },
-      { type: 'transition', conversationId: 'b', at: t0, from: 'active', to: 'reconnectable', event: 'customer.disconnected' },
+      { type: 'capacity.held', conversationId: 'b', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { type: 'transition', conversationId: 'b', at: t0, emittedAt: t0, from: 'active', to: 'reconnectable', event: 'customer.disconnected' },
       { type: 'return', conversationId: 'b', at: t0 + 5_000, emittedAt: t0 + 5_000, via: 'session', outcome: 'resume' },
-      { type: 'transition', conversationId: 'b', at: t0 + 5_000, from: 'reconnectable', to: 'active', event: 'customer.returned' },
-      { type: 'capacity.held', conversationId: 'c', at: t0, agentId: 'agent-1' },
-      { type: 'transition', conversationId: 'c', at: t0, from: 'active', to: 'reconnectable', event: 'customer.disconnected' },
-      { type: 'transition', conversationId: 'c', at: t0 + 60_000, from: 'reconnectable', to: 'wrap-up', event: 'window.elapsed' },
+      { type: 'transition', conversationId: 'b', at: t0 + 5_000, emittedAt: t0 + 5_000, from: 'reconnectable', to: 'active', event: 'customer.returned' },
+      { type: 'capacity.held', conversationId: 'c', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { type: 'transition', conversationId: 'c', at: t0, emittedAt: t0, from: 'active', to: 'reconnectable', event: 'customer.disconnected' },
+      { type: 'transition', conversationId: 'c', at: t0 + 60_000, emittedAt: t0 + 60_000, from: 'reconnectable', to: 'wrap-up', event: 'window.elapsed' },
       { type: 'return', conversationId: null, at: t0 + 90_000, emittedAt: t0 + 90_000, via: 'link', outcome: 'redirect', reason: 'expired' },
     ]
     const s = recordAll(events).snapshot()

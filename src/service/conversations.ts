@@ -85,7 +85,8 @@ export function createConversations(deps: ConversationsDeps): Conversations {
     const settings = fixed ?? (await settingsFor(widgetId))
     const id = requestedId ?? nanoid()
     const reconnectId = await ids.issue()
-    const record = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now: clock.now(), settings })
+    const now = clock.now()
+    const record = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now, settings })
     let stored: ConversationRecord
     try {
       stored = await save(record, null)
@@ -95,7 +96,7 @@ export function createConversations(deps: ConversationsDeps): Conversations {
       throw error
     }
     noteDeadline(stored.nextDueAt)
-    if (listening) emit(describeCreation(stored))
+    if (listening) emit(describeCreation(stored, now))
     return stored
   }
 

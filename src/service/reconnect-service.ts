@@ -33,8 +33,9 @@ export interface ReconnectServiceOptions {
    */
   clock?: Clock
   /**
-   * Receives every transition, capacity change and notice after it has been stored. Read once, when
-   * the service is created; without it the service does not build events at all.
+   * Receives every transition, capacity change and notice after it has been stored, and one `return`
+   * event per `returnCustomer` / `answerPrompt` call. Read once, when the service is created; without
+   * it the service does not build events at all.
    * @default undefined — no events
    */
   onEvent?: (event: ServiceEvent) => void | Promise<void>
@@ -150,6 +151,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     clock,
     ids,
     mutate,
+    events,
     linkFor: conversations.linkFor,
     singleUse: options.singleUseLinks === true,
   })

@@ -78,7 +78,7 @@ export function createWritePath(deps: WritePathDeps): WritePath {
     if (listening) {
       let before = record
       for (const step of steps) {
-        events.push(...describeTransition(before, step.record, step.event))
+        events.push(...describeTransition(before, step.record, step.event, now))
         before = step.record
       }
     }
