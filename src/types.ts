@@ -185,15 +185,19 @@ export type ReturnDecision =
 /** Automated messages a host shows to the agent or the customer. */
 export type NoticeMessage = 'customer-disconnected' | 'agent-ended' | 'session-ended' | 'window-closing'
 
-/** Events the service reports through `onEvent`. */
+/**
+ * Events the service reports through `onEvent`. Every event carries `at`, when it took
+ * effect (for a deadline, the deadline itself), and `emittedAt`, the service's clock when it emitted it.
+ */
 export type ServiceEvent =
-  | { type: 'transition'; conversationId: string; at: number; from: State; to: State; event: string }
-  | { type: 'capacity.held'; conversationId: string; at: number; agentId: string }
-  | { type: 'capacity.released'; conversationId: string; at: number; agentId: string; heldMs: number; reason: string }
+  | { type: 'transition'; conversationId: string; at: number; emittedAt: number; from: State; to: State; event: string }
+  | { type: 'capacity.held'; conversationId: string; at: number; emittedAt: number; agentId: string }
+  | { type: 'capacity.released'; conversationId: string; at: number; emittedAt: number; agentId: string; heldMs: number; reason: string }
   | {
       type: 'notice'
       conversationId: string
       at: number
+      emittedAt: number
       audience: 'agent' | 'customer'
       message: NoticeMessage
     }

@@ -14,6 +14,8 @@ const OFF = makeSettings({ enabled: false, timeLimit: null, portalUrl: null })
 const AGENT = 'agent-7'
 
 const at = (ms: number): number => T0 + ms
+/** When the service emits the events in these tests: any clock reading, told apart from every `at`. */
+const EMITTED = T0 + 999_999_999
 
 function active(settings: ReconnectSettings = ON): ConversationRecord {
   return newConversation(settings, { agentId: AGENT })
@@ -22,7 +24,7 @@ function active(settings: ReconnectSettings = ON): ConversationRecord {
 /** The service events of one applied step, as the service would emit them. */
 function effectsOf(record: ConversationRecord, settings: ReconnectSettings, event: ConversationEvent): ServiceEvent[] {
   const step = applyOk(record, settings, event)
-  return describeTransition(record, step.record, step.event)
+  return describeTransition(record, step.record, step.event, EMITTED)
 }
 
 function notices(events: ServiceEvent[]): string[] {
@@ -53,13 +55,15 @@ describe('creation', () => {
       createdAt: T0,
       updatedAt: T0,
     })
-    expect(describeCreation(record)).toEqual([])
+    expect(describeCreation(record, EMITTED)).toEqual([])
   })
 
   it('starts active holding the agent capacity when an agent is given', () => {
     const record = active()
     expect(record).toMatchObject({ state: 'active', agentId: AGENT, capacityHeld: true, capacitySince: T0, timers: {}, nextDueAt: null })
-    expect(describeCreation(record)).toEqual([{ type: 'capacity.held', conversationId: 'conv-1', at: T0, agentId: AGENT }])
+    expect(describeCreation(record, EMITTED)).toEqual([
+      { type: 'capacity.held', conversationId: 'conv-1', at: T0, emittedAt: EMITTED, agentId: AGENT },
+    ])
   })
 })
 
@@ -78,9 +82,17 @@ describe('queued', () => {
       updatedAt: at(5 * SECOND),
     })
     expect(step.record.history).toEqual([{ at: at(5 * SECOND), event: 'agent.assigned', from: 'queued', to: 'active' }])
-    expect(describeTransition(queued, step.record, step.event)).toEqual([
-      { type: 'transition', conversationId: 'conv-1', at: at(5 * SECOND), from: 'queued', to: 'active', event: 'agent.assigned' },
-      { type: 'capacity.held', conversationId: 'conv-1', at: at(5 * SECOND), agentId: AGENT },
+    expect(describeTransition(queued, step.record, step.event, EMITTED)).toEqual([
+      {
+        type: 'transition',
+        conversationId: 'conv-1',
+        at: at(5 * SECOND),
+        emittedAt: EMITTED,
+        from: 'queued',
+        to: 'active',
+        event: 'agent.assigned',
+      },
+      { type: 'capacity.held', conversationId: 'conv-1', at: at(5 * SECOND), emittedAt: EMITTED, agentId: AGENT },
     ])
   })
 
@@ -103,7 +115,7 @@ describe('queued', () => {
     const step = applyOk(queued, ON, { type: 'timer.elapsed', timer: 'queue', at: deadline })
     expect(step.record).toMatchObject({ state: 'closed', endedBy: null, updatedAt: deadline, timers: {} })
     expect(step.event).toBe('queue.elapsed')
-    expect(notices(describeTransition(queued, step.record, step.event))).toEqual([])
+    expect(notices(describeTransition(queued, step.record, step.event, EMITTED))).toEqual([])
   })
 
   it('a conversation re-queued by agent.closed auto-closes queueAutoClose after the close', () => {
@@ -155,7 +167,7 @@ describe('active', () => {
     const record = active()
     const step = applyOk(record, ON, { type: 'customer.ended', at: at(MINUTE) })
     expect(step.record).toMatchObject({ state: 'wrap-up', endedBy: 'customer', capacityHeld: true, timers: { wrapUp: at(16 * MINUTE) } })
-    expect(notices(describeTransition(record, step.record, step.event))).toEqual([])
+    expect(notices(describeTransition(record, step.record, step.event, EMITTED))).toEqual([])
   })
 
   it('agent.ended → wrap-up, ended by the agent, agent-ended notice to the customer', () => {
@@ -165,6 +177,7 @@ describe('active', () => {
       type: 'notice',
       conversationId: 'conv-1',
       at: at(MINUTE),
+      emittedAt: EMITTED,
       audience: 'customer',
       message: 'agent-ended',
     })
@@ -182,10 +195,11 @@ describe('active', () => {
       capacitySince: null,
       endedBy: null,
     })
-    expect(describeTransition(record, step.record, step.event)).toContainEqual({
+    expect(describeTransition(record, step.record, step.event, EMITTED)).toContainEqual({
       type: 'capacity.released',
       conversationId: 'conv-1',
       at: at(90 * SECOND),
+      emittedAt: EMITTED,
       agentId: AGENT,
       heldMs: 90 * SECOND,
       reason: 'agent.closed',
@@ -223,7 +237,7 @@ describe('disconnected (reconnect off)', () => {
       nextDueAt: null,
     })
     // Capacity never left the agent, so nothing is released or re-taken.
-    expect(describeTransition(record, step.record, step.event).map((e) => e.type)).toEqual(['transition'])
+    expect(describeTransition(record, step.record, step.event, EMITTED).map((e) => e.type)).toEqual(['transition'])
   })
 
   it('a return at the grace deadline is late and rejected', () => {
@@ -243,14 +257,14 @@ describe('disconnected (reconnect off)', () => {
     expectRejected(record, OFF, { type: 'timer.elapsed', timer: 'grace', at: grace - 1 })
     const step = applyOk(record, OFF, { type: 'timer.elapsed', timer: 'grace', at: grace })
     expect(step.record).toMatchObject({ state: 'wrap-up', endedBy: 'timeout', updatedAt: grace, timers: { wrapUp: grace + 15 * MINUTE } })
-    expect(notices(describeTransition(record, step.record, step.event))).toEqual(['agent:customer-disconnected'])
+    expect(notices(describeTransition(record, step.record, step.event, EMITTED))).toEqual(['agent:customer-disconnected'])
   })
 
   it('agent.ended → wrap-up with an agent-ended notice', () => {
     const record = disconnected()
     const step = applyOk(record, OFF, { type: 'agent.ended', at: at(2 * MINUTE) })
     expect(step.record).toMatchObject({ state: 'wrap-up', endedBy: 'agent' })
-    expect(notices(describeTransition(record, step.record, step.event))).toEqual(['customer:agent-ended'])
+    expect(notices(describeTransition(record, step.record, step.event, EMITTED))).toEqual(['customer:agent-ended'])
   })
 
   it('agent.closed keeps the state and the grace, releases capacity; a second close is a no-op', () => {
@@ -264,7 +278,7 @@ describe('disconnected (reconnect off)', () => {
       timers: record.timers,
       nextDueAt: record.nextDueAt,
     })
-    expect(describeTransition(record, step.record, step.event)).toContainEqual(
+    expect(describeTransition(record, step.record, step.event, EMITTED)).toContainEqual(
       expect.objectContaining({ type: 'capacity.released', agentId: AGENT, heldMs: 2 * MINUTE }),
     )
     expectNoop(step.record, OFF, { type: 'agent.closed', at: at(3 * MINUTE) })
@@ -317,7 +331,7 @@ describe('reconnectable (reconnect on)', () => {
     const step = applyOk(record, ON, { type: 'timer.elapsed', timer: 'window', at: window })
     expect(step.record).toMatchObject({ state: 'wrap-up', endedBy: 'timeout', updatedAt: window, capacityHeld: true })
     expect(step.event).toBe('window.elapsed')
-    expect(notices(describeTransition(record, step.record, step.event))).toEqual(['agent:customer-disconnected'])
+    expect(notices(describeTransition(record, step.record, step.event, EMITTED))).toEqual(['agent:customer-disconnected'])
   })
 
   it('a late timer.elapsed (after the deadline) still applies', () => {
@@ -333,7 +347,7 @@ describe('reconnectable (reconnect on)', () => {
     const frees = applyOk(record, ON, { type: 'customer.ended', releaseCapacity: true, at: at(2 * MINUTE) })
     expect(frees.record).toMatchObject({ state: 'wrap-up', endedBy: 'customer', capacityHeld: false, agentId: AGENT })
     expect(frees.record.timers.capacity).toBeUndefined()
-    expect(describeTransition(record, frees.record, frees.event)).toContainEqual(
+    expect(describeTransition(record, frees.record, frees.event, EMITTED)).toContainEqual(
       expect.objectContaining({ type: 'capacity.released', agentId: AGENT, heldMs: 2 * MINUTE, reason: 'customer.ended' }),
     )
   })
@@ -342,7 +356,7 @@ describe('reconnectable (reconnect on)', () => {
     const record = reconnectable()
     const step = applyOk(record, ON, { type: 'agent.ended', at: at(2 * MINUTE) })
     expect(step.record).toMatchObject({ state: 'wrap-up', endedBy: 'agent' })
-    expect(notices(describeTransition(record, step.record, step.event))).toEqual(['customer:agent-ended'])
+    expect(notices(describeTransition(record, step.record, step.event, EMITTED))).toEqual(['customer:agent-ended'])
   })
 
   it('agent.closed keeps the state and the window deadline, releases capacity; a second close is a no-op', () => {
@@ -358,7 +372,7 @@ describe('reconnectable (reconnect on)', () => {
       nextDueAt: at(31 * MINUTE),
       version: record.version + 1,
     })
-    expect(describeTransition(record, step.record, step.event)).toContainEqual(
+    expect(describeTransition(record, step.record, step.event, EMITTED)).toContainEqual(
       expect.objectContaining({ type: 'capacity.released', agentId: AGENT, heldMs: 5 * MINUTE, reason: 'agent.closed' }),
     )
     expectNoop(step.record, ON, { type: 'agent.closed', at: at(6 * MINUTE) })
@@ -391,7 +405,7 @@ describe('reconnectable (reconnect on)', () => {
       const step = applyOk(record, WARN, { type: 'timer.elapsed', timer: 'warn', at: warn })
       expect(step.record).toMatchObject({ state: 'reconnectable', timers: { window: at(31 * MINUTE) }, nextDueAt: at(31 * MINUTE) })
       expect(step.record.timers.warn).toBeUndefined()
-      expect(notices(describeTransition(record, step.record, step.event))).toEqual(['agent:window-closing'])
+      expect(notices(describeTransition(record, step.record, step.event, EMITTED))).toEqual(['agent:window-closing'])
       // Once warned, the warning does not fire again.
       expectRejected(step.record, WARN, { type: 'timer.elapsed', timer: 'warn', at: warn })
     })
@@ -424,7 +438,7 @@ describe('wrap-up', () => {
     const [step, ...more] = expireConversation(record, ON, at(16 * MINUTE))
     expect(more).toEqual([])
     expect(step?.record).toMatchObject({ state: 'closed', capacityHeld: false, updatedAt: at(16 * MINUTE) })
-    expect(describeTransition(record, step!.record, step!.event)).toContainEqual(
+    expect(describeTransition(record, step!.record, step!.event, EMITTED)).toContainEqual(
       expect.objectContaining({ type: 'capacity.released', heldMs: 16 * MINUTE, reason: 'wrapUp.elapsed' }),
     )
   })
@@ -434,7 +448,7 @@ describe('wrap-up', () => {
     const before = active(settings)
     const step = applyOk(before, settings, { type: 'agent.ended', at: at(MINUTE) })
     expect(step.record).toMatchObject({ state: 'wrap-up', capacityHeld: false, capacitySince: null, agentId: AGENT })
-    expect(describeTransition(before, step.record, step.event)).toContainEqual(
+    expect(describeTransition(before, step.record, step.event, EMITTED)).toContainEqual(
       expect.objectContaining({ type: 'capacity.released', agentId: AGENT, heldMs: MINUTE, reason: 'agent.ended' }),
     )
   })
@@ -452,7 +466,7 @@ describe('wrap-up', () => {
       timers: { wrapUp: at(16 * MINUTE) },
       nextDueAt: at(16 * MINUTE),
     })
-    expect(describeTransition(record, step.record, step.event)).toContainEqual(
+    expect(describeTransition(record, step.record, step.event, EMITTED)).toContainEqual(
       expect.objectContaining({ type: 'capacity.released', heldMs: 6 * MINUTE, reason: 'capacity.elapsed' }),
     )
     const [closed] = expireConversation(step.record, settings, at(16 * MINUTE))
@@ -482,13 +496,13 @@ describe('wrap-up', () => {
       nextDueAt: retention,
       endedBy: 'agent',
     })
-    const events = describeTransition(afterEnd, closing.record, closing.event)
+    const events = describeTransition(afterEnd, closing.record, closing.event, EMITTED)
     expect(notices(events)).toEqual(['customer:session-ended'])
     expect(events).toContainEqual(expect.objectContaining({ type: 'capacity.released', heldMs: 3 * MINUTE, reason: 'agent.closed' }))
 
     const afterCustomer = wrapUp(ON, 'customer.ended')
     const quiet = applyOk(afterCustomer, ON, { type: 'agent.closed', at: at(3 * MINUTE) })
-    expect(notices(describeTransition(afterCustomer, quiet.record, quiet.event))).toEqual([])
+    expect(notices(describeTransition(afterCustomer, quiet.record, quiet.event, EMITTED))).toEqual([])
   })
 
   it('wrapUpAutoClose elapses → closed at the deadline', () => {
@@ -496,7 +510,7 @@ describe('wrap-up', () => {
     expectRejected(record, ON, { type: 'timer.elapsed', timer: 'wrapUp', at: at(16 * MINUTE) - 1 })
     const step = applyOk(record, ON, { type: 'timer.elapsed', timer: 'wrapUp', at: at(16 * MINUTE) })
     expect(step.record).toMatchObject({ state: 'closed', endedBy: 'agent', updatedAt: at(16 * MINUTE) })
-    expect(notices(describeTransition(record, step.record, step.event))).toEqual([])
+    expect(notices(describeTransition(record, step.record, step.event, EMITTED))).toEqual([])
   })
 
   it('never resumes: returns and assignments are rejected', () => {

@@ -100,9 +100,25 @@ describe('createOpenTelemetryRecorder with the OpenTelemetry SDK', () => {
   it('names its instruments as documented, with units, the widget attribute, and reason only where there is one', async () => {
     const t0 = 1_700_000_000_000
     const events: ServiceEvent[] = [
-      { type: 'capacity.held', conversationId: 'a', at: t0, agentId: 'agent-1' },
-      { type: 'transition', conversationId: 'a', at: t0, from: 'active', to: 'reconnectable', event: 'customer.disconnected' },
-      { type: 'transition', conversationId: 'a', at: t0 + 45_000, from: 'reconnectable', to: 'active', event: 'customer.returned' },
+      { type: 'capacity.held', conversationId: 'a', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      {
+        type: 'transition',
+        conversationId: 'a',
+        at: t0,
+        emittedAt: t0,
+        from: 'active',
+        to: 'reconnectable',
+        event: 'customer.disconnected',
+      },
+      {
+        type: 'transition',
+        conversationId: 'a',
+        at: t0 + 45_000,
+        emittedAt: t0 + 45_000,
+        from: 'reconnectable',
+        to: 'active',
+        event: 'customer.returned',
+      },
       { type: 'return', conversationId: 'a', at: t0 + 45_000, emittedAt: t0 + 45_000, via: 'link', outcome: 'resume' },
       { type: 'return', conversationId: null, at: t0, emittedAt: t0, via: 'link', outcome: 'new-chat', reason: 'from-a-newer-service' },
     ]

@@ -84,11 +84,14 @@ describe('attach and detach (SPEC §10)', () => {
         type: 'transition',
         conversationId: record.id,
         at: start + 10_000,
+        emittedAt: expect.any(Number),
         from: 'active',
         to: 'reconnectable',
         event: 'customer.disconnected',
       },
     ])
+    // Taken effect at the grace end; emitted by the sweep that applied it, never before.
+    expect((transitions()[0] as { emittedAt: number }).emittedAt).toBeGreaterThanOrEqual(start + 10_000)
   })
 
   it('detachGrace 0 disconnects in the same write as the last detach; a queued chat closes', async () => {

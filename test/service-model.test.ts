@@ -47,6 +47,8 @@ interface Chat {
   warnAt: number | null
   /** Automated messages this conversation should have produced so far, once its deadlines are swept. */
   notices: Record<NoticeMessage, number>
+  /** When the customer last dropped out of `active` (a `return` event's `sinceDisconnectMs` counts from it). */
+  awayAt: number | null
 }
 
 interface Model {
@@ -62,7 +64,11 @@ interface Real {
   events: ServiceEvent[]
   /** Capacity events that contradict the conversation's own previous ones. */
   problems: string[]
+  /** `returnCustomer` and `answerPrompt` calls so far: each emits exactly one `return` event. */
+  returnCalls: number
 }
+
+type ReturnEvent = Extract<ServiceEvent, { type: 'return' }>
 
 type NewChatReason = Extract<ReturnDecision, { type: 'new-chat' }>['reason']
 
@@ -239,6 +245,7 @@ async function verify(model: Model, real: Real): Promise<void> {
     expect(viewOfRecord(record), `conversation ${chat.id}`).toEqual(viewOfChat(chat))
   }
   expect(real.problems).toEqual([])
+  expect(real.events.filter((e) => e.type === 'return').length, 'one return event per return call').toBe(real.returnCalls)
   for (const agent of AGENTS) {
     let balance = 0
     for (const event of real.events) {
@@ -256,6 +263,47 @@ async function expectInvalid(call: Promise<unknown>, state: State): Promise<void
   )
   expect(isInvalidTransitionError(error), `expected InvalidTransitionError, got ${String(error)}`).toBe(true)
   expect(error).toMatchObject({ state })
+}
+
+/** Which chats were away before a return call, and since when. */
+function awayBefore(model: Model): Map<string, number | null> {
+  return new Map(model.chats.map((c) => [c.id, c.state === 'reconnectable' || c.state === 'disconnected' ? c.awayAt : null]))
+}
+
+/**
+ * Runs one return call and checks its one `return` event (SPEC §11): the decision's outcome, reason
+ * and `via`, the conversation it may name (`named`; never on an identity mismatch), `at` and
+ * `emittedAt` on the manual clock, and how long a chat that was away had been away.
+ */
+async function withReturnEvent(
+  model: Model,
+  real: Real,
+  call: () => Promise<ReturnDecision>,
+  expected: { via: 'link' | 'session' | 'prompt'; named: string | null },
+): Promise<ReturnDecision> {
+  const from = real.events.length
+  const away = awayBefore(model)
+  real.returnCalls += 1
+  const actual = await call()
+  const mine = real.events.slice(from).filter((e): e is ReturnEvent => e.type === 'return')
+  expect(mine, `return events of one call`).toHaveLength(1)
+  const event = mine[0]!
+  expect(event.outcome).toBe(actual.type)
+  expect(event.at).toBe(model.now)
+  expect(event.emittedAt).toBe(model.now)
+  if (actual.type === 'resume' || actual.type === 'prompt') {
+    expect(event.conversationId).toBe(actual.conversationId)
+    expect(event.via).toBe(actual.type === 'resume' ? actual.via : expected.via)
+    expect(event.reason).toBeUndefined()
+    const since = away.get(actual.conversationId)
+    expect(event.sinceDisconnectMs).toBe(since === null || since === undefined ? undefined : model.now - since)
+  } else {
+    expect(event.via).toBe(expected.via)
+    expect(event.reason).toBe(actual.reason)
+    expect(event.conversationId).toBe(actual.type === 'new-chat' && actual.reason === 'identity-mismatch' ? null : expected.named)
+    expect(event.sinceDisconnectMs).toBeUndefined()
+  }
+  return actual
 }
 
 // --- commands ------------------------------------------------------------------------------------
@@ -298,6 +346,7 @@ class Start implements fc.AsyncCommand<Model, Real> {
       capacityUntil: null,
       warnAt: null,
       notices: { 'customer-disconnected': 0, 'agent-ended': 0, 'session-ended': 0, 'window-closing': 0 },
+      awayAt: null,
     }
     if (this.agent === null) enterQueue(chat, model.settings, model.now)
     model.chats.push(chat)
@@ -362,6 +411,7 @@ function applySimple(kind: Simple, chat: Chat, model: Model): 'ok' | 'invalid' {
         chat.endedBy = null
       } else if (s === 'active') {
         chat.state = settings.enabled ? 'reconnectable' : 'disconnected'
+        chat.awayAt = now
         chat.deadline = now + (settings.enabled ? settings.timeLimit! : settings.disconnectGrace)
         chat.warnAt = settings.enabled && settings.warnBefore !== null ? chat.deadline - settings.warnBefore : null
       }
@@ -428,7 +478,12 @@ class ReturnWithLink extends OnChat {
     const chat = this.chatOf(model)
     const customerId = this.signedIn ? (chat.customerId ?? CUSTOMERS[0]) : null
     const expected = expectReturn(model, chat, customerId, this.via)
-    const actual = await real.service.returnCustomer({ reconnectId: chat.reconnectId, customerId, via: this.via })
+    const actual = await withReturnEvent(
+      model,
+      real,
+      () => real.service.returnCustomer({ reconnectId: chat.reconnectId, customerId, via: this.via }),
+      { via: this.via, named: chat.id },
+    )
     checkDecision(model, actual, expected)
     await verify(model, real)
   }
@@ -449,7 +504,8 @@ class ReturnSignedIn implements fc.AsyncCommand<Model, Real> {
     const { enabled, authenticated } = model.settings
     const expected: Expectation =
       enabled && authenticated ? { offerTo: customerId, fallback: 'none' } : newChat(enabled ? 'none' : 'disabled')
-    checkDecision(model, await real.service.returnCustomer({ customerId }), expected)
+    const actual = await withReturnEvent(model, real, () => real.service.returnCustomer({ customerId }), { via: 'prompt', named: null })
+    checkDecision(model, actual, expected)
     await verify(model, real)
   }
   toString(): string {
@@ -468,7 +524,10 @@ class AnswerPrompt extends OnChat {
   async run(model: Model, real: Real): Promise<void> {
     const chat = this.chatOf(model)
     const customerId = this.asOwner && chat.customerId !== null ? chat.customerId : 'stranger'
-    const actual = await real.service.answerPrompt(chat.id, this.answer, customerId)
+    const actual = await withReturnEvent(model, real, () => real.service.answerPrompt(chat.id, this.answer, customerId), {
+      via: 'prompt',
+      named: chat.id,
+    })
     if (this.answer === 'continue') {
       checkDecision(model, actual, expectReturn(model, chat, customerId, 'prompt'))
     } else if (chat.customerId !== customerId) {
@@ -636,7 +695,7 @@ async function runModel(options: { enabled: boolean; authenticated?: boolean }, 
         }
         const service = createReconnectService({ settings: input, clock, store, onEvent })
         const model: Model = { now: clock.now(), settings: defineSettings(input), chats: [] }
-        return { model, real: { service, store, clock, events, problems } }
+        return { model, real: { service, store, clock, events, problems, returnCalls: 0 } }
       }
       await fc.asyncModelRun(setup, commands)
     }),

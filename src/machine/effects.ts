@@ -2,28 +2,34 @@ import type { ConversationRecord, ServiceEvent } from '../types'
 
 /**
  * The service events one applied transition produces: the transition itself, capacity taken or
- * released, and the automated notices. Pure: derived only from the two records.
+ * released, and the automated notices. Pure: derived only from the two records and
+ * `emittedAt`, the clock reading of the call or sweep that applies it.
  */
-export function describeTransition(before: ConversationRecord, after: ConversationRecord, event: string): ServiceEvent[] {
+export function describeTransition(
+  before: ConversationRecord,
+  after: ConversationRecord,
+  event: string,
+  emittedAt: number,
+): ServiceEvent[] {
   const conversationId = after.id
   const at = after.updatedAt
-  const events: ServiceEvent[] = [{ type: 'transition', conversationId, at, from: before.state, to: after.state, event }]
+  const events: ServiceEvent[] = [{ type: 'transition', conversationId, at, emittedAt, from: before.state, to: after.state, event }]
   if (before.capacityHeld && !after.capacityHeld && before.agentId !== null) {
     const heldMs = Math.max(0, at - (before.capacitySince ?? at))
-    events.push({ type: 'capacity.released', conversationId, at, agentId: before.agentId, heldMs, reason: event })
+    events.push({ type: 'capacity.released', conversationId, at, emittedAt, agentId: before.agentId, heldMs, reason: event })
   }
   if (!before.capacityHeld && after.capacityHeld && after.agentId !== null) {
-    events.push({ type: 'capacity.held', conversationId, at, agentId: after.agentId })
+    events.push({ type: 'capacity.held', conversationId, at, emittedAt, agentId: after.agentId })
   }
   const notice = noticeFor(before, after, event)
-  if (notice !== undefined) events.push({ type: 'notice', conversationId, at, ...notice })
+  if (notice !== undefined) events.push({ type: 'notice', conversationId, at, emittedAt, ...notice })
   return events
 }
 
-/** The service events of a conversation that was just created. */
-export function describeCreation(record: ConversationRecord): ServiceEvent[] {
+/** The service events of a conversation that was just created, emitted at `emittedAt`. */
+export function describeCreation(record: ConversationRecord, emittedAt: number): ServiceEvent[] {
   if (!record.capacityHeld || record.agentId === null) return []
-  return [{ type: 'capacity.held', conversationId: record.id, at: record.createdAt, agentId: record.agentId }]
+  return [{ type: 'capacity.held', conversationId: record.id, at: record.createdAt, emittedAt, agentId: record.agentId }]
 }
 
 function noticeFor(

@@ -93,7 +93,8 @@ export function createConversations(deps: ConversationsDeps): Conversations {
     const settings = fixed ?? (await settingsFor(widgetId))
     const id = requestedId ?? nanoid()
     const reconnectId = await ids.issue()
-    const created = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now: clock.now(), settings })
+    const now = clock.now()
+    const created = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now, settings })
     const record = connectionId === null ? created : attachAtCreation(created, settings, connectionId, null)
     let stored: ConversationRecord
     try {
@@ -104,7 +105,7 @@ export function createConversations(deps: ConversationsDeps): Conversations {
       throw error
     }
     noteDeadline(stored.nextDueAt)
-    if (listening) emit(describeCreation(stored))
+    if (listening) emit(describeCreation(stored, now))
     return stored
   }
 

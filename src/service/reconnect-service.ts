@@ -37,8 +37,9 @@ export interface ReconnectServiceOptions {
    */
   clock?: Clock
   /**
-   * Receives every transition, capacity change and notice after it has been stored. Read once, when
-   * the service is created; without it the service does not build events at all.
+   * Receives every transition, capacity change and notice after it has been stored, and one `return`
+   * event per `returnCustomer` / `answerPrompt` call. Read once, when the service is created; without
+   * it the service does not build events at all.
    * @default undefined — no events
    */
   onEvent?: (event: ServiceEvent) => void | Promise<void>
@@ -223,9 +224,9 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     clock,
     ids,
     mutate,
+    events,
     linkFor: conversations.linkFor,
     singleUse: options.singleUseLinks === true,
-    events,
   })
   const connections = createConnectionCalls({ mutate })
 

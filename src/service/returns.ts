@@ -267,7 +267,9 @@ export function createReturns(deps: ReturnsDeps): Returns {
     if (reason !== undefined) event.reason = reason
     let away: ConversationRecord | undefined
     for (const record of seenRecords) if (record.id === conversationId) away = record
-    const since = away === undefined ? undefined : awaySince(away)
+    // Only a return that found the conversation still waiting says how long the customer was away.
+    const waiting = decision.type === 'resume' || decision.type === 'prompt'
+    const since = away === undefined || !waiting ? undefined : awaySince(away)
     if (since !== undefined) event.sinceDisconnectMs = Math.max(0, at - since)
     emit([event])
   }

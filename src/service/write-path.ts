@@ -92,7 +92,7 @@ export function createWritePath(deps: WritePathDeps): WritePath {
     if (listening) {
       let before = record
       for (const step of steps) {
-        if (step.quiet !== true) events.push(...describeTransition(before, step.record, step.event))
+        if (step.quiet !== true) events.push(...describeTransition(before, step.record, step.event, now))
         before = step.record
       }
     }
