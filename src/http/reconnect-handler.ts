@@ -17,7 +17,12 @@ export interface ReconnectHandlerService {
   /** Decides and applies a return (`/return`). */
   returnCustomer(request: ReturnRequest & { connectionId?: string }): Promise<ServiceReturnDecision>
   /** Applies a signed-in customer's answer to the prompt (`/prompt`). */
-  answerPrompt(conversationId: string, answer: 'continue' | 'new', customerId: string): Promise<ServiceReturnDecision>
+  answerPrompt(
+    conversationId: string,
+    answer: 'continue' | 'new',
+    customerId: string,
+    options?: { connectionId?: string },
+  ): Promise<ServiceReturnDecision>
   /** The customer ends the chat, `customer.ended` (`/end`). */
   endByCustomer(id: string): Promise<ConversationRecord>
   /** Reads a conversation with passed deadlines applied (`/status`, and every proof of ownership). */
@@ -180,23 +185,11 @@ export function createReconnectHandler(service: ReconnectHandlerService, options
     return toCustomerView(record)
   }
 
-  /** A decision answer; a resume comes with the conversation (attached to `connectionId` when given). */
-  async function decided(
-    decision: ServiceReturnDecision,
-    connectionId: string | undefined,
-    attachAfter: boolean,
-    secrets: string[],
-  ): Promise<Response> {
+  /** A decision answer; a resume comes with the conversation's view. */
+  async function decided(decision: ServiceReturnDecision, secrets: string[]): Promise<Response> {
     if (decision.reconnectUrl !== undefined) secrets.push(decision.reconnectUrl)
     if (decision.type !== 'resume') return json(200, { decision: withoutLink(decision) })
-    let conversation: CustomerConversationView
-    if (attachAfter && connectionId !== undefined && service.attach !== undefined) {
-      const record = await service.attach(decision.conversationId, { connectionId })
-      secrets.push(record.reconnectId)
-      conversation = toCustomerView(record)
-    } else {
-      conversation = await viewOf(decision.conversationId, secrets)
-    }
+    const conversation = await viewOf(decision.conversationId, secrets)
     return json(200, { decision: withoutLink(decision), conversation })
   }
 
@@ -248,7 +241,7 @@ export function createReconnectHandler(service: ReconnectHandlerService, options
           ...(via === undefined ? {} : { via }),
           ...(connectionId === undefined ? {} : { connectionId }),
         })
-        return decided(decision, connectionId, false, secrets)
+        return decided(decision, secrets)
       },
     ],
     [
@@ -264,8 +257,9 @@ export function createReconnectHandler(service: ReconnectHandlerService, options
         if (customerId === null) throw notFound()
         const record = await load(conversationId, secrets)
         if (record.customerId !== customerId) throw notFound()
-        const decision = await service.answerPrompt(conversationId, answer, customerId)
-        return decided(decision, connectionId, true, secrets)
+        // A resume attaches the connection in the same write.
+        const decision = await service.answerPrompt(conversationId, answer, customerId, connectionId === undefined ? {} : { connectionId })
+        return decided(decision, secrets)
       },
     ],
     [
