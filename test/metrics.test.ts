@@ -232,6 +232,7 @@ describe('createReconnectMetrics', () => {
   it('beyond the bound, the window opened longest ago is forgotten and its close ignored', () => {
     const at = 1_000
     const drop = (id: string, t: number): ServiceEvent => ({
+      id: 'e',
       type: 'transition',
       conversationId: id,
       at: t,
@@ -241,6 +242,7 @@ describe('createReconnectMetrics', () => {
       event: 'customer.disconnected',
     })
     const expire = (id: string, t: number): ServiceEvent => ({
+      id: 'e',
       type: 'transition',
       conversationId: id,
       at: t,
@@ -276,8 +278,9 @@ describe('createReconnectMetrics', () => {
   it('pairs a resume with its return event in either order, and reads the figures of one short story', () => {
     const t0 = 1_700_000_000_000
     const events: ServiceEvent[] = [
-      { type: 'capacity.held', conversationId: 'a', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { id: 'e', type: 'capacity.held', conversationId: 'a', at: t0, emittedAt: t0, agentId: 'agent-1' },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'a',
         at: t0 + 1_000,
@@ -287,6 +290,7 @@ describe('createReconnectMetrics', () => {
         event: 'customer.disconnected',
       },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'a',
         at: t0 + 31_000,
@@ -296,6 +300,7 @@ describe('createReconnectMetrics', () => {
         event: 'customer.returned',
       },
       {
+        id: 'e',
         type: 'return',
         conversationId: 'a',
         at: t0 + 31_000,
@@ -304,8 +309,9 @@ describe('createReconnectMetrics', () => {
         outcome: 'resume',
         sinceDisconnectMs: 30_000,
       },
-      { type: 'capacity.held', conversationId: 'b', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { id: 'e', type: 'capacity.held', conversationId: 'b', at: t0, emittedAt: t0, agentId: 'agent-1' },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'b',
         at: t0,
@@ -314,8 +320,9 @@ describe('createReconnectMetrics', () => {
         to: 'reconnectable',
         event: 'customer.disconnected',
       },
-      { type: 'return', conversationId: 'b', at: t0 + 5_000, emittedAt: t0 + 5_000, via: 'session', outcome: 'resume' },
+      { id: 'e', type: 'return', conversationId: 'b', at: t0 + 5_000, emittedAt: t0 + 5_000, via: 'session', outcome: 'resume' },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'b',
         at: t0 + 5_000,
@@ -324,8 +331,9 @@ describe('createReconnectMetrics', () => {
         to: 'active',
         event: 'customer.returned',
       },
-      { type: 'capacity.held', conversationId: 'c', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { id: 'e', type: 'capacity.held', conversationId: 'c', at: t0, emittedAt: t0, agentId: 'agent-1' },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'c',
         at: t0,
@@ -335,6 +343,7 @@ describe('createReconnectMetrics', () => {
         event: 'customer.disconnected',
       },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'c',
         at: t0 + 60_000,
@@ -344,6 +353,7 @@ describe('createReconnectMetrics', () => {
         event: 'window.elapsed',
       },
       {
+        id: 'e',
         type: 'return',
         conversationId: null,
         at: t0 + 90_000,
@@ -373,9 +383,9 @@ describe('createReconnectMetrics', () => {
       42,
       'transition',
       {},
-      { type: 'transition', conversationId: 7, at: 1 },
-      { type: 'return', via: 'carrier-pigeon', outcome: 'resume', conversationId: 'x' },
-      { type: 'capacity.held', conversationId: 'x', at: Number.NaN },
+      { id: 'e', type: 'transition', conversationId: 7, at: 1 },
+      { id: 'e', type: 'return', via: 'carrier-pigeon', outcome: 'resume', conversationId: 'x' },
+      { id: 'e', type: 'capacity.held', conversationId: 'x', at: Number.NaN },
     ]
     for (const event of junk) metrics.record(event as unknown as ServiceEvent)
     expect(metrics.snapshot().ignoredEvents).toBe(junk.length)

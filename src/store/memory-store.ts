@@ -1,6 +1,6 @@
-import { ConflictError, SettingsError, StoreError } from '../errors'
-import type { ConversationRecord } from '../types'
-import type { ConversationStore } from './conversation-store'
+import { ConflictError, ReconnectError, SettingsError, StoreError } from '../errors'
+import type { ConversationRecord, ServiceEvent } from '../types'
+import type { ConversationStore, OutboxWrite } from './conversation-store'
 import { cloneRecord, copyRecordFields, hasExtraFields } from './record'
 
 /**
@@ -192,6 +192,18 @@ class StoreSize {
   }
 }
 
+/** Refuses an outbox write the other stores could not hold either, before anything is written. */
+function checkOutboxWrite(pending: OutboxWrite): void {
+  if (typeof pending !== 'object' || pending === null || !Array.isArray(pending.events) || !Number.isFinite(pending.visibleAt)) {
+    throw new ReconnectError('invalid-argument', 'memory store: put() outbox must be { events: ServiceEvent[], visibleAt: epoch ms }')
+  }
+  for (const event of pending.events) {
+    if (typeof event !== 'object' || event === null || typeof event.id !== 'string' || event.id === '') {
+      throw new ReconnectError('invalid-argument', 'memory store: put() outbox events must be objects with a non-empty string id')
+    }
+  }
+}
+
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
   /**
@@ -240,6 +252,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   const held: Index = new Map()
   const byCustomerId: Index = new Map()
   const deadlines = new DeadlineHeap()
+  // The outbox: event id → the event and when a claim may take it. Entries are acked within moments
+  // of their write, so the few pending ones are scanned rather than indexed.
+  const outbox = new Map<string, { event: ServiceEvent; visibleAt: number }>()
 
   function isLive(at: number, id: string): boolean {
     return records.get(id)?.nextDueAt === at
@@ -355,7 +370,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       return best === undefined ? undefined : copyOut(best)
     },
 
-    async put(record, expectedVersion) {
+    async put(record, expectedVersion, pending) {
       const current = records.get(record.id)
       const currentVersion = current === undefined ? null : current.version
       if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)
@@ -367,6 +382,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
           cause: new Error(`reconnect id "${record.reconnectId}" already belongs to another conversation`),
         })
       }
+      if (pending !== undefined) checkOutboxWrite(pending)
       const extra = hasExtraFields(record)
       const copy = extra ? cloneRecord(record) : copyRecordFields(record)
       if (extra) withExtras.add(copy)
@@ -374,6 +390,30 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       reindex(copy, current)
       noteClosed(copy, current)
       compactIfBloated()
+      // The same synchronous step as the record: no other call can see one without the other.
+      if (pending !== undefined) {
+        for (const event of pending.events) outbox.set(event.id, { event: { ...event }, visibleAt: pending.visibleAt })
+      }
+    },
+
+    async claimEvents(now, leaseMs, limit) {
+      const visible: { event: ServiceEvent; visibleAt: number }[] = []
+      for (const entry of outbox.values()) if (entry.visibleAt <= now) visible.push(entry)
+      // Stable: equal visibility times keep the order they were written in.
+      visible.sort((a, b) => a.visibleAt - b.visibleAt)
+      const taken = visible.slice(0, Math.max(0, Math.ceil(limit)))
+      for (const entry of taken) entry.visibleAt = now + leaseMs
+      return taken.map((entry) => ({ ...entry.event }))
+    },
+
+    async ackEvents(ids) {
+      for (const id of ids) outbox.delete(id)
+    },
+
+    async nextEventAt() {
+      let earliest: number | null = null
+      for (const entry of outbox.values()) if (earliest === null || entry.visibleAt < earliest) earliest = entry.visibleAt
+      return earliest
     },
 
     async due(now, limit) {

@@ -14,6 +14,10 @@ export interface RedisKeys {
   held(agentId: string): string
   /** The set of every conversation id of one customer (retention and erase). */
   customer(customerId: string): string
+  /** The outbox: event id → event JSON. */
+  readonly outboxEvents: string
+  /** The outbox: event id → when a claim may take it. */
+  readonly outboxPending: string
 }
 
 /** Builds {@link RedisKeys} for `prefix`. */
@@ -26,6 +30,8 @@ export function redisKeys(prefix: string): RedisKeys {
     resumable: (widgetId, customerId) => `${prefix}resumable:${encoder.encode(widgetId).length}:${widgetId}:${customerId}`,
     held: (agentId) => `${prefix}held:${agentId}`,
     customer: (customerId) => `${prefix}customer:${customerId}`,
+    outboxEvents: `${prefix}outbox:events`,
+    outboxPending: `${prefix}outbox:pending`,
   }
 }
 
