@@ -190,6 +190,48 @@ for (const kind of storeKinds()) {
   })
 }
 
+describe('the scheduler and the outbox', () => {
+  it("a node that never acks: another node's scheduler wakes at the events' visibility time and delivers them", async () => {
+    const store = createMemoryStore() as OutboxStore
+    const clock = createManualClock(T0)
+    // The first node's host hangs on every event: nothing it writes is acked.
+    const stuck = createReconnectService({
+      settings: SETTINGS,
+      store,
+      clock,
+      outboxRedeliverAfterMs: REDELIVER,
+      onEvent: () => new Promise<void>(() => {}),
+    })
+    const chat = await stuck.start({ agentId: 'agent-1' })
+    clock.advance(1_000)
+    await stuck.endByAgent(chat.id)
+    const delivered: ServiceEvent[] = []
+    const survivor = createReconnectService({
+      settings: SETTINGS,
+      store,
+      clock,
+      outboxRedeliverAfterMs: REDELIVER,
+      schedulerMaxSleepMs: 3_600_000,
+      onEvent: (event) => {
+        delivered.push(event)
+      },
+    })
+    survivor.startScheduler()
+    await survivor.idle()
+    clock.advance(REDELIVER - 1_001)
+    await survivor.idle()
+    expect(delivered).toEqual([])
+    clock.advance(1)
+    await survivor.idle()
+    expect(delivered.map((e) => e.id)).toEqual([`${chat.id}:1:0`])
+    clock.advance(1_000)
+    await survivor.idle()
+    expect(delivered.map((e) => e.id)).toEqual([`${chat.id}:1:0`, `${chat.id}:2:0`, `${chat.id}:2:1`])
+    survivor.stopScheduler()
+    expect(await store.nextEventAt()).toBeNull()
+  })
+})
+
 describe('the outbox with a store of your own', () => {
   it('a store without the outbox methods gets best-effort events and no outbox calls', async () => {
     const inner = createMemoryStore()
