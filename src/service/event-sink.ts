@@ -42,15 +42,24 @@ export function createEventSink(
   let queued: string[] = []
   let flushing: Promise<void> | undefined
 
+  // On every write's path (after it): as few promises as the one store call needs.
   function flush(): Promise<void> {
     const ids = queued
     queued = []
-    return Promise.resolve()
-      .then(() => acks!.ack(ids))
-      .then(undefined, report)
-      .then(() => {
-        flushing = queued.length === 0 ? undefined : flush()
-      })
+    let pending: Promise<void>
+    try {
+      pending = acks!.ack(ids)
+    } catch (error) {
+      pending = Promise.reject(error)
+    }
+    return pending.then(next, (error: unknown) => {
+      report(error)
+      next()
+    })
+  }
+
+  function next(): void {
+    flushing = queued.length === 0 ? undefined : flush()
   }
 
   function acked(id: string): void {
