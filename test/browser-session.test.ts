@@ -295,6 +295,19 @@ describe('booting: link > stored entry > signed-in prompt > nothing', () => {
     expect(other.assigned).toEqual([])
   })
 
+  it('an ambiguous link (two different ids) is sent as malformed, never as its first id', async () => {
+    const { browser, session, service, requests } = setup({ ...SETTINGS, redirectUrl: undefined })
+    const first = await service.start({ agentId: 'a' })
+    await service.disconnect(first.id)
+    const tab = browser.tab(`${ORIGIN}/?oc.reconnectid=${first.reconnectId}&oc.reconnectid=V1StGXR8_Z5jdHi6B-myT`)
+    const view = await session(tab).session.boot()
+    expect(view).toMatchObject({ state: 'idle', decision: { type: 'new-chat', reason: 'malformed' } })
+    expect(requests[0]?.body).toMatchObject({ via: 'link' })
+    expect(requests[0]?.body).not.toMatchObject({ reconnectId: first.reconnectId })
+    expect((await service.get(first.id)).state).toBe('reconnectable')
+    expect(tab.href).toBe(`${ORIGIN}/`)
+  })
+
   it('without a redirect URL a malformed link gets a new chat, with the reason in the view', async () => {
     const { browser, session } = setup({ ...SETTINGS, redirectUrl: undefined })
     const view = await session(browser.tab(`${ORIGIN}/?oc.reconnectid=%%%`)).session.boot()

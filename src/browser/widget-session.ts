@@ -1,5 +1,5 @@
 import { InvalidTransitionError, ReconnectError } from '../errors'
-import { DEFAULT_LINK_PARAM, type ReconnectHistoryLike, consumeReconnectId } from '../links'
+import { DEFAULT_LINK_PARAM, type ReconnectHistoryLike, consumeReconnectLink } from '../links'
 import type { ReturnDecision } from '../types'
 import {
   type WidgetStorageKind,
@@ -161,6 +161,8 @@ export const DEFAULT_LEASE_MS = 60_000
 const LIVE = new Set(['queued', 'active'])
 const AWAY = new Set(['reconnectable', 'disconnected'])
 const MAX_SENT_ID = 256
+/** What a link the page cannot use is sent as: no reconnect id has this shape. */
+const MALFORMED_PLACEHOLDER = '!'
 
 /**
  * The customer's half of reconnect: decides what the page shows when it loads, keeps
@@ -325,16 +327,12 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
 
   /** The link's id (also a malformed one: the server's `malformed` answer must apply), or undefined. */
   function readLink(): string | undefined {
-    let raw: string | null = null
-    try {
-      raw = new URL(win.location.href).searchParams.get(param)
-    } catch {
-      return undefined
-    }
-    if (raw === null) return undefined
-    const id = consumeReconnectId({ location: win.location, ...(win.history === undefined ? {} : { history: win.history }), param })
-    // An empty or oversized value is still a link: send something the server reads as malformed.
-    return id ?? (raw === '' ? '!' : raw.slice(0, MAX_SENT_ID))
+    const link = consumeReconnectLink({ location: win.location, ...(win.history === undefined ? {} : { history: win.history }), param })
+    if (link.type === 'none') return undefined
+    if (link.type === 'valid') return link.reconnectId
+    // Sent as written when it is only oddly shaped (the server may know ids this page does not);
+    // an empty, oversized or ambiguous one as a placeholder the server can only read as malformed.
+    return link.reason === 'invalid' && link.value.length <= MAX_SENT_ID ? link.value : MALFORMED_PLACEHOLDER
   }
 
   async function decideBoot(): Promise<WidgetView> {
