@@ -185,7 +185,9 @@ function setup(settings: ReconnectSettingsInput = SETTINGS) {
   let customer: string | null = null
   const handler = createReconnectHandler(service, { identify: () => customer, basePath: '/api/chat' })
   const requests: { path: string; body: unknown }[] = []
+  let offline = false
   const fetch = (async (url: string | URL | Request, init?: RequestInit) => {
+    if (offline) throw new TypeError('Failed to fetch')
     const request = new Request(new URL(String(url), ORIGIN), init)
     requests.push({ path: new URL(request.url).pathname, body: JSON.parse(await request.clone().text()) })
     return handler(request)
@@ -207,7 +209,17 @@ function setup(settings: ReconnectSettingsInput = SETTINGS) {
     s.subscribe((view) => views.push(view))
     return { session: s, views, tab }
   }
-  return { clock, service, handler, requests, browser, session, signIn: (id: string | null) => (customer = id) }
+  return {
+    clock,
+    service,
+    handler,
+    requests,
+    browser,
+    session,
+    signIn: (id: string | null) => (customer = id),
+    /** Every call fails as a browser's fetch does offline. */
+    setOffline: (value: boolean) => void (offline = value),
+  }
 }
 
 const entryOf = (browser: Browser, widgetId = 'default') => parseWidgetEntry(browser.items.get(widgetEntryKey(widgetId)) ?? null)
@@ -468,6 +480,25 @@ describe('tabs as connections', () => {
     tab.emit('pagehide', { persisted: false })
     expect(tab.beacons).toHaveLength(1)
     expect(JSON.parse(tab.beacons[0]!)).toEqual({ ...proofOf(s.view), connectionId: s.view.connectionId })
+  })
+
+  it('a lease renewal that fails (offline) says so with a failed notice, and the next one that succeeds clears it', async () => {
+    const { browser, session, setOffline } = setup()
+    const { session: s, tab } = session(browser.tab(), { leaseMs: 30_000 })
+    await s.boot()
+    await browser.as(tab, () => s.start())
+    tab.runTimers()
+    await settle()
+    expect(s.view).toMatchObject({ state: 'chatting', notice: null })
+    setOffline(true)
+    tab.runTimers()
+    await settle()
+    expect(s.view).toMatchObject({ state: 'chatting', notice: { type: 'failed', error: { reason: 'network', status: null } } })
+    expect(tab.timers.size).toBe(1) // it keeps trying
+    setOffline(false)
+    tab.runTimers()
+    await settle()
+    expect(s.view).toMatchObject({ state: 'chatting', conversation: { state: 'queued' }, notice: null })
   })
 
   it('a second tab joins the chat of the first, and an idle tab joins one started in another', async () => {

@@ -192,7 +192,7 @@ function statusOf(view) {
     case 'ended':
       return 'Chat ended'
     case 'chatting':
-      if (networkDown || transcriptLost) return 'Offline'
+      if (cutOff(view)) return 'Offline'
       if (conversation.state === 'queued') return 'Waiting for an agent…'
       if (conversation.state === 'active') return `Chatting with ${agent.name} (${conversation.agentId})`
       return 'Reconnecting…'
@@ -201,7 +201,11 @@ function statusOf(view) {
   }
 }
 
+/** Whether this chatting tab is cut off: the simulated loss, a dropped stream, or a renewal the session saw fail. */
+const cutOff = (view) => view.state === 'chatting' && (networkDown || transcriptLost || view.notice?.type === 'failed')
+
 function noticeOf(view) {
+  if (view.notice?.type === 'failed' && cutOff(view)) return null // the offline pane says it
   if (view.notice !== null) return NOTICES[view.notice.type]?.(view.notice) ?? null
   const decision = view.decision
   if (view.state === 'idle' && decision !== null && decision.type !== 'resume' && LOST[decision.reason] !== undefined) {
@@ -223,8 +227,9 @@ function windowText(view) {
 function render(view) {
   const widget = $('widget')
   const chatting = view.state === 'chatting'
-  const offline = chatting && (networkDown || transcriptLost)
+  const offline = cutOff(view)
   widget.dataset.view = view.state
+  widget.dataset.notice = view.notice?.type ?? ''
   widget.dataset.state = view.conversation?.state ?? ''
   widget.dataset.conversation = view.conversation?.conversationId ?? ''
   widget.dataset.network = networkDown ? 'down' : 'up'

@@ -29,7 +29,7 @@ export type WidgetNotice =
   | { type: 'ended-elsewhere' }
   /** A re-check found the chat ended while this tab was away, asleep or offline. */
   | { type: 'ended-meanwhile' }
-  /** A call to the chat service failed; the state is unchanged. */
+  /** A call to the chat service failed (also a lease renewal: offline, the service down); the state is unchanged. */
   | { type: 'failed'; error: unknown }
 
 /** The session's view, reported to every subscriber on every change. */
@@ -389,7 +389,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
     try {
       const { conversation } = await transport.attach({ ...owned, connectionId: view.connectionId, leaseMs })
       attached = true
-      if (view.state === 'chatting') set({ conversation })
+      if (view.state === 'chatting') set({ conversation, ...(view.notice?.type === 'failed' ? { notice: null } : {}) })
     } catch (error) {
       if (isWidgetTransportError(error) && (error.reason === 'not-found' || error.reason === 'invalid-transition')) {
         // Gone, away, or a service without connections: the status tells which.
@@ -400,7 +400,9 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
         }
         return
       }
-      // Offline or a failing service: the next renewal (or the `online` re-check) tries again.
+      // Offline or a failing service: the widget can say so; the next renewal (or the `online`
+      // re-check) tries again, and the first call that succeeds clears the notice.
+      if (view.state === 'chatting') set({ notice: { type: 'failed', error } })
     } finally {
       if (visible()) renewSoon(Math.floor(leaseMs / 3))
     }

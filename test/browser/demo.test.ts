@@ -181,11 +181,13 @@ describe.skipIf(skip !== undefined)('the demo contact centre in Chromium', () =>
     const id = await startChat(customer, agent, 'Sam')
     await customerSays(customer, 'Hello?')
     await loseConnection(customer, agent, id)
+    // The widget session saw its lease renewals fail, as it would offline.
+    await customer.waitForSelector('#widget[data-view="chatting"][data-notice="failed"]')
     expect(await customer.locator('#composer input').isDisabled()).toBe(true)
     expect((await demo.service.get(id)).state).toBe('reconnectable')
 
     await customer.click('#network-back')
-    await customer.waitForSelector(`${CHATTING}[data-network="up"]`)
+    await customer.waitForSelector(`${CHATTING}[data-network="up"][data-notice=""]`)
     await customer.locator('#messages li', { hasText: 'Reconnected. Welcome back!' }).waitFor()
     expect(await shown(customer)).toBe(id)
     expect(await customer.locator('#offline').isHidden()).toBe(true)
