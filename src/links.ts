@@ -86,11 +86,8 @@ export function readReconnectId(input: string | URL | URLSearchParams | null | u
     if (typeof param !== 'string' || param === '' || typeof isValid !== 'function') return null
     const params = toSearchParams(input)
     if (params === null) return null
-    const values = params.getAll(param)
-    const first = values[0]
-    if (first === undefined || first === '') return null
-    if (values.some((v) => v !== first)) return null
-    return isValid(first) === true ? first : null
+    const link = classifyLink(params.getAll(param), isValid)
+    return link.type === 'valid' ? link.reconnectId : null
   } catch {
     return null
   }
@@ -166,7 +163,13 @@ export function consumeReconnectLink(options?: ConsumeReconnectIdOptions): Recon
   // Refused unread, as readReconnectId refuses it; only a cheap look for the parameter's name.
   if (href.length > MAX_LINK_INPUT_LENGTH) return href.includes(`${param}=`) ? malformedLink('too-long', '') : NO_LINK
 
-  const link = classifyLink(href, param, options?.isValid)
+  let values: string[]
+  try {
+    values = searchParamsOfString(href)?.getAll(param) ?? []
+  } catch {
+    return NO_LINK
+  }
+  const link = classifyLink(values, options?.isValid ?? looksLikeReconnectId)
   if (link.type === 'none') return link
   try {
     const url = new URL(href)
@@ -182,20 +185,15 @@ export function consumeReconnectLink(options?: ConsumeReconnectIdOptions): Recon
   return link
 }
 
-function classifyLink(href: string, param: string, isValid: ReadReconnectIdOptions['isValid']): ReconnectLink {
-  let values: string[]
-  try {
-    values = searchParamsOfString(href)?.getAll(param) ?? []
-  } catch {
-    return NO_LINK
-  }
+/** What the values of the link parameter amount to (`isValid` may throw: it then fails closed). */
+function classifyLink(values: string[], isValid: (id: string) => boolean): ReconnectLink {
   const first = values[0]
   if (first === undefined) return NO_LINK
   if (values.some((v) => v !== first)) return malformedLink('ambiguous', first)
   if (first === '') return malformedLink('empty', '')
   let valid = false
   try {
-    valid = (isValid === undefined ? looksLikeReconnectId : isValid)(first) === true
+    valid = isValid(first) === true
   } catch {
     // A throwing check fails closed.
   }
