@@ -536,6 +536,29 @@ describe('tabs as connections', () => {
     })
   }
 
+  it('a re-check still on its way when another tab ends the chat keeps the notice that says who ended it', async () => {
+    const { browser, session, handler } = setup()
+    const fetch = ((url: string | URL, init?: RequestInit) =>
+      handler(new Request(new URL(String(url), ORIGIN), init))) as typeof globalThis.fetch
+    const http = createHttpTransport({ baseUrl: '/api/chat', fetch })
+    let open!: () => void
+    const gate = new Promise<void>((resolve) => (open = resolve))
+    // The second tab's /status answers only once the gate opens: after the first tab's End.
+    const slow = { ...http, status: async (body: Parameters<typeof http.status>[0]) => (await gate, http.status(body)) }
+    const a = session(browser.tab())
+    await a.session.boot()
+    await browser.as(a.tab, () => a.session.start())
+    const b = session(browser.tab(), { transport: slow })
+    await b.session.boot()
+    expect(b.session.view.state).toBe('chatting')
+    const rechecked = b.session.recheck()
+    await browser.as(a.tab, () => a.session.end())
+    await settle()
+    expect(b.session.view).toMatchObject({ state: 'ended', notice: { type: 'ended-elsewhere' } })
+    open()
+    expect(await rechecked).toMatchObject({ state: 'ended', notice: { type: 'ended-elsewhere' } })
+  })
+
   it('re-checks on online, on becoming visible and on a back/forward pageshow: ended meanwhile → ended', async () => {
     for (const trigger of ['online', 'visible', 'pageshow'] as const) {
       const { browser, session, service } = setup()

@@ -211,7 +211,7 @@ function noticeOf(view) {
   if (view.state === 'idle' && decision !== null && decision.type !== 'resume' && LOST[decision.reason] !== undefined) {
     return `${LOST[decision.reason]} Start a new chat below.`
   }
-  return null
+  return view.state === 'ended' ? 'This chat has ended.' : null
 }
 
 /** The reconnect window's end in the customer's words, or null. */

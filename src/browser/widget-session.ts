@@ -420,6 +420,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
     try {
       ;({ conversation } = await transport.status(owned))
     } catch (error) {
+      if (view.state !== 'chatting') return view // ended by another tab while the status was on its way
       if (!isWidgetTransportError(error) || error.reason !== 'not-found') return set({ notice: { type: 'failed', error } })
       // Another tab may hold a renewed id (single-use links): try that one before giving up.
       const entry = readEntry()
@@ -429,6 +430,8 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
       set({ conversation: { ...view.conversation!, reconnectId: entry.reconnectId } })
       return check(endedNotice)
     }
+    // Another tab's End may have arrived while the status was on its way: its notice says more.
+    if (view.state !== 'chatting' || view.conversation?.conversationId !== owned.conversationId) return view
     if (LIVE.has(conversation.state)) {
       set({ conversation, notice: null })
       if (!attached) renewSoon(0)
@@ -443,6 +446,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
         connectionId: view.connectionId,
       })
       if (answer.decision.type === 'resume' && answer.conversation !== undefined) return showChat(answer.conversation, { notice: null })
+      if (view.state !== 'chatting') return view
       return showEnded(conversation, endedNotice, answer.decision)
     }
     return showEnded(conversation, endedNotice)
