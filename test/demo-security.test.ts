@@ -223,7 +223,7 @@ describe("the demo's own customer endpoints need proof of ownership", () => {
           'other chat': other.reconnectId,
         }[a.proof]
         const cookie = { none: undefined, dana, mallory, forged }[a.cookie]
-        const text = `attempt ${run} ${Math.random()}`
+        const text = `stranger attempt ${run}`
         const before = await demo.service.get(chat.conversationId)
         const answer = await raw(`/api/chat/${a.route}`, {
           host: { own: `127.0.0.1:${port}`, localhost: `localhost:${port}`, evil: `evil.example:${port}` }[a.host],
