@@ -307,9 +307,10 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     // $1 now, $2 limit, $3 lease end. SKIP LOCKED keeps claims that run at once apart; the moved
     // visibility keeps apart those that run one after the other.
     claimEvents:
-      `WITH picked AS (SELECT id FROM ${o} WHERE visible_at <= $1 ORDER BY visible_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),` +
+      `WITH picked AS (SELECT id, visible_at FROM ${o} WHERE visible_at <= $1 ORDER BY visible_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),` +
       ` claimed AS (UPDATE ${o} AS e SET visible_at = $3 FROM picked WHERE e.id = picked.id RETURNING e.id, e.event)` +
-      ` SELECT id, event FROM claimed`,
+      // RETURNING keeps no order: the rows come back earliest visibility first, as picked.
+      ` SELECT claimed.id, claimed.event FROM claimed JOIN picked ON picked.id = claimed.id ORDER BY picked.visible_at, picked.id`,
     ackEvents: `DELETE FROM ${o} WHERE id = ANY($1::text[])`,
     nextEventAt: `SELECT min(visible_at)::text AS at FROM ${o}`,
     // $1 now, $2 limit, $3 this store's claimer id, $4 claim end. SKIP LOCKED keeps sweeps that run
