@@ -403,7 +403,8 @@ type Simple = 'disconnect' | 'endByAgent' | 'endByCustomer' | 'closeByAgent'
 function applySimple(kind: Simple, chat: Chat, model: Model): 'ok' | 'invalid' {
   const { settings, now } = model
   const s = chat.state
-  if (s === 'closed') return 'invalid'
+  // A retried end on a closed conversation changes nothing.
+  if (s === 'closed') return 'ok'
   switch (kind) {
     case 'disconnect':
       if (s === 'queued') {
