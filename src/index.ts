@@ -63,7 +63,7 @@ export type { DecidePromptAnswerInput, DecideReturnInput } from './policy'
 export type { ConversationStore, DueOptions } from './store/conversation-store'
 export { createMemoryStore } from './store/memory-store'
 export type { MemoryStoreOptions } from './store/memory-store'
-export { isConversationRecord } from './store/record'
+export { checkRecordForPut, isConversationRecord } from './store/record'
 export { SCHEDULER_MAX_SLEEP_MS, SWEEP_SETTINGS_TIMEOUT_MS, createReconnectService } from './service/reconnect-service'
 export type {
   AttachInput,
