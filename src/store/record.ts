@@ -110,7 +110,7 @@ function isTime(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value)
 }
 
-/** A short name for the kind of a bad value in a message; never the value itself. */
+/** A short description of a bad value for a message: a number as itself, anything else by its kind only. */
 function kindOf(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
