@@ -35,14 +35,17 @@ export {
   DEFAULT_LINK_PARAM,
   buildReconnectUrl,
   consumeReconnectId,
+  consumeReconnectLink,
   expandQuickReply,
   readReconnectId,
 } from './links'
 export type {
   BuildReconnectUrlOptions,
   ConsumeReconnectIdOptions,
+  MalformedReconnectLinkReason,
   ReadReconnectIdOptions,
   ReconnectHistoryLike,
+  ReconnectLink,
 } from './links'
 export { createSignedReconnectIds } from './signed-ids'
 export type { ReconnectIdSecret, SignedReconnectIds, SignedReconnectIdsOptions } from './signed-ids'
