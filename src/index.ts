@@ -66,7 +66,7 @@ export type { DecidePromptAnswerInput, DecideReturnInput } from './policy'
 export type { ClaimEventsOptions, ConversationStore, DueOptions, OutboxWrite } from './store/conversation-store'
 export { createMemoryStore } from './store/memory-store'
 export type { MemoryStoreOptions } from './store/memory-store'
-export { isConversationRecord } from './store/record'
+export { checkRecordForPut, isConversationRecord } from './store/record'
 export {
   OUTBOX_REDELIVER_AFTER_MS,
   SCHEDULER_MAX_SLEEP_MS,
