@@ -49,7 +49,7 @@ export interface RedisStoreOptions {
 }
 
 /** The few commands the store sends; both `Redis` and `Cluster` have them. */
-type Commands = Pick<Redis, 'evalsha' | 'eval' | 'get' | 'zrange'>
+type Commands = Pick<Redis, 'evalsha' | 'eval' | 'get' | 'zrange' | 'pipeline'>
 
 /** A {@link ConversationStore} in Redis, with `delete`, `byCustomer` and the one-off upgrade step. */
 export interface RedisStore extends RetentionConversationStore {
@@ -86,6 +86,33 @@ async function sha1Hex(source: string): Promise<string | null> {
   if (subtle === undefined) return null
   const digest = await subtle.digest('SHA-1', new TextEncoder().encode(source))
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+const INDEX_HEAD = '{"~index":['
+const INDEX_END = '],"~":0,'
+
+/**
+ * The record's JSON in a stored value: without the index the scripts read in front of it (see
+ * STORED_INDEX in scripts.ts), or the whole value as written before the index existed.
+ */
+function recordJson(stored: string): string {
+  if (!stored.startsWith(INDEX_HEAD)) return stored
+  const end = stored.indexOf(INDEX_END, INDEX_HEAD.length)
+  return end < 0 ? '' : `{${stored.slice(end + INDEX_END.length)}`
+}
+
+/** The value `put` stores: the record's JSON with `index` (a JSON array of scalars) in front. */
+function storedValue(index: string, json: string): string {
+  return `{"~index":${index},"~":0,${json.slice(1)}`
+}
+
+/** How long a staged value survives a put whose script never ran (the connection dropped in between). */
+const STAGED_TTL_MS = 60_000
+
+/** 16 random hex digits. */
+function randomToken(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(8))
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
 function describe(value: string): string {
@@ -183,6 +210,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const keys = redisKeys(prefix)
   const scriptKeys = redisKeys(scriptPrefix)
 
+  // Names the values this store object stages for its puts: random per store object, then a counter.
+  const stagingId = randomToken()
+  let writes = 0
+
   const script = (source: string): LuaScript => ({ source, sha: undefined })
   const put = script(PUT_SCRIPT)
   const byReconnectId = script(GET_BY_RECONNECT_ID_SCRIPT)
@@ -255,6 +286,39 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     return redis.eval(lua.source, scriptKeyNames.length, ...scriptKeyNames, ...args)
   }
 
+  /**
+   * SET of `value` under `staged`, then the script, in one pipeline (one round trip): the value never
+   * passes through Lua, where every byte costs time. A staged value the script never consumed (the
+   * connection dropped in between) expires after STAGED_TTL_MS.
+   */
+  async function stageAndRun(staged: string, value: string, lua: LuaScript, scriptKeyNames: string[], args: string[]): Promise<unknown> {
+    lua.sha ??= sha1Hex(lua.source).catch(() => null)
+    const sha = await lua.sha
+    if (sha !== null) {
+      const replies = await redis
+        .pipeline()
+        .set(staged, value, 'PX', STAGED_TTL_MS)
+        .evalsha(sha, scriptKeyNames.length, ...scriptKeyNames, ...args)
+        .exec()
+      const [stagedReply, scriptReply] = replies ?? []
+      if (stagedReply?.[0]) throw stagedReply[0]
+      if (scriptReply === undefined) throw new Error('no reply from Redis')
+      if (!scriptReply[0]) return scriptReply[1]
+      // The server forgot the script (restart, failover, SCRIPT FLUSH): EVAL also caches it again.
+      if (!isNoScript(scriptReply[0])) throw scriptReply[0]
+    }
+    const replies = await redis
+      .pipeline()
+      .set(staged, value, 'PX', STAGED_TTL_MS)
+      .eval(lua.source, scriptKeyNames.length, ...scriptKeyNames, ...args)
+      .exec()
+    const [stagedReply, scriptReply] = replies ?? []
+    if (stagedReply?.[0]) throw stagedReply[0]
+    if (scriptReply === undefined) throw new Error('no reply from Redis')
+    if (scriptReply[0]) throw scriptReply[0]
+    return scriptReply[1]
+  }
+
   async function guarded<T>(operation: string, conversationId: string | undefined, work: () => Promise<T>): Promise<T> {
     try {
       return await work()
@@ -264,10 +328,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     }
   }
 
-  function parse(json: unknown, operation: string, conversationId: string | undefined): ConversationRecord {
+  function parse(stored: unknown, operation: string, conversationId: string | undefined): ConversationRecord {
     let value: unknown
     try {
-      value = JSON.parse(String(json))
+      value = JSON.parse(recordJson(String(stored)))
     } catch (error) {
       throw new StoreError(operation, { cause: error, conversationId })
     }
@@ -332,18 +396,34 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         checkRecordForWrite(record, expectedVersion)
         const resumable = record.state === 'reconnectable' && record.customerId !== null
         const held = record.capacityHeld && record.agentId !== null
-        const written = await run(
+        const updatedAt = String(record.updatedAt)
+        const dueAt = record.nextDueAt === null ? null : String(record.nextDueAt)
+        const tail = resumable ? scriptKeys.resumableTail(record.widgetId, record.customerId!) : null
+        // What the scripts read back instead of the JSON: see STORED_INDEX in scripts.ts.
+        const index = JSON.stringify([
+          record.version,
+          record.reconnectId,
+          tail,
+          resumable ? updatedAt : null,
+          held ? record.agentId : null,
+          record.customerId,
+          dueAt,
+        ])
+        writes += 1
+        const staged = keys.staged(`${stagingId}.${writes.toString(36)}`)
+        const written = await stageAndRun(
+          staged,
+          storedValue(index, JSON.stringify(record)),
           put,
-          [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due],
+          [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due, staged],
           [
             scriptPrefix,
             record.id,
             expectedVersion === null ? '' : String(expectedVersion),
-            JSON.stringify(record),
-            resumable ? scriptKeys.resumable(record.widgetId, record.customerId!) : '',
-            String(record.updatedAt),
+            tail === null ? '' : `${scriptPrefix}resumable:${tail}`,
+            updatedAt,
             held ? scriptKeys.held(record.agentId!) : '',
-            record.nextDueAt === null ? '' : String(record.nextDueAt),
+            dueAt ?? '',
             record.customerId === null ? '' : scriptKeys.customer(record.customerId),
           ],
         )
