@@ -24,7 +24,8 @@ const HISTORY_LIMIT = 32
 /** Conversations per caller in the long-lived vs fresh comparison. */
 const AGED_PER_CALLER = quick ? 10 : 25
 /** disconnect + return cycles over which Redis server time is averaged. */
-const SERVER_CYCLES = quick ? 1_000 : 4_000
+const SERVER_CYCLES = quick ? 1_000 : 3_000
+const SERVER_ROUNDS = quick ? 3 : 5
 
 // The bare compare-and-set a host would write: the version sits in a key of its own, so the script
 // reads one short string and writes two.
@@ -549,19 +550,28 @@ async function measureBackend(backend) {
     }),
   ]
   if (backend.name === 'Redis') {
-    const ours = await redisServerTime(backend, (i) => write(i), 'store')
-    const theirs = await redisServerTime(backend, (i) => rawWrite(i), 'raw')
+    // Rounds alternate the two, and each side reports its median and its quietest round: commandstats
+    // times are wall-clock inside the server, so other processes' load inflates them.
+    const ours = []
+    const theirs = []
+    for (let round = 0; round < SERVER_ROUNDS; round += 1) {
+      ours.push(await redisServerTime(backend, (i) => write(i), 'store'))
+      theirs.push(await redisServerTime(backend, (i) => rawWrite(i), 'raw'))
+    }
+    const mid = (list) => list.slice().sort((a, b) => a.value - b.value)[list.length >> 1]
+    const least = (list) => Math.min(...list.map((r) => r.value))
+    const value = mid(ours).value
     rows.push(
       row({
         name: 'Redis: server time per disconnect + return',
-        value: ours.value,
+        value,
         unit: 'µs',
         baseline: `raw ${backend.rawWrite}`,
-        baselineValue: theirs.value,
-        ratio: ours.value / theirs.value,
+        baselineValue: mid(theirs).value,
+        ratio: value / mid(theirs).value,
         target: '≤ 30 µs',
-        met: ours.value <= 30,
-        note: `INFO commandstats over ${SERVER_CYCLES} cycles at ${CALLERS} callers: scripts plus the plain commands the client sent; ${ours.note}; ${theirs.note}`,
+        met: value <= 30,
+        note: `INFO commandstats over ${SERVER_CYCLES} cycles at ${CALLERS} callers: scripts plus the plain commands the client sent; median of ${SERVER_ROUNDS} rounds (quietest: ${least(ours).toFixed(1)} vs ${least(theirs).toFixed(1)} µs); ${mid(ours).note}; ${mid(theirs).note}`,
       }),
     )
   }

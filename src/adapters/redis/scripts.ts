@@ -109,9 +109,6 @@ local function refuse(reply)
   redis.call('DEL', staged_key)
   return reply
 end
-if redis.call('EXISTS', staged_key) == 0 then
-  return redis.error_reply('ERR chat-reconnect: the staged value of ' .. record_key .. ' is missing')
-end
 
 -- What the stored version is filed under; for a new record, nothing. 'rewrite': write every entry
 -- of the new version, not only those that change (nothing is filed yet, or the scores are unknown).
@@ -136,8 +133,10 @@ local stale_rid_key = ''
 if old.rid and p .. 'rid:' .. old.rid ~= rid_key then stale_rid_key = p .. 'rid:' .. old.rid end
 
 -- The index may point at a conversation that was deleted or has moved on to another reconnect id;
--- only a stored record that still holds the id keeps it.
-local rid_owner = redis.call('GET', rid_key)
+-- only a stored record that still holds the id keeps it. A record that keeps its reconnect id owns it
+-- already (every write that filed it checked).
+local rid_owner = id
+if rewrite or stale_rid_key ~= '' or not old.rid then rid_owner = redis.call('GET', rid_key) end
 if rid_owner and rid_owner ~= id then
   local owner_key = p .. 'conv:' .. rid_owner
   local owner = read_index(owner_key)
@@ -218,10 +217,13 @@ if old_customer ~= customer_key or rewrite then
   if failure then return failure end
 end
 
--- String writes: SET, DEL and RENAME replace whatever a key holds, so none of them can be refused.
+-- The staged value moves into place; RENAME fails only when it is missing (it expired, or its SET
+-- was refused), and every write before is then taken back.
+local moved = redis.pcall('RENAME', staged_key, record_key)
+if refused(moved) then return moved end
+-- String writes: SET and DEL replace whatever a key holds, so neither can be refused.
 if drop_stale_rid then redis.call('DEL', stale_rid_key) end
 if rid_owner ~= id then redis.call('SET', rid_key, id) end
-redis.call('RENAME', staged_key, record_key)
 return 1
 `
 
