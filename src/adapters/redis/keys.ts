@@ -16,8 +16,6 @@ export interface RedisKeys {
   held(agentId: string): string
   /** The set of every conversation id of one customer (retention and erase). */
   customer(customerId: string): string
-  /** Where a put stages the new value before its script renames it into place. */
-  staged(token: string): string
 }
 
 const ASCII = /^[\x00-\x7f]*$/
@@ -36,7 +34,6 @@ export function redisKeys(prefix: string): RedisKeys {
     resumableTail: tail,
     held: (agentId) => `${prefix}held:${agentId}`,
     customer: (customerId) => `${prefix}customer:${customerId}`,
-    staged: (token) => `${prefix}staged:${token}`,
   }
 }
 

@@ -49,7 +49,7 @@ export interface RedisStoreOptions {
 }
 
 /** The few commands the store sends; both `Redis` and `Cluster` have them. */
-type Commands = Pick<Redis, 'evalsha' | 'eval' | 'get' | 'zrange' | 'pipeline'>
+type Commands = Pick<Redis, 'evalsha' | 'eval' | 'get' | 'zrange'>
 
 /** A {@link ConversationStore} in Redis, with `delete`, `byCustomer` and the one-off upgrade step. */
 export interface RedisStore extends RetentionConversationStore {
@@ -104,15 +104,6 @@ function recordJson(stored: string): string {
 /** The value `put` stores: the record's JSON with `index` (a JSON array of scalars) in front. */
 function storedValue(index: string, json: string): string {
   return `{"~index":${index},"~":0,${json.slice(1)}`
-}
-
-/** How long a staged value survives a put whose script never ran (the connection dropped in between). */
-const STAGED_TTL_MS = 60_000
-
-/** 16 random hex digits. */
-function randomToken(): string {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(8))
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
 function describe(value: string): string {
@@ -210,10 +201,6 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const keys = redisKeys(prefix)
   const scriptKeys = redisKeys(scriptPrefix)
 
-  // Names the values this store object stages for its puts: random per store object, then a counter.
-  const stagingId = randomToken()
-  let writes = 0
-
   const script = (source: string): LuaScript => ({ source, sha: undefined })
   const put = script(PUT_SCRIPT)
   const byReconnectId = script(GET_BY_RECONNECT_ID_SCRIPT)
@@ -284,39 +271,6 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       }
     }
     return redis.eval(lua.source, scriptKeyNames.length, ...scriptKeyNames, ...args)
-  }
-
-  /**
-   * SET of `value` under `staged`, then the script, in one pipeline (one round trip): the value never
-   * passes through Lua, where every byte costs time. A staged value the script never consumed (the
-   * connection dropped in between) expires after STAGED_TTL_MS.
-   */
-  async function stageAndRun(staged: string, value: string, lua: LuaScript, scriptKeyNames: string[], args: string[]): Promise<unknown> {
-    lua.sha ??= sha1Hex(lua.source).catch(() => null)
-    const sha = await lua.sha
-    if (sha !== null) {
-      const replies = await redis
-        .pipeline()
-        .set(staged, value, 'PX', STAGED_TTL_MS)
-        .evalsha(sha, scriptKeyNames.length, ...scriptKeyNames, ...args)
-        .exec()
-      const [stagedReply, scriptReply] = replies ?? []
-      if (stagedReply?.[0]) throw stagedReply[0]
-      if (scriptReply === undefined) throw new Error('no reply from Redis')
-      if (!scriptReply[0]) return scriptReply[1]
-      // The server forgot the script (restart, failover, SCRIPT FLUSH): EVAL also caches it again.
-      if (!isNoScript(scriptReply[0])) throw scriptReply[0]
-    }
-    const replies = await redis
-      .pipeline()
-      .set(staged, value, 'PX', STAGED_TTL_MS)
-      .eval(lua.source, scriptKeyNames.length, ...scriptKeyNames, ...args)
-      .exec()
-    const [stagedReply, scriptReply] = replies ?? []
-    if (stagedReply?.[0]) throw stagedReply[0]
-    if (scriptReply === undefined) throw new Error('no reply from Redis')
-    if (scriptReply[0]) throw scriptReply[0]
-    return scriptReply[1]
   }
 
   async function guarded<T>(operation: string, conversationId: string | undefined, work: () => Promise<T>): Promise<T> {
@@ -409,17 +363,14 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
           record.customerId,
           dueAt,
         ])
-        writes += 1
-        const staged = keys.staged(`${stagingId}.${writes.toString(36)}`)
-        const written = await stageAndRun(
-          staged,
-          storedValue(index, JSON.stringify(record)),
+        const written = await run(
           put,
-          [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due, staged],
+          [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due],
           [
             scriptPrefix,
             record.id,
             expectedVersion === null ? '' : String(expectedVersion),
+            storedValue(index, JSON.stringify(record)),
             tail === null ? '' : `${scriptPrefix}resumable:${tail}`,
             updatedAt,
             held ? scriptKeys.held(record.agentId!) : '',

@@ -87,28 +87,24 @@ end
 `
 
 /**
- * Compare-and-set write of one record with every index. The client stages the new value (the
- * record's JSON with its index in front) under a key of its own in the same pipeline, and the script renames it into
- * place: the record's bytes never pass through Lua. It reads the stored value's index line (see
+ * Compare-and-set write of one record with every index. It reads the stored value's index (see
  * STORED_INDEX), never its JSON, and changes only the index entries whose membership or score the
  * write changes. Every read comes before the first write, and the set and sorted-set writes (the
  * only ones a key of another type can refuse) come before the string writes and are undone in
  * reverse if one is refused, so the script either changes nothing or applies all of its writes.
  *
- * KEYS: record, new reconnect id, due, staged value (deleted whatever the outcome).
- * ARGV: prefix, id, expected version ('' = must not exist), resumable key ('' = none), updatedAt,
- *       held key ('' = none), nextDueAt ('' = none), customer key ('' = none).
+ * KEYS: record, new reconnect id, due.
+ * ARGV: prefix, id, expected version ('' = must not exist), value to store (the record's JSON with its
+ *       index in front), resumable key ('' = none), updatedAt, held key ('' = none), nextDueAt
+ *       ('' = none), customer key ('' = none).
  * Returns 1 when written, 0 on a version conflict, 2 when another stored conversation has that
  * reconnect id (a version conflict is reported first).
  */
 export const PUT_SCRIPT = `${STORED_INDEX}
-local record_key, rid_key, due_key, staged_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local p, id, expected = ARGV[1], ARGV[2], ARGV[3]
-local resumable_key, updated_at, held_key, due_at, customer_key = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local function refuse(reply)
-  redis.call('DEL', staged_key)
-  return reply
-end
+local record_key, rid_key, due_key = KEYS[1], KEYS[2], KEYS[3]
+local p, id, expected, value = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local resumable_key, updated_at, held_key, due_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local customer_key = ARGV[9] or ''
 
 -- What the stored version is filed under; for a new record, nothing. 'rewrite': write every entry
 -- of the new version, not only those that change (nothing is filed yet, or the scores are unknown).
@@ -116,12 +112,12 @@ local old, rewrite = {}, true
 local stored = read_index(record_key)
 if stored then
   old = stored
-  if expected == '' or old.version ~= tonumber(expected) then return refuse(0) end
+  if expected == '' or old.version ~= tonumber(expected) then return 0 end
   rewrite = old.legacy == true
 elseif stored == nil then
-  return refuse(redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON'))
+  return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
 elseif expected ~= '' then
-  return refuse(0)
+  return 0
 end
 local function key_of(kind, tail)
   if tail then return p .. kind .. tail end
@@ -141,9 +137,9 @@ if rid_owner and rid_owner ~= id then
   local owner_key = p .. 'conv:' .. rid_owner
   local owner = read_index(owner_key)
   if owner == nil then
-    return refuse(redis.error_reply('ERR chat-reconnect: stored record at ' .. owner_key .. ' is not valid JSON'))
+    return redis.error_reply('ERR chat-reconnect: stored record at ' .. owner_key .. ' is not valid JSON')
   end
-  if owner and owner.rid and p .. 'rid:' .. owner.rid == rid_key then return refuse(2) end
+  if owner and owner.rid and p .. 'rid:' .. owner.rid == rid_key then return 2 end
 end
 local drop_stale_rid = stale_rid_key ~= '' and redis.call('GET', stale_rid_key) == id
 
@@ -156,7 +152,7 @@ if old.legacy then
     if check[1] ~= '' then
       local found = redis.call('TYPE', check[1]).ok
       if found ~= 'none' and found ~= check[2] then
-        return refuse(redis.error_reply('WRONGTYPE chat-reconnect: key ' .. check[1] .. ' holds a ' .. found .. ', expected a ' .. check[2]))
+        return redis.error_reply('WRONGTYPE chat-reconnect: key ' .. check[1] .. ' holds a ' .. found .. ', expected a ' .. check[2])
       end
     end
   end
@@ -168,7 +164,6 @@ local undo = {}
 local function refused(reply)
   if type(reply) == 'table' and reply.err then
     for i = #undo, 1, -1 do redis.call(unpack(undo[i])) end
-    redis.call('DEL', staged_key)
     return true
   end
   return false
@@ -217,13 +212,10 @@ if old_customer ~= customer_key or rewrite then
   if failure then return failure end
 end
 
--- The staged value moves into place; RENAME fails only when it is missing (it expired, or its SET
--- was refused), and every write before is then taken back.
-local moved = redis.pcall('RENAME', staged_key, record_key)
-if refused(moved) then return moved end
--- String writes: SET and DEL replace whatever a key holds, so neither can be refused.
+-- String writes: SET and DEL replace whatever a key holds, so none of them can be refused.
 if drop_stale_rid then redis.call('DEL', stale_rid_key) end
 if rid_owner ~= id then redis.call('SET', rid_key, id) end
+redis.call('SET', record_key, value)
 return 1
 `
 
