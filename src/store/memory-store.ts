@@ -2,7 +2,7 @@ import { ConflictError, SettingsError, StoreError } from '../errors'
 import { flatString } from '../ids'
 import type { ConversationRecord } from '../types'
 import type { ConversationStore } from './conversation-store'
-import { cloneRecord, copyRecordFields, hasExtraFields } from './record'
+import { checkRecordForPut, cloneRecord, copyRecordFields, hasExtraFields } from './record'
 
 /**
  * A binary min-heap of deadlines with lazy deletion: an entry is live only while the record it
@@ -358,6 +358,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     },
 
     async put(record, expectedVersion) {
+      // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
+      // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
+      checkRecordForPut(record, expectedVersion, 'memory store: put()')
       const current = records.get(record.id)
       const currentVersion = current === undefined ? null : current.version
       if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)
