@@ -1,4 +1,5 @@
 import { ConflictError, ReconnectError, SettingsError, StoreError } from '../errors'
+import { flatString } from '../ids'
 import type { ConversationRecord, ServiceEvent } from '../types'
 import type { ConversationStore, OutboxWrite } from './conversation-store'
 import { checkRecordForPut, cloneRecord, copyRecordFields, hasExtraFields } from './record'
@@ -167,7 +168,8 @@ function idsUnder(index: Index, key: string): Iterable<string> {
 }
 
 function customerKey(widgetId: string, customerId: string): string {
-  return `${widgetId}\u0000${customerId}`
+  // Kept as an index key for as long as the conversation waits: one flat string, not two pieces.
+  return flatString(`${widgetId}\u0000${customerId}`)
 }
 
 const RECORDS = Symbol('records')
