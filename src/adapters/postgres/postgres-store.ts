@@ -1,6 +1,7 @@
 import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError, isReconnectError } from '../../errors'
 import type { ConversationStore, OutboxStore, OutboxWrite } from '../../store/conversation-store'
+import { describeStoredId, parseOutboxEvent } from '../../store/outbox-entry'
 import { checkRecordForPut, isConversationRecord } from '../../store/record'
 import type { ConversationRecord, ServiceEvent } from '../../types'
 import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
@@ -145,10 +146,6 @@ function toSafeInteger(value: unknown): number | undefined {
   return typeof n === 'number' && Number.isSafeInteger(n) ? n : undefined
 }
 
-function describeId(id: string): string {
-  return JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)
-}
-
 /**
  * `\u0000` or a `\ud800`–`\udfff` escape whose backslash is not itself escaped: JSON.stringify writes
  * NUL and only lone surrogates (never a pair) that way.
@@ -168,7 +165,7 @@ function serialise(record: ConversationRecord): string {
   if (bad !== undefined) {
     throw new ReconnectError(
       'invalid-argument',
-      `put: ${bad} of conversation ${describeId(record.id)} contains a NUL character or an unpaired surrogate, which PostgreSQL cannot store`,
+      `put: ${bad} of conversation ${describeStoredId(record.id)} contains a NUL character or an unpaired surrogate, which PostgreSQL cannot store`,
     )
   }
   return json
@@ -193,20 +190,6 @@ function outboxValues(outbox: OutboxWrite | undefined): [number, string[], strin
     json.push(JSON.stringify(event))
   }
   return [instant(outbox.visibleAt), ids, json]
-}
-
-/** A stored outbox entry as an event, or why it is not one. */
-function parseEvent(id: string, json: unknown): ServiceEvent {
-  const value: unknown = typeof json === 'string' ? JSON.parse(json) : json
-  if (
-    typeof value !== 'object' ||
-    value === null ||
-    (value as { id?: unknown }).id !== id ||
-    typeof (value as { type?: unknown }).type !== 'string'
-  ) {
-    throw new Error(`the outbox entry ${describeId(id)} is not a service event with that id`)
-  }
-  return value as ServiceEvent
 }
 
 function errorCode(error: unknown): unknown {
@@ -493,13 +476,13 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     if (!isConversationRecord(value)) {
       throw new StoreError(operation, {
         conversationId,
-        cause: new Error(`the row of ${describeId(String(id))} in ${names.name} does not hold a valid conversation record`),
+        cause: new Error(`the row of ${describeStoredId(String(id))} in ${names.name} does not hold a valid conversation record`),
       })
     }
     if (value.id !== id || value.version !== toSafeInteger(version)) {
       throw new StoreError(operation, {
         conversationId,
-        cause: new Error(`the id or version columns of ${describeId(String(id))} in ${names.name} disagree with its record`),
+        cause: new Error(`the id or version columns of ${describeStoredId(String(id))} in ${names.name} disagree with its record`),
       })
     }
     return value
@@ -534,7 +517,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       const existing = await query('put', record.id, sql.exists, [record.id])
       if (existing.rows.length > 0) return new ConflictError(record.id, null, { cause: error })
     }
-    const reason = new Error(`reconnect id ${describeId(record.reconnectId)} already belongs to another conversation`, { cause: error })
+    const reason = new Error(`reconnect id ${describeStoredId(record.reconnectId)} already belongs to another conversation`, {
+      cause: error,
+    })
     return new StoreError('put', { conversationId: record.id, cause: reason })
   }
 
@@ -662,7 +647,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       for (const row of result.rows) {
         const { id, event } = (row ?? {}) as { id?: unknown; event?: unknown }
         try {
-          claimed.push(parseEvent(String(id), event))
+          claimed.push(parseOutboxEvent(String(id), event))
         } catch (error) {
           // One unreadable entry must not keep every other event from its delivery.
           if (onBadEntry === undefined) throw new StoreError('claimEvents', { cause: error })

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isReconnectError } from '../../errors'
 import type { ConversationStore, OutboxStore, OutboxWrite } from '../../store/conversation-store'
+import { describeStoredId, parseOutboxEvent } from '../../store/outbox-entry'
 import { checkRecordForPut, isConversationRecord, isStorableKey } from '../../store/record'
 import type { ConversationRecord, ServiceEvent } from '../../types'
 import { DEFAULT_REDIS_PREFIX, hashTagOf, redisKeys } from './keys'
@@ -109,10 +110,6 @@ function storedValue(index: string, json: string): string {
   return `{"~index":${index},"~":0,${json.slice(1)}`
 }
 
-function describe(value: string): string {
-  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)
-}
-
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT')
 }
@@ -141,20 +138,6 @@ function outboxArgs(outbox: OutboxWrite | undefined): string[] {
     args.push(id, JSON.stringify(event))
   }
   return args
-}
-
-/** A stored outbox entry as an event, or why it is not one. */
-function parseEvent(id: string, json: unknown): ServiceEvent {
-  const value: unknown = JSON.parse(String(json))
-  if (
-    typeof value !== 'object' ||
-    value === null ||
-    (value as { id?: unknown }).id !== id ||
-    typeof (value as { type?: unknown }).type !== 'string'
-  ) {
-    throw new Error(`the outbox entry ${describe(id)} is not a service event with that id`)
-  }
-  return value as ServiceEvent
 }
 
 /**
@@ -399,7 +382,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
           ...events,
         ])
         if (written === 2) {
-          const reason = new Error(`reconnect id ${describe(record.reconnectId)} already belongs to another conversation`)
+          const reason = new Error(`reconnect id ${describeStoredId(record.reconnectId)} already belongs to another conversation`)
           throw new StoreError('put', { conversationId: record.id, cause: reason })
         }
         if (written !== 1) throw new ConflictError(record.id, expectedVersion)
@@ -477,7 +460,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         for (let i = 0; i < reply.length; i += 2) {
           const id = String(reply[i])
           try {
-            claimed.push(parseEvent(id, reply[i + 1]))
+            claimed.push(parseOutboxEvent(id, reply[i + 1]))
           } catch (error) {
             // One unreadable entry must not keep every other event from its delivery.
             if (onBadEntry === undefined) throw new StoreError('claimEvents', { cause: error })
