@@ -1,7 +1,9 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createMemoryStore } from '../src/store/memory-store'
 import type { ConversationRecord } from '../src/types'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
+import { replayParameters } from './support/fc-replay'
 
 describe('memory store: storeContract', () => {
   for (const c of storeContract(() => createMemoryStore())) it(c.name, c.run)
@@ -36,6 +38,59 @@ describe('memory store: indexes', () => {
     const due = await store.due(100, 10)
     expect(due).toHaveLength(1)
     expect(due[0]?.nextDueAt).toBe(record.nextDueAt)
+  })
+})
+
+describe('memory store: the deadline index', () => {
+  it('answers due and nextDueAt like a sorted list, under any mix of moved, cleared and deleted deadlines (model-based)', async () => {
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f']
+    const op = fc.record({
+      slot: fc.nat({ max: ids.length - 1 }),
+      // Few distinct deadlines, so ties are common; null clears the deadline; 'delete' removes the record.
+      at: fc.oneof(fc.integer({ min: 0, max: 6 }), fc.constant(null), fc.constant('delete' as const)),
+      now: fc.integer({ min: -1, max: 7 }),
+      limit: fc.integer({ min: 1, max: 8 }),
+    })
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
+        const store = createMemoryStore()
+        // The model: each id's deadline and when it was last set (ties keep that order).
+        const model = new Map<string, { at: number | null; stamp: number; version: number }>()
+        let stamp = 0
+        for (const { slot, at, now, limit } of ops) {
+          const id = ids[slot]!
+          const known = model.get(id)
+          if (at === 'delete') {
+            if (known !== undefined) {
+              expect(await store.delete!(id, known.version)).toBe(true)
+              model.delete(id)
+            }
+          } else {
+            const version = (known?.version ?? 0) + 1
+            const record = sampleRecord({
+              id,
+              reconnectId: `rid-${id}-0000000000000`,
+              state: 'reconnectable',
+              timers: at === null ? {} : { window: 1_000 + at },
+              nextDueAt: at === null ? null : 1_000 + at,
+              version,
+            })
+            await store.put(record, known?.version ?? null)
+            const moved = known === undefined || known.at !== at
+            model.set(id, { at, stamp: moved ? stamp++ : known.stamp, version })
+          }
+          const expected = [...model]
+            .filter(([, m]) => m.at !== null && m.at <= now)
+            .sort(([, x], [, y]) => x.at! - y.at! || x.stamp - y.stamp)
+            .slice(0, limit)
+            .map(([key]) => key)
+          expect((await store.due(1_000 + now, limit)).map((r) => r.id)).toEqual(expected)
+          const pending = [...model.values()].flatMap((m) => (m.at === null ? [] : [1_000 + m.at]))
+          expect(await store.nextDueAt()).toBe(pending.length === 0 ? null : Math.min(...pending))
+        }
+      }),
+      replayParameters(200),
+    )
   })
 })
 
