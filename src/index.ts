@@ -64,7 +64,7 @@ export type { ConversationStore, DueOptions } from './store/conversation-store'
 export { createMemoryStore } from './store/memory-store'
 export type { MemoryStoreOptions } from './store/memory-store'
 export { isConversationRecord } from './store/record'
-export { SCHEDULER_MAX_SLEEP_MS, SWEEP_SETTINGS_TIMEOUT_MS, createReconnectService } from './service/reconnect-service'
+export { SCHEDULER_MAX_SLEEP_MS, SWEEP_CONCURRENCY, SWEEP_SETTINGS_TIMEOUT_MS, createReconnectService } from './service/reconnect-service'
 export type {
   AttachInput,
   DetachInput,

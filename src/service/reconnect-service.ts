@@ -16,7 +16,7 @@ import { createSweep } from './sweep'
 import { createWritePath } from './write-path'
 
 export { SCHEDULER_MAX_SLEEP_MS } from './scheduler'
-export { SWEEP_SETTINGS_TIMEOUT_MS } from './sweep'
+export { SWEEP_CONCURRENCY, SWEEP_SETTINGS_TIMEOUT_MS } from './sweep'
 export type { ServiceReturnDecision } from './returns'
 export type { SettingsSource } from './settings-lookup'
 export type { StartConversationInput } from './conversations'
@@ -78,6 +78,13 @@ export interface ReconnectServiceOptions {
    * @default 5000
    */
   sweepSettingsTimeoutMs?: number
+  /**
+   * How many due conversations one sweep applies at once. Each one is still applied start to end by
+   * itself (its events keep their order); a store failure stops the sweep after those under way.
+   * `1` applies them one at a time.
+   * @default 16
+   */
+  sweepConcurrency?: number
 }
 
 /** The reconnect service a contact-centre backend embeds. */
@@ -187,6 +194,16 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   }
   const schedulerMaxSleepMs = positiveMs(options.schedulerMaxSleepMs, 'schedulerMaxSleepMs')
   const sweepSettingsTimeoutMs = positiveMs(options.sweepSettingsTimeoutMs, 'sweepSettingsTimeoutMs')
+  const sweepConcurrency = options.sweepConcurrency
+  if (
+    sweepConcurrency !== undefined &&
+    (typeof sweepConcurrency !== 'number' || !Number.isSafeInteger(sweepConcurrency) || sweepConcurrency < 1)
+  ) {
+    throw new ReconnectError(
+      'invalid-argument',
+      `createReconnectService: sweepConcurrency must be a whole number, at least 1; got ${String(sweepConcurrency)}`,
+    )
+  }
   // Read once: whether events are built at all is decided with `onEvent`, so it must not change later.
   const events = createEventSink(options.onEvent, options.onError)
   // A static settings input is validated here, once (failing fast).
@@ -215,6 +232,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     maxAttempts,
     noteDeadline,
     ...(sweepSettingsTimeoutMs === undefined ? {} : { settingsTimeoutMs: sweepSettingsTimeoutMs }),
+    ...(sweepConcurrency === undefined ? {} : { concurrency: sweepConcurrency }),
   })
   const conversations = createConversations({ gateway, settings, clock, ids, events, mutate, noteDeadline })
   const eraseCustomer = createErase({ gateway, mutate })
