@@ -94,6 +94,50 @@ describe('memory store: the deadline index', () => {
   })
 })
 
+describe('memory store: claims of sweepers sharing one store', () => {
+  const T = 1_000_000
+  async function dueStore(count: number) {
+    const store = createMemoryStore()
+    const records = Array.from({ length: count }, (_, i) =>
+      sampleRecord({
+        id: `r${i}`,
+        reconnectId: `rid-${i}-0000000000000`,
+        state: 'reconnectable',
+        timers: { window: T + i },
+        nextDueAt: T + i,
+      }),
+    )
+    for (const r of records) await store.put(r, null)
+    return { store, records }
+  }
+  const ids = (rows: ConversationRecord[]) => rows.map((r) => r.id)
+
+  it('a sweeper passes by what another one claimed, never its own, until the claim ends 30 s later', async () => {
+    const { store, records } = await dueStore(6)
+    expect(ids(await store.due(T + 10, 4, { claimer: 'a' }))).toEqual(ids(records.slice(0, 4)))
+    expect(ids(await store.due(T + 10, 10, { claimer: 'b' }))).toEqual(ids(records.slice(4)))
+    expect(ids(await store.due(T + 11, 10, { claimer: 'a' }))).toEqual(ids(records.slice(0, 4)))
+    // Without a claimer (a host reading due work, say) nothing is hidden.
+    expect(ids(await store.due(T + 11, 10))).toEqual(ids(records))
+    expect(ids(await store.due(T + 10 + 29_999, 10, { claimer: 'c' }))).toEqual([])
+    // b claimed at T + 10; a claimed again at T + 11, which renewed its claims.
+    expect(ids(await store.due(T + 10 + 30_000, 10, { claimer: 'c' }))).toEqual(ids(records.slice(4)))
+    expect(ids(await store.due(T + 11 + 30_000, 10, { claimer: 'd' }))).toEqual(ids(records.slice(0, 4)))
+  })
+
+  it('a write that moves the deadline ends the claim; one that keeps it does not; a delete drops it', async () => {
+    const { store, records } = await dueStore(3)
+    const [r0, r1, r2] = records as [ConversationRecord, ConversationRecord, ConversationRecord]
+    await store.due(T + 10, 10, { claimer: 'a' })
+    await store.put({ ...r0, version: 2, timers: { window: T + 5 }, nextDueAt: T + 5 }, 1)
+    await store.put({ ...r1, version: 2, agentId: 'agent-2' }, 1)
+    expect(ids(await store.due(T + 10, 10, { claimer: 'b' }))).toEqual([r0.id])
+    await store.delete!(r2.id, 1)
+    await store.put({ ...r2, version: 1 }, null)
+    expect(ids(await store.due(T + 10, 10, { claimer: 'c' }))).toEqual([r2.id])
+  })
+})
+
 describe('memory store: keepClosedFor', () => {
   const DAY = 86_400_000
 

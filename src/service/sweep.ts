@@ -1,3 +1,4 @@
+import { nanoid } from 'nanoid'
 import type { Clock } from '../clock'
 import { BadRecordError, ReconnectError, isConflictError, isReconnectError } from '../errors'
 import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../types'
@@ -68,6 +69,8 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
   const { emit, report } = deps.events
   const settingsTimeoutMs = deps.settingsTimeoutMs ?? SWEEP_SETTINGS_TIMEOUT_MS
   const concurrency = deps.concurrency ?? SWEEP_CONCURRENCY
+  // Names this service's sweeps to a store that several services share in one object (memory).
+  const claimer = nanoid(12)
   // Conversation id → when the sweep may try it again.
   const quarantine = new Map<string, number>()
 
@@ -212,13 +215,18 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       let unreadableNow = 0
       const passedBefore = stuck.size + unreadable.size
       const now = clock.now()
-      const due = await dueRecords(now, want, (id, cause) => {
-        unreadableNow += 1
-        if (unreadable.has(id)) return
-        unreadable.add(id)
-        processed += 1
-        setAside(id, 'the stored record cannot be read', cause)
-      })
+      const due = await dueRecords(
+        now,
+        want,
+        (id, cause) => {
+          unreadableNow += 1
+          if (unreadable.has(id)) return
+          unreadable.add(id)
+          processed += 1
+          setAside(id, 'the stored record cannot be read', cause)
+        },
+        claimer,
+      )
       const fresh: ConversationRecord[] = []
       for (const record of due) {
         if (stuck.has(record.id)) {

@@ -231,6 +231,13 @@ function customerKey(widgetId: string, customerId: string): string {
   return `${widgetId}\u0000${customerId}`
 }
 
+/**
+ * How long a record the `due` of one service's sweep returned stays hidden from the sweeps of other
+ * services on the same store (or until its deadline moves): long enough for a sweep's batch, and
+ * short enough that a service dropped mid-sweep holds nothing back for long.
+ */
+const MEMORY_CLAIM_MS = 30_000
+
 const RECORDS = Symbol('records')
 
 /**
@@ -301,6 +308,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   const held: Index = new Map()
   const byCustomerId: Index = new Map()
   const deadlines = new DeadlineHeap()
+  // Sweeps of several services on this one store: id → who claimed the record at which deadline,
+  // until when. A moved deadline or a removed record drops its claim.
+  const claims = new Map<string, { by: string; at: number; until: number }>()
 
   function resumableKey(record: ConversationRecord | undefined): string | undefined {
     if (record === undefined || record.state !== 'reconnectable' || record.customerId === null) return undefined
@@ -336,12 +346,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       if (record.customerId !== null) addTo(byCustomerId, record.customerId, record.id)
     }
     deadlines.place(record, previous)
+    if (claims.size > 0 && record.nextDueAt !== (previous?.nextDueAt ?? null)) claims.delete(record.id)
   }
 
   /** Drops a record and every index entry naming it. */
   function remove(record: ConversationRecord): void {
     records.delete(record.id)
     deadlines.drop(record)
+    claims.delete(record.id)
     if (byReconnectId.get(record.reconnectId) === record.id) byReconnectId.delete(record.reconnectId)
     const wasResumable = resumableKey(record)
     if (wasResumable !== undefined) removeFrom(resumable, wasResumable, record.id)
@@ -414,11 +426,24 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       noteClosed(copy, current)
     },
 
-    async due(now, limit) {
+    async due(now, limit, dueOptions) {
       dropOldClosed(now)
       const found: ConversationRecord[] = []
+      const claimer = dueOptions?.claimer
+      if (claimer === undefined || !Number.isFinite(now)) {
+        deadlines.walk((at, record) => {
+          if (found.length >= limit || at > now) return false
+          found.push(copyOut(record))
+          return true
+        })
+        return found
+      }
+      const until = now + MEMORY_CLAIM_MS
       deadlines.walk((at, record) => {
         if (found.length >= limit || at > now) return false
+        const claim = claims.get(record.id)
+        if (claim !== undefined && claim.by !== claimer && claim.at === at && claim.until > now) return true
+        claims.set(record.id, { by: claimer, at, until })
         found.push(copyOut(record))
         return true
       })
