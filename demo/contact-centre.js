@@ -31,14 +31,14 @@ const MAX_MESSAGE_LENGTH = 2000
  * Creates the demo's contact centre on top of a reconnect service.
  * `settings` is the widget's settings input (validated here and by the service).
  */
-export function createContactCentre({ settings, store = createMemoryStore(), log = console }) {
+export function createContactCentre({ settings, store = createMemoryStore(), singleUseLinks = false, log = console }) {
   defineSettings(settings) // a bad start-up configuration fails here, with every issue listed
   let widgetSettings = { ...settings }
 
   /** conversation id → { name, messages: { from, text, at, audience }[] } — the demo keeps transcripts. */
   const chats = new Map()
   const agentStreams = new Set()
-  /** conversation id → Set of customer stream senders */
+  /** conversation id → Set of customer streams: { send, stop, reconnectId } (the id it was opened with) */
   const customerStreams = new Map()
   const metrics = createDemoMetrics()
 
@@ -46,6 +46,7 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
     // The service asks per widget; the demo has one widget whose settings the panel can change.
     settings: () => widgetSettings,
     store,
+    singleUseLinks,
     onEvent: (event) => {
       metrics.record(event)
       const chat = chats.get(event.conversationId)
@@ -112,7 +113,12 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
       const record = await service.get(id)
       const chat = chatFor(record)
       for (const send of agentStreams) send('conversation', agentView(record, chat))
-      for (const send of customerStreams.get(id) ?? []) send('conversation', customerView(record, chat))
+      for (const stream of customerStreams.get(id) ?? []) {
+        // The reconnect id moved on (a single-use link was spent): whoever opened this stream with
+        // the old one no longer proves ownership; the customer's own tab opens it again with the new.
+        if (stream.reconnectId !== record.reconnectId) stream.stop()
+        else stream.send('conversation', customerView(record, chat))
+      }
     }
     if (agentStreams.size > 0) {
       const capacity = await capacityView()
@@ -187,15 +193,6 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
     publish(record.id)
   }
 
-  /** A page's own stream came back before its previous one was seen closing: resume it. */
-  async function resumeOnStream(record) {
-    const decision = await service.returnCustomer({ reconnectId: record.reconnectId, customerId: record.customerId, via: 'session' })
-    if (decision.type !== 'resume') return decision
-    chatFor(record)
-    publish(record.id)
-    return decision
-  }
-
   async function customerSays(id, text) {
     const record = await service.get(id)
     if (record.state !== 'active' && record.state !== 'queued') {
@@ -212,16 +209,6 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
     }
     say(chatFor(record), 'agent', cleanText(text))
     publish(id)
-  }
-
-  /** The customer's connection dropped: the library decides between reconnectable, disconnected and closed. */
-  async function customerLost(id) {
-    try {
-      return await service.disconnect(id)
-    } catch (error) {
-      if (!isInvalidTransitionError(error)) throw error
-      return service.get(id) // already ended: nothing to hold
-    }
   }
 
   // --- streams ---------------------------------------------------------------------------------
@@ -241,23 +228,21 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
     return leave
   }
 
-  /** A customer page's live stream; when the last one for a conversation closes, the customer is gone. */
-  async function connectCustomer(id, send) {
-    let record = await service.get(id)
-    // A page that came back before its previous page's stream was seen closing: it is here after all.
-    if (record.state === 'reconnectable' || record.state === 'disconnected') {
-      const decision = await resumeOnStream(record)
-      if (decision.type === 'resume') record = await service.get(id)
-    }
+  /**
+   * A customer page's transcript stream, opened once the server has checked that the page owns the
+   * conversation (`reconnectId` is the id it proved that with). Presence is not the stream's business:
+   * the widget session attaches and detaches the tab, and the library decides when the customer is gone.
+   */
+  async function connectCustomer(id, reconnectId, send, stop) {
+    const record = await service.get(id)
     const streams = customerStreams.get(id) ?? new Set()
     customerStreams.set(id, streams)
-    streams.add(send)
+    const stream = { send, stop, reconnectId }
+    streams.add(stream)
     send('conversation', customerView(record, chatFor(record)))
     return () => {
-      streams.delete(send)
-      if (streams.size > 0) return
-      customerStreams.delete(id)
-      customerLost(id).catch((error) => log.error('demo: disconnect failed:', error))
+      streams.delete(stream)
+      if (streams.size === 0) customerStreams.delete(id)
     }
   }
 
@@ -281,7 +266,6 @@ export function createContactCentre({ settings, store = createMemoryStore(), log
     chatStarted,
     customerSays,
     agentSays,
-    customerLost,
     endByAgent: (id) => service.endByAgent(id),
     closeByAgent: (id) => service.closeByAgent(id),
     quickReply: (id) => service.quickReply(id, QUICK_REPLY),

@@ -1,6 +1,8 @@
 // The demo's HTTP server: node:http, JSON endpoints, server-sent events and a few static pages.
 // The customer widget's chat endpoints are chat-reconnect/http's handler, mounted with
 // @hono/node-server's getRequestListener; identity comes from the demo's signed session cookie.
+// The demo's own customer endpoints (messages, the transcript stream) ask that handler's /status
+// whether the caller owns the conversation, so they refuse strangers exactly as the handler does.
 // Run it with `npm run demo` (or `node demo/server.js` after `npm run build`).
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
@@ -14,13 +16,12 @@ import { createDemoSessions } from './session.js'
 
 const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url))
 
-// The customer page imports the built library in the browser; these are the only files it needs.
-// Resolved like any import, so they are whatever `chat-reconnect`, xstate, nanoid and date-fns resolve to here.
+// The customer page runs the built chat-reconnect/browser (dist/browser/index.js and the chunks it
+// shares with the other entries, all under dist/) as an ES module; its one bare import is nanoid.
+// Resolved like any import, so they are whatever `chat-reconnect` and nanoid resolve to here.
 const BROWSER_FILES = {
   '/lib/': dirname(fileURLToPath(import.meta.resolve('chat-reconnect'))),
-  '/vendor/xstate/': dirname(fileURLToPath(import.meta.resolve('xstate'))),
   '/vendor/nanoid/': dirname(fileURLToPath(import.meta.resolve('nanoid'))),
-  '/vendor/date-fns/': dirname(fileURLToPath(import.meta.resolve('date-fns'))),
 }
 
 const PAGES = {
@@ -42,13 +43,25 @@ const TYPES = {
 const MAX_BODY_BYTES = 16 * 1024
 const CHAT_BASE = '/api/chat'
 const KEEP_ALIVE_MS = 15_000
+/** How long a customer tab's connection lives unless renewed (the widget renews every third of it). */
+const LEASE_MS = 15_000
 
 /**
  * Starts the demo contact centre. `settings` overrides the widget's defaults (reconnect on,
- * 2-minute window, this server as portal, its /chat-ended page as redirect); `store` replaces
- * the memory store. Resolves once listening; `port: 0` picks a free port.
+ * 2-minute window, 3-second detach grace, this server as portal, its /chat-ended page as
+ * redirect); `store` replaces the memory store; `leaseMs` is the customer tabs' lease;
+ * `singleUseLinks` is the service's option of that name. Resolves
+ * once listening; `port: 0` picks a free port.
  */
-export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}, store, log = console } = {}) {
+export async function startDemo({
+  port = 3000,
+  host = '127.0.0.1',
+  settings = {},
+  store,
+  log = console,
+  leaseMs = LEASE_MS,
+  singleUseLinks = false,
+} = {}) {
   const server = createServer((req, res) => {
     handle(req, res).catch((error) => fail(res, error))
   })
@@ -75,12 +88,14 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
       settings: {
         enabled: true,
         timeLimit: 'PT2M',
+        detachGrace: 'PT3S',
         portalUrl: `${url}/`,
         redirectUrl: `${url}/chat-ended`,
         authenticated: false,
         ...settings,
       },
       ...(store === undefined ? {} : { store }),
+      singleUseLinks,
       log,
     })
   } catch (error) {
@@ -88,27 +103,44 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
     throw error
   }
 
-  // The widget's side: start, return, prompt, end, status (and attach/detach) of chat-reconnect/http.
-  const chat = getRequestListener(
-    createReconnectHandler(centre.service, {
-      basePath: CHAT_BASE,
-      identify: (request) => sessions.customerOf(request.headers.get('cookie')),
-      allowedOrigins: origins,
-      maxBodyBytes: MAX_BODY_BYTES,
-      onStart: (record, request) => centre.chatStarted(record, nameFrom(request.headers.get('x-chat-name'))),
-      onError: (error) => log.error('demo: chat handler:', error),
-    }),
-  )
+  // The widget's side: start, return, prompt, attach, detach, end, status of chat-reconnect/http.
+  const chatHandler = createReconnectHandler(centre.service, {
+    basePath: CHAT_BASE,
+    identify: (request) => sessions.customerOf(request.headers.get('cookie')),
+    allowedOrigins: origins,
+    maxBodyBytes: MAX_BODY_BYTES,
+    onStart: (record, request) => centre.chatStarted(record, nameFrom(request.headers.get('x-chat-name'))),
+    onError: (error) => log.error('demo: chat handler:', error),
+  })
+  const chat = getRequestListener(chatHandler)
+
+  /**
+   * Whether this request owns the conversation its body names: the handler's own proof of
+   * ownership (the current reconnect id, compared in constant time, and for a signed-in customer's
+   * chat the same signed-in customer), asked through its /status route. Resolves to the
+   * conversation id, or throws the handler's refusal as it is (404 for every kind of stranger).
+   */
+  async function owned(req, body) {
+    const proof = { conversationId: body.conversationId, reconnectId: body.reconnectId }
+    const answer = await chatHandler(
+      new Request(`${url}${CHAT_BASE}/status`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie: req.headers.cookie ?? '' },
+        body: JSON.stringify(proof),
+      }),
+    )
+    if (answer.status === 200) return (await answer.json()).conversation.conversationId
+    throw Object.assign(new Error('refused'), { status: answer.status, answer: await answer.json() })
+  }
 
   const api = [
-    ['GET', '/api/settings', () => ({ settings: centre.settings(), agent: AGENT })],
+    ['GET', '/api/settings', () => ({ settings: centre.settings(), agent: AGENT, widget: { leaseMs } })],
     ['GET', '/api/metrics', () => centre.metrics.view()],
     ['POST', '/api/settings', (body) => ({ settings: centre.updateSettings(body) })],
     ['GET', '/api/session', (_, __, req) => ({ customerId: sessions.customerOf(req.headers.cookie) })],
     ['POST', '/api/session', (body, _, __, res) => signIn(res, body.customerId)],
     ['POST', '/api/session/sign-out', (_, __, ___, res) => signOut(res)],
-    ['POST', '/api/chat/:id/messages', (body, id) => centre.customerSays(id, body.text)],
-    ['POST', '/api/chat/:id/disconnect', (_, id) => centre.customerLost(id)],
+    ['POST', '/api/chat/messages', async (body, _, req) => centre.customerSays(await owned(req, body), body.text)],
     ['POST', '/api/agent/chats/:id/messages', (body, id) => centre.agentSays(id, body.text)],
     ['POST', '/api/agent/chats/:id/quick-reply', async (_, id) => ({ text: await centre.quickReply(id) })],
     ['POST', '/api/agent/chats/:id/end', (_, id) => centre.endByAgent(id)],
@@ -140,9 +172,11 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
     if (path.startsWith(`${CHAT_BASE}/`) && RECONNECT_ROUTES.includes(path.slice(CHAT_BASE.length))) return chat(req, res)
     if (req.method === 'GET' && path === '/api/agent/events') return stream(req, res, (send) => centre.connectAgent(send))
     if (req.method === 'GET' && path === '/api/metrics/events') return stream(req, res, (send) => centre.metrics.connect(send))
-    const customerEvents = /^\/api\/chat\/([^/]+)\/events$/.exec(path)
-    if (req.method === 'GET' && customerEvents) {
-      return stream(req, res, (send) => centre.connectCustomer(decode(customerEvents[1]), send))
+    // The customer's transcript stream: a POST, so the proof travels in the body, never in a URL.
+    if (req.method === 'POST' && path === '/api/chat/events') {
+      const body = await readJson(req)
+      const id = await owned(req, body)
+      return stream(req, res, (send, stop) => centre.connectCustomer(id, body.reconnectId, send, stop))
     }
     const routes = api.filter(([, pattern]) => match(pattern, path) !== undefined)
     const route = routes.find(([method]) => method === req.method)
@@ -164,7 +198,10 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
     return json(res, 404, { error: 'not-found', message: `no page at ${path}` })
   }
 
-  /** Server-sent events; `connect(send)` resolves to the function that runs when the page goes away. */
+  /**
+   * Server-sent events; `connect(send, stop)` resolves to the function that runs when the page goes
+   * away, and may call `stop()` to end the stream itself.
+   */
   async function stream(_req, res, connect) {
     const open = () => {
       if (res.headersSent) return
@@ -185,8 +222,11 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
       streams.delete(res)
       leave?.()
     })
+    const stop = () => {
+      if (!res.writableEnded) res.end()
+    }
     try {
-      leave = await connect(send)
+      leave = await connect(send, stop)
     } catch (error) {
       clearInterval(keepAlive)
       if (!res.headersSent) return fail(res, error)
@@ -200,6 +240,8 @@ export async function startDemo({ port = 3000, host = '127.0.0.1', settings = {}
     const status = statusOf(error)
     if (status >= 500) log.error('demo:', error)
     if (res.headersSent) return res.end()
+    // A refusal of the chat handler (its proof of ownership) is passed on exactly as it answered.
+    if (error?.answer !== undefined) return json(res, status, error.answer)
     json(res, status, {
       error: error?.code ?? 'error',
       message: status >= 500 ? 'something went wrong; see the server log' : error.message,

@@ -82,16 +82,23 @@ export class ReconnectError extends Error {
   }
 }
 
-/** A settings input broke one or more rules; `issues` lists every one of them. */
+/**
+ * A settings input broke one or more rules; `issues` lists every one of them. When the input came
+ * from the service's settings function, `widgetId` names the widget it was asked for.
+ */
 export class SettingsError extends ReconnectError {
   override name = 'SettingsError'
   declare readonly code: 'invalid-settings'
   readonly issues: readonly SettingsIssue[]
+  /** The widget whose settings these were, when a settings function gave them; else `undefined`. */
+  readonly widgetId: string | undefined
 
-  constructor(issues: readonly SettingsIssueInput[], options?: { cause?: unknown }) {
+  constructor(issues: readonly SettingsIssueInput[], options?: { cause?: unknown; widgetId?: string }) {
     const list = issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')
-    super('invalid-settings', `Invalid settings: ${list}`, options)
+    const widget = options?.widgetId === undefined ? '' : ` for widget ${JSON.stringify(options.widgetId)}`
+    super('invalid-settings', `Invalid settings${widget}: ${list}`, options?.cause === undefined ? undefined : { cause: options.cause })
     this.issues = Object.freeze(issues.map((i) => Object.freeze({ ...i, code: i.code ?? 'invalid-value' })))
+    this.widgetId = options?.widgetId
   }
 }
 

@@ -35,14 +35,17 @@ export {
   DEFAULT_LINK_PARAM,
   buildReconnectUrl,
   consumeReconnectId,
+  consumeReconnectLink,
   expandQuickReply,
   readReconnectId,
 } from './links'
 export type {
   BuildReconnectUrlOptions,
   ConsumeReconnectIdOptions,
+  MalformedReconnectLinkReason,
   ReadReconnectIdOptions,
   ReconnectHistoryLike,
+  ReconnectLink,
 } from './links'
 export { createSignedReconnectIds } from './signed-ids'
 export type { ReconnectIdSecret, SignedReconnectIds, SignedReconnectIdsOptions } from './signed-ids'
@@ -63,7 +66,7 @@ export type { DecidePromptAnswerInput, DecideReturnInput } from './policy'
 export type { ConversationStore, DueOptions } from './store/conversation-store'
 export { createMemoryStore } from './store/memory-store'
 export type { MemoryStoreOptions } from './store/memory-store'
-export { isConversationRecord } from './store/record'
+export { checkRecordForPut, isConversationRecord } from './store/record'
 export { SCHEDULER_MAX_SLEEP_MS, SWEEP_CONCURRENCY, SWEEP_SETTINGS_TIMEOUT_MS, createReconnectService } from './service/reconnect-service'
 export type {
   AttachInput,

@@ -86,11 +86,8 @@ export function readReconnectId(input: string | URL | URLSearchParams | null | u
     if (typeof param !== 'string' || param === '' || typeof isValid !== 'function') return null
     const params = toSearchParams(input)
     if (params === null) return null
-    const values = params.getAll(param)
-    const first = values[0]
-    if (first === undefined || first === '') return null
-    if (values.some((v) => v !== first)) return null
-    return isValid(first) === true ? first : null
+    const link = classifyLink(params.getAll(param), isValid)
+    return link.type === 'valid' ? link.reconnectId : null
   } catch {
     return null
   }
@@ -101,13 +98,56 @@ export function readReconnectId(input: string | URL | URLSearchParams | null | u
  * the address bar (`history.replaceState`), keeping every other parameter and the fragment, so
  * the link is not bookmarked, shared or replayed on refresh. The parameter is removed whenever
  * it is present, also when its value is malformed. Returns `null` and does nothing where there
- * is no `location` (Node, workers without one).
+ * is no `location` (Node, workers without one). `null` means "no usable id": to tell a missing
+ * link from a malformed one, use {@link consumeReconnectLink}.
  *
  * @example
  * const reconnectId = consumeReconnectId()
  * if (reconnectId) await fetch('/chat/return', { method: 'POST', body: JSON.stringify({ reconnectId }) })
  */
 export function consumeReconnectId(options?: ConsumeReconnectIdOptions): string | null {
+  const link = consumeReconnectLink(options)
+  return link.type === 'valid' ? link.reconnectId : null
+}
+
+/** Why a reconnect link's parameter is unusable. */
+export type MalformedReconnectLinkReason =
+  /** The parameter is there with no value (`?oc.reconnectid=`). */
+  | 'empty'
+  /** The value is not shaped like a reconnect id (the `isValid` check said no). */
+  | 'invalid'
+  /** The parameter is given twice with different values. */
+  | 'ambiguous'
+  /** The address is longer than any real link, so it is not read; it names the parameter. */
+  | 'too-long'
+
+/** What the page address says about a reconnect link: none, a usable id, or a malformed one. */
+export type ReconnectLink =
+  | { type: 'none' }
+  | { type: 'valid'; reconnectId: string }
+  | {
+      type: 'malformed'
+      reason: MalformedReconnectLinkReason
+      /** The parameter's first value as written (`''` when empty or too long to read). */
+      value: string
+    }
+
+const NO_LINK: ReconnectLink = Object.freeze({ type: 'none' })
+
+/**
+ * {@link consumeReconnectId} with the difference between "no link" and "a malformed link" kept:
+ * reads the page address, removes the parameter from the address bar whenever it is present, and
+ * answers `{ type: 'none' }`, `{ type: 'valid', reconnectId }` or
+ * `{ type: 'malformed', reason, value }`. A widget sends a malformed link to its server all the
+ * same, so that the server's answer for it (a redirect, or a new chat with reason `malformed`)
+ * applies instead of a silent "no link". Never throws.
+ *
+ * @example
+ * const link = consumeReconnectLink()
+ * if (link.type === 'valid') resume(link.reconnectId)
+ * else if (link.type === 'malformed') showLinkProblem(link.reason)
+ */
+export function consumeReconnectLink(options?: ConsumeReconnectIdOptions): ReconnectLink {
   let href: unknown
   let history: ReconnectHistoryLike | undefined
   try {
@@ -116,25 +156,52 @@ export function consumeReconnectId(options?: ConsumeReconnectIdOptions): string 
     history = options?.location === undefined ? (options?.history ?? scope.history) : options.history
     href = location?.href
   } catch {
-    return null
+    return NO_LINK
   }
-  if (typeof href !== 'string' || href.length > MAX_LINK_INPUT_LENGTH) return null
-
-  const id = readReconnectId(href, options)
   const param = options?.param === undefined ? DEFAULT_LINK_PARAM : options.param
-  if (typeof param !== 'string' || param === '') return id
+  if (typeof href !== 'string' || typeof param !== 'string' || param === '') return NO_LINK
+  // Refused unread, as readReconnectId refuses it; only a cheap look for the parameter's name.
+  if (href.length > MAX_LINK_INPUT_LENGTH) return href.includes(`${param}=`) ? malformedLink('too-long', '') : NO_LINK
+
+  let values: string[]
+  try {
+    values = searchParamsOfString(href)?.getAll(param) ?? []
+  } catch {
+    return NO_LINK
+  }
+  const link = classifyLink(values, options?.isValid ?? looksLikeReconnectId)
+  if (link.type === 'none') return link
   try {
     const url = new URL(href)
     const kept = queryPiecesWithout(url.search, param)
-    if (kept.length === countQueryPieces(url.search)) return id
+    if (kept.length === countQueryPieces(url.search)) return link
     url.search = kept.length === 0 ? '' : `?${kept.join('&')}`
     if (history !== undefined && typeof history.replaceState === 'function') {
       history.replaceState(history.state, '', url.href)
     }
   } catch {
-    // Sandboxed frames and file: pages may refuse replaceState; the id is still good to use.
+    // Sandboxed frames and file: pages may refuse replaceState; the answer stands.
   }
-  return id
+  return link
+}
+
+/** What the values of the link parameter amount to (`isValid` may throw: it then fails closed). */
+function classifyLink(values: string[], isValid: (id: string) => boolean): ReconnectLink {
+  const first = values[0]
+  if (first === undefined) return NO_LINK
+  if (values.some((v) => v !== first)) return malformedLink('ambiguous', first)
+  if (first === '') return malformedLink('empty', '')
+  let valid = false
+  try {
+    valid = isValid(first) === true
+  } catch {
+    // A throwing check fails closed.
+  }
+  return valid ? { type: 'valid', reconnectId: first } : malformedLink('invalid', first)
+}
+
+function malformedLink(reason: MalformedReconnectLinkReason, value: string): ReconnectLink {
+  return { type: 'malformed', reason, value }
 }
 
 const QUICK_REPLY_SLUG = /\$?\{ReconnectUrl\{ReconnectID\}\}/g

@@ -185,7 +185,9 @@ function setup(settings: ReconnectSettingsInput = SETTINGS) {
   let customer: string | null = null
   const handler = createReconnectHandler(service, { identify: () => customer, basePath: '/api/chat' })
   const requests: { path: string; body: unknown }[] = []
+  let offline = false
   const fetch = (async (url: string | URL | Request, init?: RequestInit) => {
+    if (offline) throw new TypeError('Failed to fetch')
     const request = new Request(new URL(String(url), ORIGIN), init)
     requests.push({ path: new URL(request.url).pathname, body: JSON.parse(await request.clone().text()) })
     return handler(request)
@@ -207,7 +209,17 @@ function setup(settings: ReconnectSettingsInput = SETTINGS) {
     s.subscribe((view) => views.push(view))
     return { session: s, views, tab }
   }
-  return { clock, service, handler, requests, browser, session, signIn: (id: string | null) => (customer = id) }
+  return {
+    clock,
+    service,
+    handler,
+    requests,
+    browser,
+    session,
+    signIn: (id: string | null) => (customer = id),
+    /** Every call fails as a browser's fetch does offline. */
+    setOffline: (value: boolean) => void (offline = value),
+  }
 }
 
 const entryOf = (browser: Browser, widgetId = 'default') => parseWidgetEntry(browser.items.get(widgetEntryKey(widgetId)) ?? null)
@@ -293,6 +305,19 @@ describe('booting: link > stored entry > signed-in prompt > nothing', () => {
     expect(answered.state).toBe('redirecting')
     expect(redirects).toEqual(['https://help.example/ended malformed'])
     expect(other.assigned).toEqual([])
+  })
+
+  it('an ambiguous link (two different ids) is sent as malformed, never as its first id', async () => {
+    const { browser, session, service, requests } = setup({ ...SETTINGS, redirectUrl: undefined })
+    const first = await service.start({ agentId: 'a' })
+    await service.disconnect(first.id)
+    const tab = browser.tab(`${ORIGIN}/?oc.reconnectid=${first.reconnectId}&oc.reconnectid=V1StGXR8_Z5jdHi6B-myT`)
+    const view = await session(tab).session.boot()
+    expect(view).toMatchObject({ state: 'idle', decision: { type: 'new-chat', reason: 'malformed' } })
+    expect(requests[0]?.body).toMatchObject({ via: 'link' })
+    expect(requests[0]?.body).not.toMatchObject({ reconnectId: first.reconnectId })
+    expect((await service.get(first.id)).state).toBe('reconnectable')
+    expect(tab.href).toBe(`${ORIGIN}/`)
   })
 
   it('without a redirect URL a malformed link gets a new chat, with the reason in the view', async () => {
@@ -457,6 +482,25 @@ describe('tabs as connections', () => {
     expect(JSON.parse(tab.beacons[0]!)).toEqual({ ...proofOf(s.view), connectionId: s.view.connectionId })
   })
 
+  it('a lease renewal that fails (offline) says so with a failed notice, and the next one that succeeds clears it', async () => {
+    const { browser, session, setOffline } = setup()
+    const { session: s, tab } = session(browser.tab(), { leaseMs: 30_000 })
+    await s.boot()
+    await browser.as(tab, () => s.start())
+    tab.runTimers()
+    await settle()
+    expect(s.view).toMatchObject({ state: 'chatting', notice: null })
+    setOffline(true)
+    tab.runTimers()
+    await settle()
+    expect(s.view).toMatchObject({ state: 'chatting', notice: { type: 'failed', error: { reason: 'network', status: null } } })
+    expect(tab.timers.size).toBe(1) // it keeps trying
+    setOffline(false)
+    tab.runTimers()
+    await settle()
+    expect(s.view).toMatchObject({ state: 'chatting', conversation: { state: 'queued' }, notice: null })
+  })
+
   it('a second tab joins the chat of the first, and an idle tab joins one started in another', async () => {
     const { browser, session } = setup()
     const a = session(browser.tab())
@@ -491,6 +535,29 @@ describe('tabs as connections', () => {
       expect(entryOf(browser)).toBeNull()
     })
   }
+
+  it('a re-check still on its way when another tab ends the chat keeps the notice that says who ended it', async () => {
+    const { browser, session, handler } = setup()
+    const fetch = ((url: string | URL, init?: RequestInit) =>
+      handler(new Request(new URL(String(url), ORIGIN), init))) as typeof globalThis.fetch
+    const http = createHttpTransport({ baseUrl: '/api/chat', fetch })
+    let open!: () => void
+    const gate = new Promise<void>((resolve) => (open = resolve))
+    // The second tab's /status answers only once the gate opens: after the first tab's End.
+    const slow = { ...http, status: async (body: Parameters<typeof http.status>[0]) => (await gate, http.status(body)) }
+    const a = session(browser.tab())
+    await a.session.boot()
+    await browser.as(a.tab, () => a.session.start())
+    const b = session(browser.tab(), { transport: slow })
+    await b.session.boot()
+    expect(b.session.view.state).toBe('chatting')
+    const rechecked = b.session.recheck()
+    await browser.as(a.tab, () => a.session.end())
+    await settle()
+    expect(b.session.view).toMatchObject({ state: 'ended', notice: { type: 'ended-elsewhere' } })
+    open()
+    expect(await rechecked).toMatchObject({ state: 'ended', notice: { type: 'ended-elsewhere' } })
+  })
 
   it('re-checks on online, on becoming visible and on a back/forward pageshow: ended meanwhile → ended', async () => {
     for (const trigger of ['online', 'visible', 'pageshow'] as const) {

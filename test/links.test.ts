@@ -5,6 +5,7 @@ import {
   MAX_LINK_INPUT_LENGTH,
   buildReconnectUrl,
   consumeReconnectId,
+  consumeReconnectLink,
   expandQuickReply,
   readReconnectId,
 } from '../src/links'
@@ -382,6 +383,74 @@ describe('consumeReconnectId', () => {
         expect(new URL(rewritten).searchParams.has(PARAM)).toBe(false)
         expect(othersOf(rewritten)).toEqual(othersOf(portal))
         expect(new URL(rewritten).hash).toBe(new URL(portal).hash)
+      }),
+    )
+  })
+})
+
+describe('consumeReconnectLink', () => {
+  function fakeBrowser(href: string) {
+    const urls: (string | undefined)[] = []
+    const history: ReconnectHistoryLike = { state: null, replaceState: (_data, _unused, url) => void urls.push(url) }
+    return { location: { href }, history, urls }
+  }
+
+  it('tells no link, a usable id and each kind of malformed link apart, and strips every one that is present', () => {
+    const cases: [string, ReturnType<typeof consumeReconnectLink>][] = [
+      ['https://p.example/?a=1', { type: 'none' }],
+      [`https://p.example/?${PARAM}=${ID}&a=1`, { type: 'valid', reconnectId: ID }],
+      [`https://p.example/?${PARAM}=&a=1`, { type: 'malformed', reason: 'empty', value: '' }],
+      [`https://p.example/?${PARAM}&a=1`, { type: 'malformed', reason: 'empty', value: '' }],
+      [`https://p.example/?${PARAM}=%3Cscript%3E&a=1`, { type: 'malformed', reason: 'invalid', value: '<script>' }],
+      [`https://p.example/?${PARAM}=${ID}&a=1&${PARAM}=${OTHER_ID}`, { type: 'malformed', reason: 'ambiguous', value: ID }],
+    ]
+    for (const [href, expected] of cases) {
+      const browser = fakeBrowser(href)
+      expect(consumeReconnectLink(browser), href).toEqual(expected)
+      expect(browser.urls, href).toEqual(expected.type === 'none' ? [] : ['https://p.example/?a=1'])
+    }
+  })
+
+  it('reads an address longer than any link as malformed (too-long) when it names the parameter, without parsing it', () => {
+    const long = `https://p.example/?pad=${'x'.repeat(MAX_LINK_INPUT_LENGTH)}`
+    expect(consumeReconnectLink(fakeBrowser(`${long}&${PARAM}=${ID}`))).toEqual({ type: 'malformed', reason: 'too-long', value: '' })
+    expect(consumeReconnectLink(fakeBrowser(long))).toEqual({ type: 'none' })
+  })
+
+  it('honours param and isValid, fails closed on a throwing isValid, and answers none where there is no location', () => {
+    const browser = fakeBrowser(`https://p.example/?rid=custom-id-1`)
+    expect(consumeReconnectLink({ ...browser, param: 'rid', isValid: (id) => id.startsWith('custom-') })).toEqual({
+      type: 'valid',
+      reconnectId: 'custom-id-1',
+    })
+    const throwing = () => {
+      throw new Error('boom')
+    }
+    expect(consumeReconnectLink({ ...fakeBrowser(`https://p.example/?rid=x`), param: 'rid', isValid: throwing })).toEqual({
+      type: 'malformed',
+      reason: 'invalid',
+      value: 'x',
+    })
+    expect(consumeReconnectLink()).toEqual({ type: 'none' })
+  })
+
+  it('consumeReconnectId is its valid id or null, with the same rewrite of the address, for any address', () => {
+    const value = fc.oneof(anyId, text(12), fc.constant(''))
+    const address = fc.tuple(portalUrl, fc.array(value, { maxLength: 2 })).map(([portal, values]) => {
+      const url = new URL(portal)
+      for (const v of values) url.searchParams.append(PARAM, v)
+      return url.href
+    })
+    fc.assert(
+      fc.property(address, (href) => {
+        const a = fakeBrowser(href)
+        const b = fakeBrowser(href)
+        const link = consumeReconnectLink(a)
+        expect(consumeReconnectId(b)).toBe(link.type === 'valid' ? link.reconnectId : null)
+        expect(b.urls).toEqual(a.urls)
+        // No link exactly when the address has no such parameter; any other answer strips it.
+        expect(link.type === 'none').toBe(!new URL(href).searchParams.has(PARAM))
+        if (link.type !== 'none') expect(new URL(a.urls[0] ?? href).searchParams.has(PARAM)).toBe(false)
       }),
     )
   })

@@ -531,19 +531,22 @@ describe('wrap-up', () => {
 
 describe('closed', () => {
   const LATE = at(60 * MINUTE)
-  const ALL: ConversationEvent[] = [
+  const REFUSED: ConversationEvent[] = [
     { type: 'agent.assigned', agentId: AGENT, at: LATE },
-    { type: 'customer.disconnected', at: LATE },
     { type: 'customer.returned', via: 'link', at: LATE },
     { type: 'customer.returned', via: 'prompt', at: LATE },
     { type: 'customer.returned', via: 'session', at: LATE },
+    ...(['queue', 'grace', 'window', 'warn', 'wrapUp', 'capacity'] as const).map(
+      (timer): ConversationEvent => ({ type: 'timer.elapsed', timer, at: LATE }),
+    ),
+  ]
+  // Retries of an end that already holds: no-ops, never an error.
+  const RETRIES: ConversationEvent[] = [
+    { type: 'customer.disconnected', at: LATE },
     { type: 'customer.ended', at: LATE },
     { type: 'customer.ended', releaseCapacity: true, at: LATE },
     { type: 'agent.ended', at: LATE },
     { type: 'agent.closed', at: LATE },
-    ...(['queue', 'grace', 'window', 'warn', 'wrapUp', 'capacity'] as const).map(
-      (timer): ConversationEvent => ({ type: 'timer.elapsed', timer, at: LATE }),
-    ),
   ]
 
   it.each([
@@ -556,10 +559,11 @@ describe('closed', () => {
           { type: 'agent.closed', at: at(2) },
         ]),
     ],
-  ])('rejects every event (closed from %s)', (_from, make) => {
+  ])('refuses an assignment, a return and every deadline, and takes a retried end as a no-op (closed from %s)', (_from, make) => {
     const record = make()
     expect(record.state).toBe('closed')
-    for (const event of ALL) expectRejected(record, ON, event)
+    for (const event of REFUSED) expectRejected(record, ON, event)
+    for (const event of RETRIES) expectNoop(record, ON, event)
     expect(expireConversation(record, ON, Number.MAX_SAFE_INTEGER)).toEqual([])
   })
 })

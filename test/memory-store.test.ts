@@ -1,6 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { createReconnectService } from '../src/service/reconnect-service'
 import { createMemoryStore } from '../src/store/memory-store'
+import { createManualClock } from '../src/testing/manual-clock'
 import type { ConversationRecord } from '../src/types'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
 import { replayParameters } from './support/fc-replay'
@@ -212,14 +214,16 @@ describe('memory store: copies', () => {
     expect(await store.get(record.id)).toMatchObject({ constructor: 'crm-7', toString: 'kept' })
   })
 
-  it('keeps a host property on a record that lacks more of its own fields than it has extra', async () => {
-    // Not a valid record (isConversationRecord), which the memory store does not check: fewer keys than
-    // a record has must not pass for "no extras".
+  it('refuses a record that lacks its own fields, even one that carries as many extra properties', async () => {
+    // Fewer of its own keys than a record has, made up for by extras: no record, whatever the count says.
     const store = createMemoryStore()
     const { capacitySince: _missing, previousAgentId: _alsoMissing, ...rest } = sampleRecord()
-    const record = { ...rest, crm: 'crm-7' } as unknown as ConversationRecord
-    await store.put(record, null)
-    expect(await store.get(record.id)).toMatchObject({ crm: 'crm-7' })
+    const record = { ...rest, crm: 'crm-7', tags: [] } as unknown as ConversationRecord
+    await expect(store.put(record, null)).rejects.toMatchObject({
+      code: 'invalid-argument',
+      message: expect.stringContaining('previousAgentId'),
+    })
+    expect(store.size).toBe(0)
   })
 
   it('counts its conversations in size, also through a Proxy or an object that inherits from it', async () => {
@@ -246,5 +250,34 @@ describe('memory store: copies', () => {
     expect(read).toStrictEqual(record)
     expect(read).not.toBe(record)
     expect(read!.history).not.toBe(record.history)
+  })
+})
+
+describe('memory store: invalid records', () => {
+  it('refuses a BigInt or Symbol deadline before writing anything, so due, nextDueAt and the scheduler keep working', async () => {
+    const store = createMemoryStore()
+    const clock = createManualClock()
+    const errors: unknown[] = []
+    const service = createReconnectService({
+      settings: { enabled: true, timeLimit: { minutes: 1 }, portalUrl: 'https://portal.example.com/chat' },
+      store,
+      clock,
+      onError: (error) => void errors.push(error),
+    })
+    const chat = await service.start({ agentId: 'agent-1' })
+    const dropped = await service.disconnect(chat.id)
+    for (const nextDueAt of [BigInt(clock.now()), Symbol('deadline')] as unknown[]) {
+      const bad = { ...sampleRecord({ state: 'reconnectable', timers: { window: 1 } }), nextDueAt } as unknown as ConversationRecord
+      await expect(store.put(bad, null)).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringContaining('nextDueAt') })
+      expect(await store.get(bad.id)).toBeUndefined()
+    }
+    expect(store.size).toBe(1)
+    expect(await store.nextDueAt()).toBe(dropped.nextDueAt)
+    service.startScheduler()
+    clock.advance(2 * 60_000)
+    await service.idle()
+    service.stopScheduler()
+    expect((await store.get(chat.id))?.state).toBe('wrap-up')
+    expect(errors).toEqual([])
   })
 })

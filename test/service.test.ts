@@ -78,9 +78,9 @@ describe.each(storeKinds())('on the $name store', (kind) => {
       const chat = await service.start({ agentId: 'a' })
       await service.endByAgent(chat.id)
       await service.closeByAgent(chat.id)
-      const error = await service.disconnect(chat.id).catch((e: unknown) => e)
+      const error = await service.assign(chat.id, 'b').catch((e: unknown) => e)
       expect(isInvalidTransitionError(error)).toBe(true)
-      expect(error).toMatchObject({ state: 'closed', event: 'customer.disconnected', code: 'invalid-transition' })
+      expect(error).toMatchObject({ state: 'closed', event: 'agent.assigned', code: 'invalid-transition' })
     })
 
     it('returns the existing conversation for a known conversationId', async () => {

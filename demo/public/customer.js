@@ -1,14 +1,12 @@
-// The customer's chat widget. The library runs here too: consumeReconnectId reads the link's id and
-// removes it from the address bar, so a refresh or a bookmark does not replay it. The chat calls go
-// to chat-reconnect/http's routes under /api/chat; who is signed in is the server's session cookie,
-// never something this page sends.
-import { consumeReconnectId } from 'chat-reconnect'
+// The customer's chat widget, on the library's own browser half. createWidgetSession decides what
+// the page shows when it loads (a reconnect link, the chat this browser remembers, the signed-in
+// prompt), makes this tab one connection of the chat (attach, lease, detach on pagehide), follows
+// the chat across tabs, sleeps and network losses, and redirects; createHttpTransport talks to
+// chat-reconnect/http under /api/chat. What stays here is the chat itself: the transcript from the
+// demo's stream, the composer, and the words for each state. Who is signed in is the server's
+// session cookie, never something this page sends.
+import { createHttpTransport, createWidgetSession, formatRemainingTime } from 'chat-reconnect/browser'
 import { $, post } from './page.js'
-
-const hadLink = new URLSearchParams(location.search).has('oc.reconnectid')
-const linkId = consumeReconnectId() // null when missing or malformed
-
-const SESSION_KEY = 'chat-reconnect-demo.session' // this tab's chat: { conversationId, reconnectId }
 
 const LOST = {
   expired: 'That chat has expired: its reconnect window has passed.',
@@ -21,111 +19,138 @@ const LOST = {
   disabled: 'Reconnecting is turned off for this chat.',
 }
 
-const STATUS = {
-  queued: () => 'Waiting for an agent…',
-  active: (view) => `Chatting with ${view.agent.name} (${view.agent.id})`,
-  reconnectable: () => 'Reconnecting…',
-  disconnected: () => 'Reconnecting…',
-  'wrap-up': () => 'Chat ended',
-  closed: () => 'Chat ended',
+const NOTICES = {
+  'ended-elsewhere': () => 'This chat was ended in another tab.',
+  'ended-meanwhile': () => 'This chat ended while this page was away.',
+  'storage-unavailable': () => 'This browser does not let the chat be remembered: a reload will not bring it back.',
+  failed: (notice) => `Could not reach the chat service (${notice.error?.message ?? notice.error}).`,
 }
 
-const OFFLINE = {
-  reconnectable: 'The agent keeps this chat for you until the reconnect window ends.',
-  disconnected: 'Reconnect links are off for this chat, but for a few minutes this tab can still pick it up.',
-}
+const RETRY_MS = 2000
 
+let agent = { id: 'agent', name: 'Agent' }
 let settings = {}
 let customer = null // who the session cookie says is signed in, as GET /api/session reports it
-let conversationId = null
-let promptConversationId = null
-let events = null
+let session = null
 
-const readSession = () => JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? 'null')
-const saveSession = (session) => sessionStorage.setItem(SESSION_KEY, JSON.stringify(session))
-const clearSession = () => sessionStorage.removeItem(SESSION_KEY)
-const signedInAs = () => (settings.authenticated ? customer : null)
+// --- the network, as the widget sees it ---------------------------------------------------------
 
-/** Shows one view of the widget: loading, start, prompt, chat, offline or ended. */
-function show(view, { notice = null, status } = {}) {
-  $('widget').dataset.view = view
-  $('start').hidden = view !== 'start'
-  $('prompt').hidden = view !== 'prompt'
-  $('chat').hidden = !['chat', 'offline', 'ended'].includes(view)
-  $('offline').hidden = view !== 'offline'
-  $('signin').hidden = !(settings.authenticated && view === 'start')
-  $('composer').querySelector('input').disabled = view !== 'chat'
-  $('composer').querySelector('button').disabled = view !== 'chat'
-  $('network-loss').hidden = view !== 'chat'
-  $('end-chat').hidden = view !== 'chat'
-  $('new-chat').hidden = view !== 'ended'
-  $('notice').hidden = notice === null
-  $('notice').textContent = notice ?? ''
-  if (status !== undefined) $('status').textContent = status
-  renderSignIn()
+// "Simulate network loss" cuts this page off: every call of the widget session (and of the
+// transcript stream) fails as a real offline fetch does, beacons are refused, and the stream is
+// dropped. The server hears nothing, exactly as after a real drop: the tab's lease lapses, and after
+// the detach grace the chat becomes reconnectable. "Restore the network" fires the browser's own
+// `online` event, on which the session re-checks the chat and comes back to it.
+let networkDown = false
+let startName = null // the name the demo's onStart reads from the /start call's x-chat-name header
+
+function widgetFetch(input, init = {}) {
+  if (networkDown) return Promise.reject(new TypeError('Failed to fetch (simulated network loss)'))
+  const headers = new Headers(init.headers)
+  if (startName !== null && String(input).endsWith('/start')) headers.set('x-chat-name', encodeURIComponent(startName))
+  return fetch(input, { ...init, headers })
 }
 
-function renderSignIn() {
-  const who = signedInAs()
-  $('signin-form').hidden = who !== null
-  $('signin-hint').hidden = who !== null
-  $('signed-in').hidden = who === null
-  $('signed-in-name').textContent = who ?? ''
-  $('name-label').hidden = who !== null
-  $('start-button').textContent = who === null ? 'Start chat' : `Start chat as ${who}`
+const beacons = { sendBeacon: (url, data) => !networkDown && navigator.sendBeacon(url, data) }
+
+// --- the transcript stream ----------------------------------------------------------------------
+
+/** The open stream: which conversation, with which proof, and how to stop it. */
+let transcript = null
+let transcriptLost = false
+
+/** Keeps the demo's transcript stream on the conversation the session shows, with its current proof. */
+function followTranscript(view) {
+  const conversation = view.state === 'chatting' || view.state === 'ended' ? view.conversation : null
+  if (conversation === null) {
+    closeTranscript()
+    $('messages').replaceChildren()
+    return
+  }
+  if (transcript?.conversationId === conversation.conversationId) {
+    // An ended chat keeps its last messages; a live one follows a renewed reconnect id.
+    if (view.state === 'ended' || transcript.reconnectId === conversation.reconnectId) return
+  } else if (view.state === 'ended') {
+    return
+  }
+  if (networkDown || transcript?.retry) return
+  openTranscript(conversation)
 }
 
-function showStart(notice = null) {
-  conversationId = null
-  show('start', { notice: notice === null ? null : `${notice} Start a new chat below.`, status: 'Online' })
+function closeTranscript() {
+  transcript?.controller.abort()
+  clearTimeout(transcript?.retry)
+  transcript = null
 }
 
-/** Acts on the handler's answer to a return or a prompt: the library's ReturnDecision, and the conversation on a resume. */
-function follow({ decision, conversation }, via, notice = null) {
-  switch (decision.type) {
-    case 'resume':
-      saveSession({ conversationId: conversation.conversationId, reconnectId: conversation.reconnectId })
-      return openChat(conversation.conversationId)
-    case 'prompt':
-      promptConversationId = decision.conversationId
-      return show('prompt', { status: 'Welcome back' })
-    case 'redirect':
-      clearSession()
-      // A reload of this tab's own ended chat just offers a new one; a link goes where the widget says.
-      if (via === 'session') return showStart(LOST[decision.reason])
-      return location.replace(decision.url)
-    case 'new-chat':
-      clearSession()
-      return showStart(LOST[decision.reason] ?? notice)
+async function openTranscript({ conversationId, reconnectId }) {
+  const previous = transcript
+  closeTranscript()
+  if (previous?.conversationId !== conversationId) $('messages').replaceChildren()
+  const mine = { conversationId, reconnectId, controller: new AbortController(), retry: undefined }
+  transcript = mine
+  try {
+    // A POST: the proof of ownership travels in the body, never in a URL.
+    const response = await widgetFetch('/api/chat/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ conversationId, reconnectId }),
+      signal: mine.controller.signal,
+    })
+    if (response.ok && response.body !== null) {
+      setLost(false)
+      await readEvents(response.body, (type, data) => type === 'conversation' && transcript === mine && showTranscript(data))
+    }
+  } catch {
+    // Offline, or aborted: below.
+  }
+  if (transcript !== mine || mine.controller.signal.aborted) return
+  // The stream ended on its own: the network, a restarted server, or a proof that no longer holds.
+  // The session says which; this page tries again in a moment.
+  setLost(true)
+  mine.retry = setTimeout(() => {
+    if (transcript !== mine) return
+    transcript = null
+    session
+      .recheck()
+      .catch(() => {})
+      .then(() => render(session.view))
+  }, RETRY_MS)
+}
+
+/** Reads `event:`/`data:` blocks of a text/event-stream body. */
+async function readEvents(body, onEvent) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ''
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return
+    buffer += value
+    let end = buffer.indexOf('\n\n')
+    while (end !== -1) {
+      const block = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      const type = /^event: (.*)$/m.exec(block)?.[1]
+      const data = /^data: (.*)$/m.exec(block)?.[1]
+      if (type !== undefined && data !== undefined) onEvent(type, JSON.parse(data))
+      end = buffer.indexOf('\n\n')
+    }
   }
 }
 
-function openChat(id) {
-  conversationId = id
-  events?.close()
-  $('messages').replaceChildren()
-  show('chat', { status: 'Connecting…' })
-  const stream = new EventSource(`/api/chat/${encodeURIComponent(id)}/events`)
-  stream.addEventListener('conversation', (event) => render(JSON.parse(event.data)))
-  stream.addEventListener('error', () => {
-    // CLOSED means the server refused the stream (the chat is gone, say after a restart).
-    if (stream.readyState !== EventSource.CLOSED || events !== stream) return
-    clearSession()
-    showStart('That chat is no longer available.')
-  })
-  events = stream
+function showTranscript(chat) {
+  const list = $('messages')
+  list.replaceChildren(...chat.messages.map(messageItem))
+  list.scrollTop = list.scrollHeight
+  // The stream hears of a change first (the agent took or ended the chat): the session checks it.
+  if (chat.state !== session.view.conversation?.state && session.view.state === 'chatting') {
+    session.recheck().catch(() => {})
+  }
 }
 
-function render(view) {
-  if (view.id !== conversationId) return
-  const list = $('messages')
-  list.replaceChildren(...view.messages.map(messageItem))
-  list.scrollTop = list.scrollHeight
-  const ended = view.state === 'wrap-up' || view.state === 'closed'
-  if (ended) clearSession()
-  const current = $('widget').dataset.view
-  show(ended ? 'ended' : current === 'offline' ? 'offline' : 'chat', { status: STATUS[view.state](view) })
-  $('widget').dataset.state = view.state
+function setLost(lost) {
+  if (transcriptLost === lost) return
+  transcriptLost = lost
+  render(session.view)
 }
 
 function messageItem({ from, text }) {
@@ -134,7 +159,7 @@ function messageItem({ from, text }) {
   if (from !== 'system') {
     const who = document.createElement('span')
     who.className = 'who'
-    who.textContent = from === 'customer' ? 'You' : 'Alex'
+    who.textContent = from === 'customer' ? 'You' : agent.name
     item.append(who)
   }
   const body = document.createElement('span')
@@ -153,13 +178,91 @@ function messageItem({ from, text }) {
   return item
 }
 
-async function startChat(name) {
-  // The name is the demo's own (for the transcript), in a header its onStart reads.
-  const headers = typeof name === 'string' && name.trim() !== '' ? { 'x-chat-name': encodeURIComponent(name.trim()) } : {}
-  const { conversation } = await post('/api/chat/start', {}, headers)
-  saveSession({ conversationId: conversation.conversationId, reconnectId: conversation.reconnectId })
-  openChat(conversation.conversationId)
+// --- drawing the session's view -----------------------------------------------------------------
+
+function statusOf(view) {
+  const conversation = view.conversation
+  switch (view.state) {
+    case 'booting':
+      return 'Loading…'
+    case 'prompt':
+      return 'Welcome back'
+    case 'redirecting':
+      return 'One moment…'
+    case 'ended':
+      return 'Chat ended'
+    case 'chatting':
+      if (cutOff(view)) return 'Offline'
+      if (conversation.state === 'queued') return 'Waiting for an agent…'
+      if (conversation.state === 'active') return `Chatting with ${agent.name} (${conversation.agentId})`
+      return 'Reconnecting…'
+    default:
+      return 'Online'
+  }
 }
+
+/** Whether this chatting tab is cut off: the simulated loss, a dropped stream, or a renewal the session saw fail. */
+const cutOff = (view) => view.state === 'chatting' && (networkDown || transcriptLost || view.notice?.type === 'failed')
+
+function noticeOf(view) {
+  if (view.notice?.type === 'failed' && cutOff(view)) return null // the offline pane says it
+  if (view.notice !== null) return NOTICES[view.notice.type]?.(view.notice) ?? null
+  const decision = view.decision
+  if (view.state === 'idle' && decision !== null && decision.type !== 'resume' && LOST[decision.reason] !== undefined) {
+    return `${LOST[decision.reason]} Start a new chat below.`
+  }
+  return view.state === 'ended' ? 'This chat has ended.' : null
+}
+
+/** The reconnect window's end in the customer's words, or null. */
+function windowText(view) {
+  if (view.state === 'prompt' && view.decision?.type === 'prompt') {
+    const left = formatRemainingTime(view.decision.expiresAt, { locale: navigator.languages })
+    return left === null ? null : `Your previous chat is kept for you: its reconnect window ends ${left}.`
+  }
+  const left = formatRemainingTime(view.windowEndsAt, { locale: navigator.languages })
+  return left === null ? null : `The agent keeps this chat for you: the reconnect window ends ${left}.`
+}
+
+function render(view) {
+  const widget = $('widget')
+  const chatting = view.state === 'chatting'
+  const offline = cutOff(view)
+  widget.dataset.view = view.state
+  widget.dataset.notice = view.notice?.type ?? ''
+  widget.dataset.state = view.conversation?.state ?? ''
+  widget.dataset.conversation = view.conversation?.conversationId ?? ''
+  widget.dataset.network = networkDown ? 'down' : 'up'
+  $('start').hidden = view.state !== 'idle'
+  $('prompt').hidden = view.state !== 'prompt'
+  $('prompt-window').textContent = view.state === 'prompt' ? (windowText(view) ?? '') : ''
+  $('chat').hidden = !(chatting || view.state === 'ended')
+  $('offline').hidden = !offline
+  $('offline-simulated').hidden = !networkDown
+  $('signin').hidden = !(settings.authenticated && (view.state === 'idle' || view.state === 'prompt'))
+  for (const control of $('composer').elements) control.disabled = !chatting || offline
+  $('network-loss').hidden = !chatting || networkDown
+  $('end-chat').hidden = !chatting
+  $('new-chat').hidden = view.state !== 'ended'
+  const notice = noticeOf(view) ?? (chatting ? windowText(view) : null)
+  $('notice').hidden = notice === null
+  $('notice').textContent = notice ?? ''
+  $('status').textContent = statusOf(view)
+  renderSignIn()
+  followTranscript(view)
+}
+
+function renderSignIn() {
+  const who = settings.authenticated ? customer : null
+  $('signin-form').hidden = who !== null
+  $('signin-hint').hidden = who !== null
+  $('signed-in').hidden = who === null
+  $('signed-in-name').textContent = who ?? ''
+  $('name-label').hidden = who !== null
+  $('start-button').textContent = who === null ? 'Start chat' : `Start chat as ${who}`
+}
+
+// --- what the customer can do ---------------------------------------------------------------------
 
 /** Runs a widget action and shows its failure in the notice line instead of an error page. */
 function guarded(action) {
@@ -174,8 +277,21 @@ function guarded(action) {
   }
 }
 
+async function startChat(name) {
+  startName = typeof name === 'string' && name.trim() !== '' ? name.trim() : customer
+  try {
+    await session.start()
+  } finally {
+    startName = null
+  }
+}
+
 $('start').addEventListener(
   'submit',
+  guarded(() => startChat(new FormData($('start')).get('name'))),
+)
+$('new-chat').addEventListener(
+  'click',
   guarded(() => startChat(new FormData($('start')).get('name'))),
 )
 
@@ -183,89 +299,90 @@ $('composer').addEventListener(
   'submit',
   guarded(async () => {
     const input = $('composer').querySelector('input')
-    if (input.value.trim() === '') return
-    await post(`/api/chat/${encodeURIComponent(conversationId)}/messages`, { text: input.value })
+    const conversation = session.view.conversation
+    if (input.value.trim() === '' || conversation === null) return
+    // The demo's own endpoint asks for the same proof of ownership as the chat routes.
+    await post('/api/chat/messages', {
+      conversationId: conversation.conversationId,
+      reconnectId: conversation.reconnectId,
+      text: input.value,
+    })
     input.value = ''
-  }),
-)
-
-$('network-loss').addEventListener(
-  'click',
-  guarded(async () => {
-    events?.close()
-    events = null
-    // Closing the stream is enough for the server to notice; saying so explicitly is faster.
-    const { state } = await post(`/api/chat/${encodeURIComponent(conversationId)}/disconnect`)
-    if (state !== 'reconnectable' && state !== 'disconnected') {
-      clearSession()
-      return show('ended', { notice: 'Connection lost. This chat has ended.', status: 'Offline' })
-    }
-    $('offline-text').textContent = OFFLINE[state]
-    show('offline', { status: 'Offline' })
   }),
 )
 
 $('end-chat').addEventListener(
   'click',
-  guarded(() => post('/api/chat/end', { conversationId, reconnectId: readSession()?.reconnectId ?? '' })),
+  guarded(() => session.end()),
 )
-$('new-chat').addEventListener('click', () => {
-  events?.close()
-  events = null
-  clearSession()
-  showStart()
-})
-$('reload').addEventListener('click', () => location.reload())
 
 $('continue').addEventListener(
   'click',
-  guarded(async () => {
-    follow(await post('/api/chat/prompt', { conversationId: promptConversationId, answer: 'continue' }), 'prompt')
-  }),
+  guarded(() => session.answer('continue')),
 )
 
 $('start-new').addEventListener(
   'click',
   guarded(async () => {
-    const answer = await post('/api/chat/prompt', { conversationId: promptConversationId, answer: 'new' })
-    // 'new' ended the previous chat; the customer asked for a fresh one, so start it right away.
-    if (answer.decision.type === 'new-chat' && answer.decision.reason === 'none') return startChat(signedInAs())
-    follow(answer, 'prompt')
+    // 'new' ends the previous chat; the customer asked for a fresh one, so start it right away.
+    const view = await session.answer('new')
+    if (view.state === 'idle' && view.decision?.type === 'new-chat' && view.decision.reason === 'none') await startChat(customer)
   }),
 )
 
+$('network-loss').addEventListener('click', () => {
+  networkDown = true
+  closeTranscript()
+  render(session.view)
+})
+
+$('network-back').addEventListener('click', () => {
+  networkDown = false
+  render(session.view)
+  window.dispatchEvent(new Event('online'))
+})
+
+// Signing in or out changes who the server says this is: the page boots again as that customer.
 $('signin-form').addEventListener(
   'submit',
   guarded(async () => {
     const customerId = new FormData($('signin-form')).get('customerId').trim()
     if (customerId === '') return
-    // The demo's sign-in sets its signed session cookie; from then on the server knows who this is.
-    customer = (await post('/api/session', { customerId })).customerId
-    follow(await post('/api/chat/return', {}), 'sign-in')
+    await post('/api/session', { customerId })
+    location.reload()
   }),
 )
 
 $('sign-out').addEventListener(
   'click',
   guarded(async () => {
-    customer = (await post('/api/session/sign-out')).customerId
-    showStart()
+    await post('/api/session/sign-out')
+    location.reload()
   }),
 )
 
+// A real network change: the stream is dropped or comes back with the session's re-check.
+window.addEventListener('offline', () => closeTranscript())
+// The countdowns move on by themselves.
+setInterval(() => session !== null && render(session.view), 1000)
+
 async function boot() {
-  settings = (await (await fetch('/api/settings')).json()).settings
-  customer = (await (await fetch('/api/session')).json()).customerId
-  const session = readSession()
-  // The link wins over this tab's own session; a signed-in customer without either may get the prompt.
-  if (linkId !== null) return follow(await post('/api/chat/return', { reconnectId: linkId }), 'link')
-  if (session !== null) {
-    return follow(await post('/api/chat/return', { reconnectId: session.reconnectId, via: 'session' }), 'session')
-  }
-  // consumeReconnectId gave null for a link that was there: it was malformed, so say so.
-  const notice = hadLink ? LOST.malformed : null
-  if (signedInAs() !== null) return follow(await post('/api/chat/return', {}), 'sign-in', notice)
-  showStart(notice)
+  const [config, who] = await Promise.all([fetch('/api/settings').then((r) => r.json()), fetch('/api/session').then((r) => r.json())])
+  settings = config.settings
+  agent = config.agent
+  customer = who.customerId
+  session = createWidgetSession({
+    transport: createHttpTransport({ baseUrl: '/api/chat', fetch: widgetFetch, navigator: beacons }),
+    leaseMs: config.widget.leaseMs,
+  })
+  window.widgetSession = session // to look at from the browser's console
+  session.subscribe(render)
+  render(session.view)
+  await session.boot()
 }
 
-boot().catch((error) => showStart(`Could not reach the chat service (${error.message}).`))
+boot().catch((error) => {
+  $('status').textContent = 'Offline'
+  $('notice').hidden = false
+  $('notice').textContent = `Could not reach the chat service (${error.message}).`
+})

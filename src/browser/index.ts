@@ -14,3 +14,5 @@ export { WIDGET_ENTRY_VERSION, parseWidgetEntry, widgetEntryKey } from './entry-
 export type { WidgetStorageKind, WidgetStorageLike, WidgetStoredEntry } from './entry-storage'
 export { formatRemainingTime } from './remaining-time'
 export type { FormatRemainingTimeOptions } from './remaining-time'
+export { consumeReconnectLink } from '../links'
+export type { ConsumeReconnectIdOptions, MalformedReconnectLinkReason, ReconnectLink } from '../links'

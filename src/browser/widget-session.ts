@@ -1,5 +1,5 @@
 import { InvalidTransitionError, ReconnectError } from '../errors'
-import { DEFAULT_LINK_PARAM, type ReconnectHistoryLike, consumeReconnectId } from '../links'
+import { DEFAULT_LINK_PARAM, type ReconnectHistoryLike, consumeReconnectLink } from '../links'
 import type { ReturnDecision } from '../types'
 import {
   type WidgetStorageKind,
@@ -29,7 +29,7 @@ export type WidgetNotice =
   | { type: 'ended-elsewhere' }
   /** A re-check found the chat ended while this tab was away, asleep or offline. */
   | { type: 'ended-meanwhile' }
-  /** A call to the chat service failed; the state is unchanged. */
+  /** A call to the chat service failed (also a lease renewal: offline, the service down); the state is unchanged. */
   | { type: 'failed'; error: unknown }
 
 /** The session's view, reported to every subscriber on every change. */
@@ -161,6 +161,8 @@ export const DEFAULT_LEASE_MS = 60_000
 const LIVE = new Set(['queued', 'active'])
 const AWAY = new Set(['reconnectable', 'disconnected'])
 const MAX_SENT_ID = 256
+/** What a link the page cannot use is sent as: no reconnect id has this shape. */
+const MALFORMED_PLACEHOLDER = '!'
 
 /**
  * The customer's half of reconnect: decides what the page shows when it loads, keeps
@@ -325,16 +327,12 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
 
   /** The link's id (also a malformed one: the server's `malformed` answer must apply), or undefined. */
   function readLink(): string | undefined {
-    let raw: string | null = null
-    try {
-      raw = new URL(win.location.href).searchParams.get(param)
-    } catch {
-      return undefined
-    }
-    if (raw === null) return undefined
-    const id = consumeReconnectId({ location: win.location, ...(win.history === undefined ? {} : { history: win.history }), param })
-    // An empty or oversized value is still a link: send something the server reads as malformed.
-    return id ?? (raw === '' ? '!' : raw.slice(0, MAX_SENT_ID))
+    const link = consumeReconnectLink({ location: win.location, ...(win.history === undefined ? {} : { history: win.history }), param })
+    if (link.type === 'none') return undefined
+    if (link.type === 'valid') return link.reconnectId
+    // Sent as written when it is only oddly shaped (the server may know ids this page does not);
+    // an empty, oversized or ambiguous one as a placeholder the server can only read as malformed.
+    return link.reason === 'invalid' && link.value.length <= MAX_SENT_ID ? link.value : MALFORMED_PLACEHOLDER
   }
 
   async function decideBoot(): Promise<WidgetView> {
@@ -391,7 +389,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
     try {
       const { conversation } = await transport.attach({ ...owned, connectionId: view.connectionId, leaseMs })
       attached = true
-      if (view.state === 'chatting') set({ conversation })
+      if (view.state === 'chatting') set({ conversation, ...(view.notice?.type === 'failed' ? { notice: null } : {}) })
     } catch (error) {
       if (isWidgetTransportError(error) && (error.reason === 'not-found' || error.reason === 'invalid-transition')) {
         // Gone, away, or a service without connections: the status tells which.
@@ -402,7 +400,9 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
         }
         return
       }
-      // Offline or a failing service: the next renewal (or the `online` re-check) tries again.
+      // Offline or a failing service: the widget can say so; the next renewal (or the `online`
+      // re-check) tries again, and the first call that succeeds clears the notice.
+      if (view.state === 'chatting') set({ notice: { type: 'failed', error } })
     } finally {
       if (visible()) renewSoon(Math.floor(leaseMs / 3))
     }
@@ -420,6 +420,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
     try {
       ;({ conversation } = await transport.status(owned))
     } catch (error) {
+      if (view.state !== 'chatting') return view // ended by another tab while the status was on its way
       if (!isWidgetTransportError(error) || error.reason !== 'not-found') return set({ notice: { type: 'failed', error } })
       // Another tab may hold a renewed id (single-use links): try that one before giving up.
       const entry = readEntry()
@@ -429,6 +430,8 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
       set({ conversation: { ...view.conversation!, reconnectId: entry.reconnectId } })
       return check(endedNotice)
     }
+    // Another tab's End may have arrived while the status was on its way: its notice says more.
+    if (view.state !== 'chatting' || view.conversation?.conversationId !== owned.conversationId) return view
     if (LIVE.has(conversation.state)) {
       set({ conversation, notice: null })
       if (!attached) renewSoon(0)
@@ -443,6 +446,7 @@ export function createWidgetSession(options: WidgetSessionOptions): WidgetSessio
         connectionId: view.connectionId,
       })
       if (answer.decision.type === 'resume' && answer.conversation !== undefined) return showChat(answer.conversation, { notice: null })
+      if (view.state !== 'chatting') return view
       return showEnded(conversation, endedNotice, answer.decision)
     }
     return showEnded(conversation, endedNotice)

@@ -28,6 +28,24 @@ function timerRank(name: string): number | undefined {
   return rank === -1 ? undefined : rank
 }
 
+/**
+ * The events that are retried after a conversation has closed: their effect (the customer gone, the
+ * chat ended, the agent's session closed) holds for good, so each is a no-op there. The lifecycle
+ * table keeps `closed` final, as XState's machine has it, and `wrap-up` already lists its own
+ * retries as no-ops; `agent.assigned`, a return and every deadline stay refused.
+ */
+const RETRIED_AFTER_CLOSE: ReadonlySet<string> = new Set<StepEvent['type']>([
+  'agent.closed',
+  'agent.ended',
+  'customer.ended',
+  'customer.disconnected',
+])
+
+/** Whether `event` offered to a conversation in `state` is a retry of an end that already holds. */
+function isRetryAfterEnd(state: State, event: StepEvent): boolean {
+  return state === 'closed' && RETRIED_AFTER_CLOSE.has(event.type)
+}
+
 /** The outcome of offering one event to a stored conversation. */
 export type StepResult =
   | { kind: 'rejected' }
@@ -123,7 +141,8 @@ export function createConversationRecord(input: ConversationInput): Conversation
 
 /**
  * Offers one event to a conversation without any I/O: rejected when the event does not apply in the
- * record's state, a no-op when its effect has already happened, otherwise the next record with
+ * record's state, a no-op when its effect has already happened (a retry after the end included: see
+ * {@link isRetryAfterEnd}), otherwise the next record with
  * `version + 1` and the transition appended to `history`.
  */
 export function stepConversation(record: ConversationRecord, settings: ReconnectSettings, event: StepEvent): StepResult {
@@ -135,6 +154,7 @@ export function stepConversation(record: ConversationRecord, settings: Reconnect
     if (deadline === undefined || event.at < deadline) return { kind: 'rejected' }
     return fromPresence(record, settings, applyPresenceDeadline(record, settings, event.timer, deadline), eventName(event))
   }
+  if (isRetryAfterEnd(record.state, event)) return { kind: 'noop' }
   const step = stepLifecycle(record, settings, event)
   if (step.kind !== 'changed' || !hasPresence(record)) return step
   return { ...step, record: carryPresence(record, step.record) }

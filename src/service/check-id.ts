@@ -1,14 +1,19 @@
 import { ReconnectError } from '../errors'
+import { isStorableKey } from '../store/record'
 
 /** The longest id (conversation, widget, customer, agent, reconnect) a service call accepts. */
 export const MAX_ID_LENGTH = 256
 
-/** `value` if it is a usable id, else an `invalid-argument` error naming `what`. */
+/**
+ * `value` if it is a usable id, else an `invalid-argument` error naming `what`. An id with NUL or a
+ * lone UTF-16 surrogate is refused here, before any I/O: PostgreSQL cannot hold NUL and Redis would
+ * store a lone surrogate as U+FFFD, so a store could only fail on it, as if it were down.
+ */
 export function checkId(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LENGTH) {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LENGTH || !isStorableKey(value)) {
     throw new ReconnectError(
       'invalid-argument',
-      `${what} must be a non-empty string of at most ${MAX_ID_LENGTH} characters, got ${describeValue(value)}`,
+      `${what} must be a non-empty string of at most ${MAX_ID_LENGTH} characters (no NUL, no lone surrogate), got ${describeValue(value)}`,
     )
   }
   return value

@@ -1,5 +1,6 @@
 import { ReconnectError } from '../errors'
 import { MAX_CONNECTION_ID_LENGTH, MAX_LEASE_MS } from '../machine/connections'
+import { isStorableKey } from '../store/record'
 import type { ConversationRecord } from '../types'
 import { checkId, describeValue } from './check-id'
 import type { WritePath } from './write-path'
@@ -22,12 +23,9 @@ export interface DetachInput {
   connectionId: string
 }
 
-// Lone surrogates and NUL cannot be stored alike by every store (PostgreSQL's jsonb refuses NUL).
-const UNSTORABLE = /[\u0000]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
 /** `value` if it is a usable connection id, else an `invalid-argument` error naming `what`. */
 export function checkConnectionId(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_CONNECTION_ID_LENGTH || UNSTORABLE.test(value)) {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_CONNECTION_ID_LENGTH || !isStorableKey(value)) {
     throw new ReconnectError(
       'invalid-argument',
       `${what} must be a string of 1 to ${MAX_CONNECTION_ID_LENGTH} characters (no NUL, no lone surrogate), got ${describeValue(value)}`,

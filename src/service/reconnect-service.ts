@@ -143,7 +143,8 @@ export interface ReconnectService {
   /** Applies every passed deadline (up to `limit` conversations); resolves to how many it applied. */
   runDueTimers(options?: {
     /**
-     * How many due conversations to look at, at most.
+     * How many due conversations to look at, at most: a whole number ≥ 0, or `Infinity`; anything
+     * else is refused with `invalid-argument`.
      * @default Infinity
      */
     limit?: number

@@ -4,6 +4,7 @@ import type { ReconnectIdIssuer } from '../ids'
 import { hasPresence } from '../machine/connections'
 import { expireConversation, type StepEvent } from '../machine/step'
 import { couldOfferResumable, decidePromptAnswer, decideReturn } from '../policy'
+import { isStorableKey } from '../store/record'
 import type { ConversationRecord, ReconnectSettings, ReturnDecision, ReturnRequest, ServiceEvent } from '../types'
 import { MAX_ID_LENGTH, checkId, checkOptionalId, describeValue } from './check-id'
 import type { SettingsLookup } from './settings-lookup'
@@ -174,7 +175,8 @@ export function createReturns(deps: ReturnsDeps): Returns {
 
   /** Whether the issuer vouches for `reconnectId`; synchronous when the issuer answers synchronously. */
   function verifyId(reconnectId: string): boolean | Promise<boolean> {
-    if (reconnectId.length > MAX_ID_LENGTH) return false
+    // What no store can hold is no reconnect id, whatever a host's issuer says: `malformed`, no read.
+    if (reconnectId.length > MAX_ID_LENGTH || !isStorableKey(reconnectId)) return false
     let answer: boolean | Promise<boolean>
     try {
       answer = ids.verify(reconnectId)

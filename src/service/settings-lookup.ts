@@ -1,4 +1,6 @@
+import { SettingsError, isSettingsError } from '../errors'
 import { defineSettings } from '../settings'
+import { describeValue } from './check-id'
 import type { ReconnectSettings, ReconnectSettingsInput } from '../types'
 
 /** Settings for every widget: one input, or a function of the widget id (sync or async). */
@@ -23,14 +25,30 @@ export function createSettingsLookup(source: SettingsSource): SettingsLookup {
   async function settingsFor(widgetId: string): Promise<ReconnectSettings> {
     if (fixed !== undefined) return fixed
     const input = typeof source === 'function' ? await source(widgetId) : source
-    if (typeof input === 'object' && input !== null) {
-      const known = validated.get(input)
-      if (known !== undefined) return known
-      const settings = defineSettings(input)
-      validated.set(input, settings)
-      return settings
+    if (typeof input !== 'object' || input === null) {
+      // Nothing for this widget (an unknown widget id, a missing `return`): say which one.
+      throw new SettingsError(
+        [
+          {
+            path: '',
+            code: 'invalid-type',
+            message: `the settings function returned ${describeValue(input)} instead of a settings object`,
+          },
+        ],
+        { widgetId },
+      )
     }
-    return defineSettings(input)
+    const known = validated.get(input)
+    if (known !== undefined) return known
+    let settings: ReconnectSettings
+    try {
+      settings = defineSettings(input)
+    } catch (error) {
+      if (isSettingsError(error) && error.widgetId === undefined) throw new SettingsError(error.issues, { cause: error, widgetId })
+      throw error
+    }
+    validated.set(input, settings)
+    return settings
   }
 
   return { fixed, settingsFor }

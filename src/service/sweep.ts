@@ -53,6 +53,36 @@ class WidgetSettingsFailure {
   ) {}
 }
 
+/** A bad `limit`, described without echoing it (and without the TypeError a Symbol gives in a template). */
+function describeLimit(value: unknown): string {
+  if (typeof value === 'number') return String(value)
+  if (typeof value === 'bigint') return `the BigInt ${value}n`
+  if (value === null) return 'null'
+  return `a ${typeof value}`
+}
+
+/** `runDueTimers`' limit: a whole number ≥ 0 or `Infinity` (the default), else `invalid-argument`. */
+function readLimit(runOptions: unknown): number {
+  if (runOptions === undefined) return Number.POSITIVE_INFINITY
+  if (typeof runOptions !== 'object' || runOptions === null) {
+    throw new ReconnectError('invalid-argument', `runDueTimers: options must be an object, got ${describeLimit(runOptions)}`)
+  }
+  let limit: unknown
+  try {
+    limit = (runOptions as { limit?: unknown }).limit
+  } catch (cause) {
+    throw new ReconnectError('invalid-argument', 'runDueTimers: options.limit could not be read', { cause })
+  }
+  if (limit === undefined) return Number.POSITIVE_INFINITY
+  if (typeof limit !== 'number' || !(limit === Number.POSITIVE_INFINITY || (Number.isInteger(limit) && limit >= 0))) {
+    throw new ReconnectError(
+      'invalid-argument',
+      `runDueTimers: limit must be a whole number of conversations ≥ 0 (or Infinity), got ${describeLimit(limit)}`,
+    )
+  }
+  return limit
+}
+
 /**
  * Creates `runDueTimers`: applies every passed deadline (up to `limit` conversations) in batches
  * from the store's `due`, and resolves to how many deadlines it applied.
@@ -182,12 +212,9 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     return total
   }
 
-  return async function runDueTimers(runOptions: { limit?: number } = {}): Promise<number> {
-    const limit = runOptions.limit ?? Number.POSITIVE_INFINITY
-    if (!(limit > 0)) {
-      if (limit === 0) return 0
-      throw new ReconnectError('invalid-argument', `runDueTimers: limit must be a positive number, got ${String(limit)}`)
-    }
+  return async function runDueTimers(runOptions?: { limit?: number }): Promise<number> {
+    const limit = readLimit(runOptions)
+    if (limit === 0) return 0
     // One lookup per widget and sweep: a widget whose settings hang costs one timeout, not one per record.
     const lookups = new Map<string, Promise<ReconnectSettings>>()
     const widgetSettings = (widgetId: string): Promise<ReconnectSettings> => {

@@ -1,7 +1,7 @@
 import { ConflictError, SettingsError, StoreError } from '../errors'
 import type { ConversationRecord } from '../types'
 import type { ConversationStore } from './conversation-store'
-import { cloneRecord, copyRecordFields, hasExtraFields } from './record'
+import { checkRecordForPut, cloneRecord, copyRecordFields, hasExtraFields } from './record'
 
 /**
  * The handle of a stored copy in the {@link DeadlineHeap}, under a symbol: no copy handed out has
@@ -407,6 +407,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     },
 
     async put(record, expectedVersion) {
+      // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
+      // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
+      checkRecordForPut(record, expectedVersion, 'memory store: put()')
       const current = records.get(record.id)
       const currentVersion = current === undefined ? null : current.version
       if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)

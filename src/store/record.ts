@@ -70,9 +70,8 @@ export function copyRecordFields(record: ConversationRecord): ConversationRecord
 /**
  * Whether `record` may carry properties besides those of a {@link ConversationRecord}. Counted, not
  * looked up name by name (this runs on every write): any count but a record's own takes the copy that
- * keeps whatever else it carries. A record lacking one of its fields is no valid record (see
- * `isConversationRecord`); the count misses an extra property only on one that lacks as many fields
- * as it has extras.
+ * keeps whatever else it carries. A record lacking one of its fields, which could make the count come
+ * out right, never gets here: `put` refuses it first (see {@link checkRecordForPut}).
  */
 export function hasExtraFields(record: ConversationRecord): boolean {
   const optional = (record.writeId === undefined ? 0 : 1) + (record.connections === undefined ? 0 : 1)
@@ -111,12 +110,97 @@ function isTime(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value)
 }
 
+/** A short description of a bad value for a message: a number as itself, anything else by its kind only. */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value)
+  return typeof value
+}
+
 // Connection id → lease end or null; at most MAX_CONNECTIONS, ids of 1–128 characters.
-function isConnections(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+function connectionsProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `connections must be an object, got ${kindOf(value)}`
   const entries = Object.entries(value)
-  if (entries.length > MAX_CONNECTIONS) return false
-  return entries.every(([id, until]) => id.length > 0 && id.length <= MAX_CONNECTION_ID_LENGTH && (until === null || isTime(until)))
+  if (entries.length > MAX_CONNECTIONS) return `connections holds ${entries.length} entries, at most ${MAX_CONNECTIONS}`
+  for (const [id, until] of entries) {
+    if (id.length === 0 || id.length > MAX_CONNECTION_ID_LENGTH)
+      return `a connection id must have 1 to ${MAX_CONNECTION_ID_LENGTH} characters`
+    if (until !== null && !isTime(until)) return `connections[${JSON.stringify(id)}] must be a finite number or null, got ${kindOf(until)}`
+  }
+  return undefined
+}
+
+function isState(value: unknown): boolean {
+  return typeof value === 'string' && STATES.has(value)
+}
+
+function historyProblem(history: unknown): string | undefined {
+  if (!Array.isArray(history)) return `history must be an array, got ${kindOf(history)}`
+  for (let i = 0; i < history.length; i += 1) {
+    const entry = history[i] as Record<string, unknown> | null
+    if (typeof entry !== 'object' || entry === null) return `history[${i}] must be an object, got ${kindOf(entry)}`
+    if (!isTime(entry.at)) return `history[${i}].at must be a finite number, got ${kindOf(entry.at)}`
+    if (typeof entry.event !== 'string') return `history[${i}].event must be a string, got ${kindOf(entry.event)}`
+    if (!isState(entry.from)) return `history[${i}].from must be a state`
+    if (!isState(entry.to)) return `history[${i}].to must be a state`
+  }
+  return undefined
+}
+
+function timersProblem(timers: unknown): string | undefined {
+  if (typeof timers !== 'object' || timers === null || Array.isArray(timers)) return `timers must be an object, got ${kindOf(timers)}`
+  for (const name in timers) {
+    if (!Object.hasOwn(timers, name)) continue
+    if (!TIMERS.has(name)) return `timers has no timer named ${JSON.stringify(name.slice(0, 40))}`
+    const at = (timers as Record<string, unknown>)[name]
+    if (!isTime(at)) return `timers.${name} must be a finite number of epoch ms, got ${kindOf(at)}`
+  }
+  return undefined
+}
+
+// Field by field, without loops over field names: this runs on every write of every store.
+function shapeProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `a record must be an object, got ${kindOf(value)}`
+  const r = value as Record<string, unknown>
+  if (typeof r.id !== 'string') return `id must be a string, got ${kindOf(r.id)}`
+  if (typeof r.widgetId !== 'string') return `widgetId must be a string, got ${kindOf(r.widgetId)}`
+  if (typeof r.reconnectId !== 'string') return `reconnectId must be a string, got ${kindOf(r.reconnectId)}`
+  if (!isStringOrNull(r.customerId)) return `customerId must be a string or null, got ${kindOf(r.customerId)}`
+  if (!isStringOrNull(r.agentId)) return `agentId must be a string or null, got ${kindOf(r.agentId)}`
+  if (!isStringOrNull(r.previousAgentId)) return `previousAgentId must be a string or null, got ${kindOf(r.previousAgentId)}`
+  if (!isState(r.state)) return `state must be one of ${STATE_NAMES.join(', ')}`
+  const timers = timersProblem(r.timers)
+  if (timers !== undefined) return timers
+  if (r.nextDueAt !== null && !isTime(r.nextDueAt)) {
+    return `nextDueAt must be a finite number of epoch ms or null, got ${kindOf(r.nextDueAt)}`
+  }
+  if (typeof r.capacityHeld !== 'boolean') return `capacityHeld must be a boolean, got ${kindOf(r.capacityHeld)}`
+  if (r.capacitySince !== null && !isTime(r.capacitySince)) {
+    return `capacitySince must be a finite number or null, got ${kindOf(r.capacitySince)}`
+  }
+  if (!ENDED_BY.has(r.endedBy)) return `endedBy must be null, 'agent', 'customer' or 'timeout'`
+  if (!isTime(r.createdAt)) return `createdAt must be a finite number, got ${kindOf(r.createdAt)}`
+  if (!isTime(r.updatedAt)) return `updatedAt must be a finite number, got ${kindOf(r.updatedAt)}`
+  if (!Number.isInteger(r.version)) return `version must be an integer, got ${kindOf(r.version)}`
+  if (r.writeId !== undefined && typeof r.writeId !== 'string') return `writeId must be a string when present, got ${kindOf(r.writeId)}`
+  if (r.connections !== undefined) {
+    const problem = connectionsProblem(r.connections)
+    if (problem !== undefined) return problem
+  }
+  return historyProblem(r.history)
+}
+
+/**
+ * Why `value` is not a {@link ConversationRecord}, naming the first field at fault, or `undefined`
+ * when it is one. A value whose properties cannot be read (a throwing getter or `Proxy` trap) is no record.
+ */
+export function recordProblem(value: unknown): string | undefined {
+  try {
+    return shapeProblem(value)
+  } catch {
+    return 'its properties cannot be read'
+  }
 }
 
 /**
@@ -124,28 +208,75 @@ function isConnections(value: unknown): boolean {
  * adapter can refuse corrupted data with a typed error instead of passing it on.
  */
 export function isConversationRecord(value: unknown): value is ConversationRecord {
-  if (typeof value !== 'object' || value === null) return false
-  const r = value as Record<string, unknown>
-  if (typeof r.id !== 'string' || typeof r.widgetId !== 'string' || typeof r.reconnectId !== 'string') return false
-  if (!isStringOrNull(r.customerId) || !isStringOrNull(r.agentId) || !isStringOrNull(r.previousAgentId)) return false
-  if (typeof r.state !== 'string' || !STATES.has(r.state)) return false
-  if (typeof r.timers !== 'object' || r.timers === null || Array.isArray(r.timers)) return false
-  for (const [name, at] of Object.entries(r.timers)) if (!TIMERS.has(name) || !isTime(at)) return false
-  if (r.nextDueAt !== null && !isTime(r.nextDueAt)) return false
-  if (typeof r.capacityHeld !== 'boolean' || (r.capacitySince !== null && !isTime(r.capacitySince))) return false
-  if (!ENDED_BY.has(r.endedBy)) return false
-  if (!isTime(r.createdAt) || !isTime(r.updatedAt) || !Number.isInteger(r.version)) return false
-  if (!Array.isArray(r.history)) return false
-  if (r.connections !== undefined && !isConnections(r.connections)) return false
-  return r.history.every(
-    (h: unknown) =>
-      typeof h === 'object' &&
-      h !== null &&
-      isTime((h as Record<string, unknown>).at) &&
-      typeof (h as Record<string, unknown>).event === 'string' &&
-      STATES.has((h as Record<string, unknown>).from as string) &&
-      STATES.has((h as Record<string, unknown>).to as string),
-  )
+  return recordProblem(value) === undefined
+}
+
+// NUL and a lone UTF-16 surrogate: PostgreSQL text refuses NUL, and UTF-8 drivers (ioredis, pg)
+// turn a lone surrogate into U+FFFD, so two different keys could become one.
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+// Most keys have no surrogate at all: this cheaper test clears them without the lookarounds.
+const MAYBE_UNSTORABLE = /[\u0000\uD800-\uDFFF]/
+
+/** Whether every store can hold `value` as a key: no NUL, no lone surrogate. */
+export function isStorableKey(value: string): boolean {
+  return !MAYBE_UNSTORABLE.test(value) || !UNSTORABLE.test(value)
+}
+
+function isStorableOrNull(value: string | null): boolean {
+  return value === null || isStorableKey(value)
+}
+
+function writeProblem(record: unknown, expectedVersion: unknown): string | undefined {
+  if (expectedVersion !== null && !Number.isInteger(expectedVersion)) {
+    return `expectedVersion must be an integer or null, got ${kindOf(expectedVersion)}`
+  }
+  const problem = shapeProblem(record)
+  if (problem !== undefined) return problem
+  const r = record as ConversationRecord
+  const unstorable = ' contains a NUL character or an unpaired surrogate, which stores cannot hold'
+  if (!isStorableKey(r.id)) return `id${unstorable}`
+  if (!isStorableKey(r.widgetId)) return `widgetId${unstorable}`
+  if (!isStorableKey(r.reconnectId)) return `reconnectId${unstorable}`
+  if (!isStorableOrNull(r.customerId)) return `customerId${unstorable}`
+  if (!isStorableOrNull(r.agentId)) return `agentId${unstorable}`
+  if (!isStorableOrNull(r.previousAgentId)) return `previousAgentId${unstorable}`
+  if (r.connections !== undefined) {
+    for (const id in r.connections) {
+      if (Object.hasOwn(r.connections, id) && !isStorableKey(id)) return `a connection id${unstorable}`
+    }
+  }
+  return undefined
+}
+
+/**
+ * Refuses, before any write, what no store may hold: a value that is no {@link ConversationRecord}
+ * (see {@link recordProblem}), a key (an id of the record or of a connection) with a NUL character or a
+ * lone UTF-16 surrogate, or an `expectedVersion` that is neither an integer nor `null`. Every store
+ * runs it first in `put`, so they all refuse the same records, with `ReconnectError`
+ * `'invalid-argument'` whose message starts with `what` and names the field.
+ *
+ * @example
+ * async put(record, expectedVersion) {
+ *   checkRecordForPut(record, expectedVersion, 'dynamo store: put()')
+ *   // … the compare-and-set write
+ * }
+ */
+export function checkRecordForPut(record: unknown, expectedVersion: unknown, what: string): asserts record is ConversationRecord {
+  let problem: string | undefined
+  try {
+    problem = writeProblem(record, expectedVersion)
+  } catch (error) {
+    throw new ReconnectError('invalid-argument', `${what}: the record's properties cannot be read`, { cause: error })
+  }
+  if (problem === undefined) return
+  let id = ''
+  try {
+    const value = (record as { id?: unknown } | null)?.id
+    if (typeof value === 'string') id = ` of conversation ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)}`
+  } catch {
+    // The id was the unreadable part: the message names the field instead.
+  }
+  throw new ReconnectError('invalid-argument', `${what}: refusing a record${id} that is not valid: ${problem}`)
 }
 
 function sameJson(a: unknown, b: unknown): boolean {

@@ -1,4 +1,5 @@
-import { isConflictError, isStoreError } from '../errors'
+import fc from 'fast-check'
+import { isConflictError, isReconnectError, isStoreError } from '../errors'
 import type { ConversationStore } from '../store/conversation-store'
 import type { ConversationRecord } from '../types'
 
@@ -182,6 +183,167 @@ const retentionCases: [string, (store: ConversationStore) => Promise<void>][] = 
         'customer-1 after one moved',
       )
       sameSet(await byCustomer('customer-2'), [other.id, moved.id], 'customer-2 after one moved')
+    },
+  ],
+]
+
+/** A value of every kind a record field must not hold, numbers that are not instants among them. */
+function exoticArbitrary(): fc.Arbitrary<unknown> {
+  return fc.oneof(
+    fc.constantFrom<unknown>(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, true, false, 0n, 10n ** 20n),
+    fc.constant(null).map(() => Symbol('not-a-record-value')),
+    fc.constant(null).map(() => ({})),
+    fc.constant(null).map(() => [1]),
+    fc.constant(null).map(() => () => 0),
+  )
+}
+
+/** Strings no store can hold as a key: with a NUL character or a lone UTF-16 surrogate. */
+function unstorableKeyArbitrary(): fc.Arbitrary<string> {
+  return (
+    fc
+      // fast-check's strings are ASCII by default, so the surrogate stays unpaired.
+      .tuple(fc.string({ maxLength: 8 }), fc.constantFrom('\u0000', '\ud800', '\udfff', '\udbff'), fc.string({ maxLength: 8 }))
+      .map(([a, bad, b]) => `${a}${bad}${b}`)
+  )
+}
+
+type Corrupt = (record: Record<string, unknown>) => unknown
+
+/** One thing wrong with an otherwise valid record, with what it is (for the counterexample). */
+function corruptionArbitrary(): fc.Arbitrary<{ what: string; corrupt: Corrupt }> {
+  const exotic = exoticArbitrary()
+  const notString = fc.oneof(exotic, fc.integer(), fc.constant(undefined))
+  const notTime = fc.oneof(exotic, fc.constant('1700000000000'), fc.constant(undefined))
+  const set = (field: string, bad: fc.Arbitrary<unknown>): fc.Arbitrary<{ what: string; corrupt: Corrupt }> =>
+    bad.map((value) => ({
+      what: `${field} = ${fc.stringify(value)}`,
+      corrupt: (record) => {
+        if (value === undefined) delete record[field]
+        else record[field] = value
+        return record
+      },
+    }))
+  const whole = fc.oneof(exotic, fc.constantFrom<unknown>(null, undefined, 'record', 5)).map((value) => ({
+    what: `the record is ${fc.stringify(value)}`,
+    corrupt: () => value,
+  }))
+  return fc.oneof(
+    whole,
+    ...['id', 'widgetId', 'reconnectId'].map((field) => set(field, fc.oneof(notString, fc.constant(null)))),
+    ...['customerId', 'agentId', 'previousAgentId'].map((field) => set(field, notString)),
+    ...['id', 'widgetId', 'reconnectId', 'customerId', 'agentId', 'previousAgentId'].map((field) => set(field, unstorableKeyArbitrary())),
+    set('state', fc.oneof(notString, fc.constantFrom('starting', 'open', 'Closed', ''))),
+    ...['createdAt', 'updatedAt'].map((field) => set(field, fc.oneof(notTime, fc.constant(null)))),
+    ...['nextDueAt', 'capacitySince'].map((field) => set(field, notTime)),
+    set('version', fc.oneof(notTime, fc.constant(null), fc.constantFrom(1.5, -0.25, 1e-9))),
+    set(
+      'capacityHeld',
+      fc.oneof(
+        exotic.filter((v) => typeof v !== 'boolean'),
+        fc.constantFrom<unknown>(0, 1, 'true', null, undefined),
+      ),
+    ),
+    set('endedBy', fc.oneof(exotic, fc.constantFrom<unknown>('nobody', 'Agent', '', 1, undefined))),
+    set('writeId', fc.oneof(exotic, fc.constantFrom<unknown>(null, 5))),
+    set(
+      'timers',
+      fc.oneof(
+        fc.constantFrom<unknown>(null, 5, 'window', [T0], undefined),
+        fc.constantFrom('window', 'wrapUp', 'lease').chain((name) => notTime.map((at) => ({ [name]: at }))),
+        fc.constantFrom('deadline', 'constructor', 'Window', '').map((name) => ({ [name]: T0 + 10 })),
+      ),
+    ),
+    set(
+      'history',
+      fc.oneof(
+        fc.constantFrom<unknown>(null, 5, 'history', {}, undefined),
+        fc
+          .oneof(
+            fc.oneof(exotic, fc.constant(null)),
+            notTime.map((at) => ({ at, event: 'agent.ended', from: 'active', to: 'wrap-up' })),
+            notString.map((event) => ({ at: T0, event, from: 'active', to: 'wrap-up' })),
+            fc.constantFrom('gone', 'starting', 5).map((from) => ({ at: T0, event: 'agent.ended', from, to: 'wrap-up' })),
+            fc.constantFrom('gone', null).map((to) => ({ at: T0, event: 'agent.ended', from: 'active', to })),
+          )
+          .map((entry) => [{ at: T0, event: 'customer.disconnected', from: 'active', to: 'reconnectable' }, entry]),
+      ),
+    ),
+    set(
+      'connections',
+      fc.oneof(
+        fc.constantFrom<unknown>(null, 5, 'tab-1', ['tab-1']),
+        notTime.filter((v) => v !== undefined).map((until) => ({ 'tab-1': until })),
+        fc.constantFrom('', 'x'.repeat(129)).map((id) => ({ [id]: null })),
+        unstorableKeyArbitrary().map((id) => ({ [id]: null })),
+        fc.constant(null).map(() => Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`tab-${i}`, null]))),
+      ),
+    ),
+  )
+}
+
+/** The cases of records no store may accept. */
+const invalidRecordCases: [string, (store: ConversationStore) => Promise<void>][] = [
+  [
+    'an invalid record is refused with a typed error, and the store is left as it was (generated records)',
+    async (store) => {
+      const kept = reconnectable(T0 + 10, { agentId: 'agent-kept', customerId: 'customer-kept' })
+      await store.put(kept, null)
+      const expectUnchanged = async (what: string) => {
+        same(await store.get(kept.id), kept, `${what}: get`)
+        same(await store.getByReconnectId(kept.reconnectId), kept, `${what}: getByReconnectId`)
+        same(await store.due(T0 + 1_000, 10), [kept], `${what}: due`)
+        same(await store.nextDueAt(), T0 + 10, `${what}: nextDueAt`)
+        sameSet(await store.heldBy('agent-kept'), [kept.id], `${what}: heldBy`)
+        same((await store.findResumable('default', 'customer-kept', T0))?.id, kept.id, `${what}: findResumable`)
+      }
+      await fc.assert(
+        fc.asyncProperty(corruptionArbitrary(), fc.boolean(), async ({ what, corrupt }, update) => {
+          // As an update of the stored record (its own version expected), or as a new one.
+          const base = update ? { ...kept, version: 2, state: 'active', timers: {}, nextDueAt: null } : sampleRecord({ id: 'conv-invalid' })
+          const invalid = corrupt(structuredClone(base) as unknown as Record<string, unknown>)
+          let refused: unknown
+          try {
+            await store.put(invalid as ConversationRecord, update ? 1 : null)
+          } catch (error) {
+            refused = error
+          }
+          if (refused === undefined) fail(`put accepted an invalid record (${what})`)
+          if (!isReconnectError(refused) || refused.code !== 'invalid-argument') {
+            fail(`put of an invalid record (${what}): expected ReconnectError 'invalid-argument', got ${String(refused)}`)
+          }
+          if (!update) same(await store.get('conv-invalid'), undefined, `${what}: the refused record`)
+          await expectUnchanged(what)
+        }),
+        { numRuns: 150 },
+      )
+      // Still writable: the refusals left nothing behind that stops the next valid write.
+      const next = reconnectable(T0 + 5)
+      await store.put(next, null)
+      same(
+        (await store.due(T0 + 1_000, 10)).map((r) => r.id),
+        [next.id, kept.id],
+        'due after a valid write',
+      )
+    },
+  ],
+  [
+    'an expectedVersion that is neither an integer nor null is refused with a typed error',
+    async (store) => {
+      const record = sampleRecord()
+      await store.put(record, null)
+      for (const expectedVersion of [undefined, '1', 1.5, Number.NaN, 1n, Symbol('v')] as unknown[]) {
+        let refused: unknown
+        try {
+          await store.put({ ...record, version: 2, agentId: 'other' }, expectedVersion as number)
+        } catch (error) {
+          refused = error
+        }
+        if (!isReconnectError(refused) || refused.code !== 'invalid-argument') {
+          fail(`expectedVersion ${fc.stringify(expectedVersion)}: expected ReconnectError 'invalid-argument', got ${String(refused)}`)
+        }
+        same(await store.get(record.id), record, `record after expectedVersion ${fc.stringify(expectedVersion)}`)
+      }
     },
   ],
 ]
@@ -423,6 +585,7 @@ export function storeContract(
       },
     ],
   ]
+  cases.push(...invalidRecordCases)
   if (options.retention !== false) cases.push(...retentionCases)
   return cases.map(([name, check]) => ({
     name,

@@ -25,7 +25,9 @@ const page = `<!doctype html><meta charset="utf-8"><title>widget</title>
 <script type="importmap">${importMap}</script>
 <a id="next" href="/next">next</a>
 <script type="module">
-  import { consumeReconnectId } from '/dist/index.js'
+  import { consumeReconnectId, consumeReconnectLink } from '/dist/index.js'
+  // Read without a history first (nothing rewritten), then consumed.
+  document.body.dataset.link = JSON.stringify(consumeReconnectLink({ location: { href: location.href } }))
   document.body.dataset.id = String(consumeReconnectId())
   document.body.dataset.done = 'yes'
 </script>`
@@ -68,6 +70,7 @@ describe.skipIf(skip !== undefined)('consumeReconnectId in Chromium', () => {
     await tab.goto(`${base}/help/chat?lang=en&oc.reconnectid=${id}#widget`)
     await tab.waitForSelector('body[data-done="yes"]')
     expect(await tab.evaluate(() => document.body.dataset.id)).toBe(id)
+    expect(JSON.parse((await tab.evaluate(() => document.body.dataset.link)) ?? '')).toEqual({ type: 'valid', reconnectId: id })
     expect(tab.url()).toBe(`${base}/help/chat?lang=en#widget`)
     // replaceState, not pushState: the only earlier entry is the tab's blank start page.
     await tab.goBack()
@@ -84,12 +87,19 @@ describe.skipIf(skip !== undefined)('consumeReconnectId in Chromium', () => {
     await tab.close()
   })
 
-  it('strips a malformed id too and returns null', async () => {
+  it('strips a malformed id too and returns null; consumeReconnectLink says why, and none without a link', async () => {
     const tab = await browser.newPage()
-    await tab.goto(`${base}/help?oc.reconnectid=%3Cscript%3E`)
-    await tab.waitForSelector('body[data-done="yes"]')
-    expect(await tab.evaluate(() => document.body.dataset.id)).toBe('null')
-    expect(tab.url()).toBe(`${base}/help`)
+    for (const [query, link] of [
+      ['?oc.reconnectid=%3Cscript%3E', { type: 'malformed', reason: 'invalid', value: '<script>' }],
+      ['?oc.reconnectid=', { type: 'malformed', reason: 'empty', value: '' }],
+      ['?lang=en', { type: 'none' }],
+    ] as const) {
+      await tab.goto(`${base}/help${query}`)
+      await tab.waitForSelector('body[data-done="yes"]')
+      expect(await tab.evaluate(() => document.body.dataset.id)).toBe('null')
+      expect(JSON.parse((await tab.evaluate(() => document.body.dataset.link)) ?? '')).toEqual(link)
+      expect(tab.url()).toBe(`${base}/help${link.type === 'none' ? query : ''}`)
+    }
     await tab.close()
   })
 })

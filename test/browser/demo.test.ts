@@ -3,12 +3,15 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import UPNG from '@pdf-lib/upng'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest'
 import type { ReconnectService, ReconnectSettingsInput } from '../../src/index'
 import { chromiumMissing, launchChromium } from '../support/chromium'
 
-// The demo contact centre (demo/server.js) driven through its two pages in Debian's Chromium.
+// The demo contact centre (demo/server.js) driven through its two pages in Debian's Chromium. The
+// customer page runs on chat-reconnect/browser (createWidgetSession + createHttpTransport), so these
+// are also the widget session's tests in a real page: reload, tabs, network loss, End.
 
 interface Demo {
   url: string
@@ -19,6 +22,7 @@ type StartDemo = (options: {
   port: number
   host?: string
   settings?: ReconnectSettingsInput
+  leaseMs?: number
   log?: Pick<Console, 'error'>
 }) => Promise<Demo>
 
@@ -28,6 +32,9 @@ const skip = chromiumMissing()
 if (skip !== undefined) console.warn(`skipping the demo's browser tests: ${skip}`)
 
 const SHORT_WINDOW = 1500 // ms: long enough to act within, short enough to wait out
+// A tab's lease and the grace after the last tab left: a dropped tab is noticed within seconds.
+const LEASE_MS = 3000
+const DETACH_GRACE = 1000
 
 let startDemo: StartDemo
 let browser: Browser
@@ -50,7 +57,12 @@ async function open(
   settings: ReconnectSettingsInput = {},
 ): Promise<{ demo: Demo; context: BrowserContext; agent: Page; customer: Page }> {
   const serverErrors: unknown[][] = []
-  const demo = await startDemo({ port: 0, settings, log: { error: (...args) => serverErrors.push(args) } })
+  const demo = await startDemo({
+    port: 0,
+    settings: { detachGrace: DETACH_GRACE, ...settings },
+    leaseMs: LEASE_MS,
+    log: { error: (...args) => serverErrors.push(args) },
+  })
   test.onTestFinished(async () => {
     await demo.close()
     // A 5xx, a failed sweep or a failed live update is a bug even when the page looked fine.
@@ -76,13 +88,21 @@ async function cardState(agent: Page, id: string, state: string): Promise<void> 
   await agent.waitForSelector(`.card[data-conversation="${id}"][data-state="${state}"]`)
 }
 
+const CHATTING = '#widget[data-view="chatting"][data-state="active"]'
+
+/** The conversation the customer page's widget session shows. */
+const shown = (page: Page) => page.getAttribute('#widget', 'data-conversation')
+
 /** Starts a chat from the customer page; resolves to the conversation id once the agent has it. */
 async function startChat(customer: Page, agent: Page, name?: string): Promise<string> {
   if (name !== undefined) await customer.fill('#start input[name=name]', name)
   await customer.click('#start-button')
-  await customer.waitForSelector('#widget[data-state="active"]')
-  const id = await customer.evaluate(() => JSON.parse(sessionStorage.getItem('chat-reconnect-demo.session') ?? '{}').conversationId)
-  expect(id).toEqual(expect.any(String))
+  await customer.waitForSelector(CHATTING)
+  const id = (await shown(customer)) ?? ''
+  expect(id).not.toBe('')
+  // The widget session's own stored entry: ids only, never a transcript.
+  const entry = await customer.evaluate(() => JSON.parse(localStorage.getItem('chat-reconnect:default') ?? 'null'))
+  expect(entry).toEqual({ v: 1, conversationId: id, reconnectId: expect.any(String), expiresAt: null })
   await cardState(agent, id, 'active')
   return id
 }
@@ -112,15 +132,94 @@ async function shareLink(agent: Page, customer: Page, id: string): Promise<strin
   return link
 }
 
+/** Simulated network loss: the page's calls fail; the server notices when the tab's lease lapses. */
 async function loseConnection(customer: Page, agent: Page, id: string): Promise<void> {
   await customer.click('#network-loss')
   await customer.waitForSelector('#offline:not([hidden])')
+  expect(await customer.locator('#status').innerText()).toBe('Offline')
   await cardState(agent, id, 'reconnectable')
 }
 
 const messages = (page: Page, selector = '#messages li') => page.locator(selector).allInnerTexts()
 
+/** The customer page in a fresh browser (another device), signed in as `customerId`. */
+async function signedInElsewhere(like: BrowserContext, agent: Page, customerId: string): Promise<Page> {
+  const device = await browser.newContext({ viewport: { width: 1000, height: 760 } })
+  like.on('close', () => void device.close())
+  const page = await device.newPage()
+  await page.goto(agent.url().replace('/agent', '/'))
+  await page.fill('#signin-form input', customerId)
+  await page.click('#signin-form button')
+  await page.waitForSelector(`#signed-in-name:text("${customerId}")`)
+  return page
+}
+
 describe.skipIf(skip !== undefined)('the demo contact centre in Chromium', () => {
+  it('a chat starts, the agent replies, and a reload resumes the same conversation with its messages', async (test) => {
+    const { demo, agent, customer } = await open(test, { timeLimit: 'PT1M' })
+    const id = await startChat(customer, agent, 'Sam')
+    await customerSays(customer, 'Where is my parcel?')
+    await agentSays(agent, id, 'It left the depot this morning')
+    await customer.locator('#messages li', { hasText: 'It left the depot this morning' }).waitFor()
+    expect(await customer.locator('#status').innerText()).toBe('Chatting with Alex (agent-1)')
+
+    await customer.reload()
+    await customer.waitForSelector(CHATTING)
+    expect(await shown(customer)).toBe(id)
+    await customer.locator('#messages li', { hasText: 'It left the depot this morning' }).waitFor()
+    expect((await messages(customer)).join('\n')).toContain('Where is my parcel?')
+    // The reload detached and re-attached within the grace: the chat never left `active`.
+    expect(await agent.locator(`.card[data-conversation="${id}"] .messages li`, { hasText: 'lost connection' }).count()).toBe(0)
+    expect((await demo.service.get(id)).state).toBe('active')
+    expect(await agent.locator('.card').count()).toBe(1)
+    await customerSays(customer, 'Thanks')
+    await card(agent, id).locator('.messages li', { hasText: 'Thanks' }).waitFor()
+  })
+
+  it('simulated network loss: the chat becomes reconnectable, and with the network back the widget returns to it', async (test) => {
+    const { demo, agent, customer } = await open(test, { timeLimit: 'PT1M' })
+    const id = await startChat(customer, agent, 'Sam')
+    await customerSays(customer, 'Hello?')
+    await loseConnection(customer, agent, id)
+    // The widget session saw its lease renewals fail, as it would offline.
+    await customer.waitForSelector('#widget[data-view="chatting"][data-notice="failed"]')
+    expect(await customer.locator('#composer input').isDisabled()).toBe(true)
+    expect((await demo.service.get(id)).state).toBe('reconnectable')
+
+    await customer.click('#network-back')
+    await customer.waitForSelector(`${CHATTING}[data-network="up"][data-notice=""]`)
+    await customer.locator('#messages li', { hasText: 'Reconnected. Welcome back!' }).waitFor()
+    expect(await shown(customer)).toBe(id)
+    expect(await customer.locator('#offline').isHidden()).toBe(true)
+    await cardState(agent, id, 'active')
+    await customerSays(customer, 'I am back')
+    await card(agent, id).locator('.messages li', { hasText: 'I am back' }).waitFor()
+    expect(await agent.locator('.card').count()).toBe(1)
+  })
+
+  it('a second tab joins the same chat; End in one tab ends it in both', async (test) => {
+    const { demo, context, agent, customer } = await open(test, { timeLimit: 'PT1M', redirectUrl: null })
+    const id = await startChat(customer, agent, 'Robin')
+    await customerSays(customer, 'First tab here')
+    const second = await context.newPage()
+    await second.goto(`${demo.url}/`)
+    await second.waitForSelector(CHATTING)
+    expect(await shown(second)).toBe(id)
+    await second.locator('#messages li', { hasText: 'First tab here' }).waitFor()
+    await customerSays(second, 'Second tab here')
+    await customer.locator('#messages li', { hasText: 'Second tab here' }).waitFor()
+    expect(await agent.locator('.card').count()).toBe(1)
+
+    await second.click('#end-chat')
+    await second.waitForSelector('#widget[data-view="ended"]')
+    await customer.waitForSelector('#widget[data-view="ended"]')
+    expect(await customer.locator('#notice').innerText()).toBe('This chat was ended in another tab.')
+    await customer.waitForSelector('#new-chat:not([hidden])')
+    await cardState(agent, id, 'wrap-up')
+    expect((await demo.service.get(id)).endedBy).toBe('customer')
+    expect(await customer.evaluate(() => localStorage.getItem('chat-reconnect:default'))).toBeNull()
+  })
+
   it('a reconnect link used within the window reaches the same agent with the earlier messages', async (test) => {
     const { agent, customer } = await open(test, { timeLimit: 'PT1M' })
     const id = await startChat(customer, agent, 'Sam')
@@ -133,7 +232,7 @@ describe.skipIf(skip !== undefined)('the demo contact centre in Chromium', () =>
     await agent.locator(`#capacity li[data-conversation="${id}"]`, { hasText: 'reconnectable' }).waitFor()
 
     await customer.locator('#messages a', { hasText: link }).click()
-    await customer.waitForSelector('#widget[data-view="chat"][data-state="active"]')
+    await customer.waitForSelector(CHATTING)
     expect(await customer.locator('#status').innerText()).toContain('agent-1')
     const history = (await messages(customer)).join('\n')
     expect(history).toContain('Hello, my parcel is late')
@@ -185,23 +284,27 @@ describe.skipIf(skip !== undefined)('the demo contact centre in Chromium', () =>
     await customerSays(customer, 'About order 1234')
     await agentSays(agent, id, 'Found it')
 
-    await customer.close() // closing the tab drops the connection
+    await customer.close() // closing the tab detaches it; after the grace the chat is away
     await cardState(agent, id, 'reconnectable')
-    const back = await context.newPage()
-    await back.goto(agent.url().replace('/agent', '/'))
+    // Dana signs in on another device: this browser does not know the chat, the server does.
+    const back = await signedInElsewhere(context, agent, 'dana')
     await back.locator('#prompt', { hasText: 'Previous session detected — continue with your previous session?' }).waitFor()
+    expect(await back.locator('#prompt-window').innerText()).toMatch(
+      /^Your previous chat is kept for you: its reconnect window ends in (1 minute|\d+ seconds)\.$/,
+    )
     await back.getByRole('button', { name: 'Continue conversation' }).click()
-    await back.waitForSelector('#widget[data-view="chat"][data-state="active"]')
-    expect((await messages(back)).join('\n')).toContain('About order 1234')
+    await back.waitForSelector(CHATTING)
+    expect(await shown(back)).toBe(id)
+    await back.locator('#messages li', { hasText: 'About order 1234' }).waitFor()
     await cardState(agent, id, 'active')
     expect(await agent.locator('.card').count()).toBe(1)
 
     await back.close()
     await cardState(agent, id, 'reconnectable')
-    const again = await context.newPage()
-    await again.goto(agent.url().replace('/agent', '/'))
+    const again = await signedInElsewhere(context, agent, 'dana')
     await again.getByRole('button', { name: 'Start new conversation' }).click()
-    await again.waitForSelector('#widget[data-view="chat"][data-state="active"]')
+    await again.waitForSelector(CHATTING)
+    expect(await shown(again)).not.toBe(id)
     expect((await messages(again)).join('\n')).not.toContain('About order 1234')
     await cardState(agent, id, 'wrap-up') // the old chat ended, its window no longer matters
     await expect.poll(() => agent.locator('.card[data-state="active"]').count()).toBe(1)
@@ -290,7 +393,10 @@ describe.skipIf(skip !== undefined)('the demo contact centre in Chromium', () =>
     await agent.setViewportSize({ width: 900, height: 700 })
     await customer.setViewportSize({ width: 820, height: 700 })
 
-    const dana = await context.newPage()
+    // Dana chats from a browser of her own (a tab of this one would join Sam's chat).
+    const danaBrowser = await browser.newContext({ viewport: { width: 1000, height: 760 } })
+    test.onTestFinished(() => danaBrowser.close())
+    const dana = await danaBrowser.newPage()
     await dana.goto(`${demo.url}/`)
     const danaId = await startChat(dana, agent, 'Dana')
     await customerSays(dana, 'My payment failed twice')
@@ -318,10 +424,14 @@ describe.skipIf(skip !== undefined)('the demo contact centre in Chromium', () =>
         ? screenshot
         : join(mkdtempSync(join(tmpdir(), 'chat-reconnect-shot-')), 'demo.png')
     mkdirSync(dirname(target), { recursive: true })
-    const png = await sheet.screenshot()
+    const shot = await sheet.screenshot()
+    // The package ships the picture: 256 colours (flat UI and anti-aliased text) keep it small.
+    const decoded = UPNG.decode(shot.buffer.slice(shot.byteOffset, shot.byteOffset + shot.byteLength) as ArrayBuffer)
+    const png = Buffer.from(UPNG.encode(UPNG.toRGBA8(decoded), decoded.width, decoded.height, 256))
     writeFileSync(target, png)
     // A PNG of the whole sheet: signature, then an IHDR chunk with the sheet's size.
     expect(png.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a')
     expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([820 + 900 + 48, 700 + 32])
+    expect(png.length).toBeLessThan(150 * 1024) // it ships in the package
   })
 })

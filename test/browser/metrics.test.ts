@@ -67,7 +67,8 @@ function client(demo: Demo) {
       await expect.poll(async () => (await demo.service.get(chat.conversationId)).state).toBe('active')
       return chat
     },
-    drop: (id: string) => call<{ state: string }>('POST', `/api/chat/${encodeURIComponent(id)}/disconnect`),
+    /** The customer's connection drops (what the service hears from a lapsed tab, without the wait). */
+    drop: (id: string) => demo.service.disconnect(id),
     back: async (reconnectId: string, via: 'link' | 'session') =>
       (await call<{ decision: { type: string; reason?: string } }>('POST', '/api/chat/return', { reconnectId, via })).decision,
   }

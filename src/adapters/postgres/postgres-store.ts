@@ -1,7 +1,7 @@
 import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError, isReconnectError } from '../../errors'
 import type { ConversationStore } from '../../store/conversation-store'
-import { isConversationRecord } from '../../store/record'
+import { checkRecordForPut, isConversationRecord } from '../../store/record'
 import type { ConversationRecord } from '../../types'
 import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
 import { schemaSql, tableNames, type TableNames } from './schema'
@@ -514,15 +514,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     },
 
     async put(record, expectedVersion) {
-      if (!isConversationRecord(record)) {
-        throw new ReconnectError(
-          'invalid-argument',
-          'put: record is not a valid ConversationRecord; refusing to store what could not be read back',
-        )
-      }
-      if (expectedVersion !== null && !Number.isInteger(expectedVersion)) {
-        throw new ReconnectError('invalid-argument', `put: expectedVersion must be an integer or null, got ${String(expectedVersion)}`)
-      }
+      checkRecordForPut(record, expectedVersion, 'put')
       const values = columns(record, serialise(record))
       let rowCount: number | null
       try {

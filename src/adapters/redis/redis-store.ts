@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isReconnectError } from '../../errors'
 import type { ConversationStore } from '../../store/conversation-store'
-import { isConversationRecord } from '../../store/record'
+import { checkRecordForPut, isConversationRecord } from '../../store/record'
 import type { ConversationRecord } from '../../types'
 import { DEFAULT_REDIS_PREFIX, hashTagOf, redisKeys } from './keys'
 import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
@@ -89,8 +89,6 @@ interface LuaScript {
   sha: Promise<string | null> | undefined
 }
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
-
 /** A bad argument to one of the store's methods (bad options are a `SettingsError` instead). */
 function invalid(message: string): ReconnectError {
   return new ReconnectError('invalid-argument', `redis store: ${message}`)
@@ -117,23 +115,6 @@ function scoreArg(value: number, what: string): string {
   if (value === Infinity) return '+inf'
   if (value === -Infinity) return '-inf'
   return String(value)
-}
-
-function checkRecordForWrite(record: ConversationRecord, expectedVersion: number | null): void {
-  if (!isConversationRecord(record)) {
-    throw invalid('put() needs a valid ConversationRecord (see isConversationRecord); refusing to store it')
-  }
-  if (expectedVersion !== null && !Number.isInteger(expectedVersion)) {
-    throw invalid(`put() expectedVersion must be an integer or null, got ${String(expectedVersion)}`)
-  }
-  // ioredis sends strings as UTF-8, which turns every lone surrogate into U+FFFD: two different
-  // ids would then share one key.
-  for (const field of ['id', 'widgetId', 'reconnectId', 'customerId', 'agentId'] as const) {
-    const value = record[field]
-    if (typeof value === 'string' && LONE_SURROGATE.test(value)) {
-      throw invalid(`put() record.${field} contains a lone UTF-16 surrogate, which Redis keys cannot represent`)
-    }
-  }
 }
 
 /**
@@ -351,7 +332,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     put(record, expectedVersion) {
       return guarded('put', typeof record?.id === 'string' ? record.id : undefined, async () => {
-        checkRecordForWrite(record, expectedVersion)
+        checkRecordForPut(record, expectedVersion, 'redis store: put()')
         const resumable = record.state === 'reconnectable' && record.customerId !== null
         const held = record.capacityHeld && record.agentId !== null
         const written = await run(
