@@ -29,7 +29,25 @@ export interface ReconnectIdIssuer {
  * createReconnectId() // 'V1StGXR8_Z5jdHi6B-myT'
  */
 export function createReconnectId(): string {
-  return nanoid(RECONNECT_ID_LENGTH)
+  return flatString(nanoid(RECONNECT_ID_LENGTH))
+}
+
+/** A new conversation id: 21 nanoid characters, flat (see {@link flatString}). @internal */
+export function createConversationId(): string {
+  return flatString(nanoid())
+}
+
+/**
+ * `s`, stored by V8 as one flat string from now on. nanoid (and any `a + b` or template literal of 13
+ * characters or more) builds a chain of string pieces: about 320 B for a 21-character id instead of
+ * 40 B, kept for as long as the id is — a stored conversation holds two ids for its whole life.
+ * Reading one character flattens the chain in place and the next garbage collection drops its pieces.
+ * @internal
+ */
+export function flatString<T>(s: T): T {
+  // Anything but a string (a host issuer's bug) passes through untouched, to be refused where it is checked.
+  if (typeof s === 'string') s.charCodeAt(0)
+  return s
 }
 
 /** True when `s` has the format of a plain reconnect id (21 characters of `A–Z a–z 0–9 _ -`). */

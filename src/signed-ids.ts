@@ -1,7 +1,7 @@
 import { describeCause } from './duration'
 import { SettingsError, isSettingsError } from './errors'
 import type { SettingsIssue } from './errors'
-import type { ReconnectIdIssuer } from './ids'
+import { flatString, type ReconnectIdIssuer } from './ids'
 import { equalInConstantTime } from './constant-time'
 
 /** A signing secret: a string (measured in UTF-8 bytes) or raw bytes; at least 32 bytes. */
@@ -145,7 +145,7 @@ function create(options: SignedReconnectIdsOptions): SignedReconnectIds {
   return {
     async issue() {
       const nonce = base64url(webCrypto.getRandomValues(new Uint8Array(NONCE_BYTES)))
-      return `${currentKeyId}.${nonce}.${await tagFor(current, currentKeyId, nonce)}`
+      return flatString(`${currentKeyId}.${nonce}.${await tagFor(current, currentKeyId, nonce)}`)
     },
     async verify(id) {
       try {

@@ -204,6 +204,31 @@ describe('postgres store: options and schema', () => {
     expect(await rejection(store.put(sampleRecord({ version: 2 }), 1))).toMatchObject({ code: 'conflict', expectedVersion: 1 })
   })
 
+  it('refuses a record exactly when one of its strings holds NUL or an unpaired surrogate, and sends it as it is otherwise', async () => {
+    const unstorable = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+    // Backslashes and the letters of an escape, so that text which only looks like "\u0000" is in the mix.
+    const unit = fc.constantFrom('a', '\\', 'u', '0', 'd', '8', 'c', '"', '\u0000', '\u0001', '\uD800', '\uDC00', '😀', 'é')
+    await fc.assert(
+      fc.asyncProperty(fc.string({ unit, maxLength: 12 }), fc.string({ unit, maxLength: 6 }), async (customerId, event) => {
+        let sent: unknown
+        const fake = fakePool((_text, values) => {
+          sent = values?.[11]
+          return { rows: [], rowCount: 1 }
+        })
+        const store = createPostgresStore({ pool: fake.pool })
+        const record = sampleRecord({ customerId, history: [{ at: T0, event, from: 'active', to: 'reconnectable' }] })
+        const outcome = await store.put(record, null).then(
+          () => 'stored',
+          (error: unknown) => (error as { code?: string }).code,
+        )
+        const expected = unstorable.test(customerId) || unstorable.test(event) ? 'invalid-argument' : 'stored'
+        expect(outcome).toBe(expected)
+        if (outcome === 'stored') expect(sent).toBe(JSON.stringify(record))
+      }),
+      { numRuns: 400 },
+    )
+  })
+
   it('refuses records PostgreSQL could not hold, and looks up impossible keys without a query', async () => {
     const fake = fakePool(() => empty)
     const store = createPostgresStore({ pool: fake.pool })

@@ -8,6 +8,7 @@ import { createMemoryStore } from '../src/store/memory-store'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
 import type { ConversationRecord, State } from '../src/types'
 import { replayParameters } from './support/fc-replay'
+import { legacyPut } from './support/legacy-redis'
 import { serviceAcrossOutage } from './support/stores'
 import {
   connect,
@@ -474,7 +475,54 @@ describeWithRedis('redis store', (url) => {
     }
   })
 
-  it('answers every query like the memory store and leaves no stale index key (model-based)', async () => {
+  it('reads, rewrites and deletes records the version before wrote, and that version can still rewrite ours', async () => {
+    const prefix = fresh('upgrade')
+    const store = createRedisStore({ client, prefix })
+    const waiting = sampleRecord({
+      id: 'old-1',
+      state: 'reconnectable',
+      customerId: 'c-1',
+      agentId: 'agent-1',
+      timers: { window: T0 + 50 },
+      nextDueAt: T0 + 50,
+      history: [{ at: T0, event: 'customer.disconnected', from: 'active', to: 'reconnectable' }],
+    })
+    const other = sampleRecord({ id: 'old-2', customerId: 'c-1', agentId: 'agent-1' })
+    expect(await legacyPut(client, prefix, waiting, null)).toBe(1)
+    expect(await legacyPut(client, prefix, other, null)).toBe(1)
+    expect((await client.get(`${prefix}conv:${waiting.id}`))?.startsWith('{"id":')).toBe(true)
+
+    expect(await store.get(waiting.id)).toEqual(waiting)
+    expect(await store.getByReconnectId(waiting.reconnectId)).toEqual(waiting)
+    expect(await store.findResumable(waiting.widgetId, 'c-1', T0)).toEqual(waiting)
+    expect(await store.due(T0 + 50, 10)).toEqual([waiting])
+    expect((await store.heldBy('agent-1')).map((r) => r.id).sort()).toEqual([waiting.id, other.id])
+    expect((await store.byCustomer('c-1')).map((r) => r.id).sort()).toEqual([waiting.id, other.id])
+    expect(isConflictError(await store.put({ ...waiting, version: 3 }, 2).catch((e: unknown) => e))).toBe(true)
+
+    // The next write moves it out of every index it left, and stores the index in front of the JSON.
+    const resumed = { ...waiting, version: 2, state: 'active' as State, timers: {}, nextDueAt: null, agentId: 'agent-2' }
+    await store.put(resumed, 1)
+    expect(await store.get(waiting.id)).toEqual(resumed)
+    expect((await client.get(`${prefix}conv:${waiting.id}`))?.startsWith('{"~index":[')).toBe(true)
+    expect(await store.findResumable(waiting.widgetId, 'c-1', T0)).toBeUndefined()
+    expect(await store.nextDueAt()).toBeNull()
+    expect((await store.heldBy('agent-1')).map((r) => r.id)).toEqual([other.id])
+
+    // A node still on the version before reads our value as JSON and rewrites it in its own form.
+    const ended = { ...resumed, version: 3, state: 'wrap-up' as State, endedBy: 'agent' as const }
+    expect(await legacyPut(client, prefix, ended, 1)).toBe(0)
+    expect(await legacyPut(client, prefix, ended, 2)).toBe(1)
+    expect(await store.get(waiting.id)).toEqual(ended)
+    expect((await store.heldBy('agent-2')).map((r) => r.id)).toEqual([waiting.id])
+
+    expect(await store.migrate()).toBeDefined()
+    expect(await store.delete(other.id, 1)).toBe(true)
+    expect(await store.delete(waiting.id, 3)).toBe(true)
+    expect(await keysUnder(client, prefix)).toEqual([])
+  })
+
+  it('answers every query like the memory store and leaves no stale index key, also over values the version before wrote (model-based)', async () => {
     const ids = ['conv-0', 'conv-1', 'conv-2', 'conv-3']
     const reconnectIds = ['rid-aaaaaaaaaaaaaaaaaa', 'rid-b:bbbbbbbbbbbbbbbb', 'rid-ü☃ccccccccccccccc']
     const widgets = ['default', 'w:1', 'ñ{x}']
@@ -492,6 +540,8 @@ describeWithRedis('redis store', (url) => {
       capacityHeld: fc.boolean(),
       window: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
       remove: fc.integer({ min: 0, max: 4 }).map((n) => n === 0),
+      // Written by a node of the version before, whose values carry no index (a rolling upgrade).
+      legacy: fc.integer({ min: 0, max: 2 }).map((n) => n === 0),
     })
 
     await fc.assert(
@@ -500,7 +550,7 @@ describeWithRedis('redis store', (url) => {
         const redisStore = createRedisStore({ client, prefix })
         const memory = createMemoryStore()
         let clock = T0
-        for (const { slot, wrongVersion, window, remove, ...fields } of writes) {
+        for (const { slot, wrongVersion, window, remove, legacy, ...fields } of writes) {
           const id = ids[slot]!
           const current = await memory.get(id)
           if (remove) {
@@ -530,6 +580,15 @@ describeWithRedis('redis store', (url) => {
             expect((await storeError(redisStore.put(record, expected))).message).toMatch(/already belongs to another conversation/)
             continue
           }
+          if (legacy) {
+            const written = await legacyPut(client, prefix, record, expected)
+            const outcome = await memory.put(record, expected).then(
+              () => 1,
+              () => 0,
+            )
+            expect(written).toBe(outcome)
+            continue
+          }
           const outcomes = await Promise.allSettled([memory.put(record, expected), redisStore.put(record, expected)])
           expect(outcomes.map((o) => o.status)).toEqual([outcomes[0]!.status, outcomes[0]!.status])
           for (const o of outcomes) if (o.status === 'rejected') expect(isConflictError(o.reason)).toBe(true)
@@ -540,7 +599,7 @@ describeWithRedis('redis store', (url) => {
         expect(left).toEqual(await expectedKeys(memory, prefix, { ids, reconnectIds }))
         await dropPrefixes(client, [prefix])
       }),
-      replayParameters(30),
+      replayParameters(80),
     )
   })
 

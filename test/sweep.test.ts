@@ -45,8 +45,8 @@ if (redisUrl() !== undefined || process.env.CI === 'true') {
         store: createRedisStore({ client, prefix }),
         async damage(id, how) {
           const key = `${prefix}conv:${id}`
-          const json = await client.get(key)
-          const record = JSON.parse(json!) as { state: string }
+          // A stored value is the record's JSON with the index the scripts read in front of it.
+          const record = JSON.parse((await client.get(key))!) as { state: string }
           record.state = 'bogus'
           await client.set(key, how === 'state' ? JSON.stringify(record) : '{not json')
         },

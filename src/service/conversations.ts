@@ -1,7 +1,6 @@
-import { nanoid } from 'nanoid'
 import type { Clock } from '../clock'
 import { ReconnectError, isConflictError, isInvalidTransitionError } from '../errors'
-import type { ReconnectIdIssuer } from '../ids'
+import { createConversationId, flatString, type ReconnectIdIssuer } from '../ids'
 import { buildReconnectUrl, expandQuickReply } from '../links'
 import { describeCreation } from '../machine/effects'
 import { attachAtCreation, createConversationRecord, expireConversation } from '../machine/step'
@@ -91,8 +90,9 @@ export function createConversations(deps: ConversationsDeps): Conversations {
       if (existing !== undefined) return existingOne(requestedId, connectionId)
     }
     const settings = fixed ?? (await settingsFor(widgetId))
-    const id = requestedId ?? nanoid()
-    const reconnectId = await ids.issue()
+    const id = requestedId ?? createConversationId()
+    // A host's issuer may build its ids by concatenation too: the record keeps this one for its life.
+    const reconnectId = flatString(await ids.issue())
     const now = clock.now()
     const created = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now, settings })
     const record = connectionId === null ? created : attachAtCreation(created, settings, connectionId, null)

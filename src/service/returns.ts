@@ -1,6 +1,6 @@
 import type { Clock } from '../clock'
 import { ConflictError, NotFoundError, ReconnectError, isInvalidTransitionError } from '../errors'
-import type { ReconnectIdIssuer } from '../ids'
+import { flatString, type ReconnectIdIssuer } from '../ids'
 import { hasPresence } from '../machine/connections'
 import { expireConversation, type StepEvent } from '../machine/step'
 import { couldOfferResumable, decidePromptAnswer, decideReturn } from '../policy'
@@ -55,7 +55,7 @@ export function createReturns(deps: ReturnsDeps): Returns {
   const { emit, listening } = deps.events
 
   async function renewLink(record: ConversationRecord): Promise<ConversationRecord> {
-    return { ...record, reconnectId: await ids.issue() }
+    return { ...record, reconnectId: flatString(await ids.issue()) }
   }
 
   /**

@@ -1,6 +1,7 @@
 import { nanoid } from 'nanoid'
 import { NotFoundError, ReconnectError, StoreError, isConflictError, isReconnectError } from '../errors'
 import { supportsRetention, type ConversationStore } from '../store/conversation-store'
+import { flatString } from '../ids'
 import { isSameRecord } from '../store/record'
 import type { ConversationRecord } from '../types'
 
@@ -81,7 +82,7 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
   function save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord> {
     // Stamped per write: a read-back can then tell this write from an identical one by another node.
     writes += 1
-    record.writeId = `${writerId}.${writes.toString(36)}`
+    record.writeId = flatString(`${writerId}.${writes.toString(36)}`)
     // Not an async function: every service call writes, and a suspended async frame costs more
     // than the two callbacks.
     let pending: Promise<void>

@@ -1,4 +1,5 @@
 import { ConflictError, SettingsError, StoreError } from '../errors'
+import { flatString } from '../ids'
 import type { ConversationRecord } from '../types'
 import type { ConversationStore } from './conversation-store'
 import { checkRecordForPut, cloneRecord, copyRecordFields, hasExtraFields } from './record'
@@ -228,7 +229,8 @@ function idsUnder(index: Index, key: string): Iterable<string> {
 }
 
 function customerKey(widgetId: string, customerId: string): string {
-  return `${widgetId}\u0000${customerId}`
+  // Kept as an index key for as long as the conversation waits: one flat string, not two pieces.
+  return flatString(`${widgetId}\u0000${customerId}`)
 }
 
 /**

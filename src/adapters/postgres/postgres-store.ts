@@ -143,8 +143,17 @@ function describeId(id: string): string {
   return JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)
 }
 
+/**
+ * `\u0000` or a `\ud800`–`\udfff` escape whose backslash is not itself escaped: JSON.stringify writes
+ * NUL and only lone surrogates (never a pair) that way.
+ */
+const UNSTORABLE_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\u(?:0000|d[89a-f])/i
+
 /** Serialises a record, refusing strings that PostgreSQL text could not hold. */
 function serialise(record: ConversationRecord): string {
+  const plain = JSON.stringify(record)
+  // The common case, checked on the output in one pass: no escape of either kind anywhere.
+  if (!plain.includes('\\u') || !UNSTORABLE_ESCAPE.test(plain)) return plain
   let bad: string | undefined
   const json = JSON.stringify(record, (key, value: unknown) => {
     if (bad === undefined && typeof value === 'string' && !storable(value)) bad = key === '' ? 'record' : key

@@ -11,19 +11,27 @@ export interface RedisKeys {
   reconnectId(reconnectId: string): string
   readonly due: string
   resumable(widgetId: string, customerId: string): string
+  /** The part of the resumable key after `<prefix>resumable:`, as the stored index line keeps it. */
+  resumableTail(widgetId: string, customerId: string): string
   held(agentId: string): string
   /** The set of every conversation id of one customer (retention and erase). */
   customer(customerId: string): string
 }
 
+const ASCII = /^[\x00-\x7f]*$/
+
 /** Builds {@link RedisKeys} for `prefix`. */
 export function redisKeys(prefix: string): RedisKeys {
   const encoder = new TextEncoder()
+  // Lua's `#` counts UTF-8 bytes; for ASCII (nearly every id) that is the length.
+  const tail = (widgetId: string, customerId: string) =>
+    `${ASCII.test(widgetId) ? widgetId.length : encoder.encode(widgetId).length}:${widgetId}:${customerId}`
   return {
     record: (id) => `${prefix}conv:${id}`,
     reconnectId: (reconnectId) => `${prefix}rid:${reconnectId}`,
     due: `${prefix}due`,
-    resumable: (widgetId, customerId) => `${prefix}resumable:${encoder.encode(widgetId).length}:${widgetId}:${customerId}`,
+    resumable: (widgetId, customerId) => `${prefix}resumable:${tail(widgetId, customerId)}`,
+    resumableTail: tail,
     held: (agentId) => `${prefix}held:${agentId}`,
     customer: (customerId) => `${prefix}customer:${customerId}`,
   }

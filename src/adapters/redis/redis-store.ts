@@ -101,6 +101,24 @@ async function sha1Hex(source: string): Promise<string | null> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
 }
 
+const INDEX_HEAD = '{"~index":['
+const INDEX_END = '],"~":0,'
+
+/**
+ * The record's JSON in a stored value: without the index the scripts read in front of it (see
+ * STORED_INDEX in scripts.ts), or the whole value as written before the index existed.
+ */
+function recordJson(stored: string): string {
+  if (!stored.startsWith(INDEX_HEAD)) return stored
+  const end = stored.indexOf(INDEX_END, INDEX_HEAD.length)
+  return end < 0 ? '' : `{${stored.slice(end + INDEX_END.length)}`
+}
+
+/** The value `put` stores: the record's JSON with `index` (a JSON array of scalars) in front. */
+function storedValue(index: string, json: string): string {
+  return `{"~index":${index},"~":0,${json.slice(1)}`
+}
+
 function describe(value: string): string {
   return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)
 }
@@ -267,10 +285,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     }
   }
 
-  function parse(json: unknown, operation: string, conversationId: string | undefined): ConversationRecord {
+  function parse(stored: unknown, operation: string, conversationId: string | undefined): ConversationRecord {
     let value: unknown
     try {
-      value = JSON.parse(String(json))
+      value = JSON.parse(recordJson(String(stored)))
     } catch (error) {
       throw new StoreError(operation, { cause: error, conversationId })
     }
@@ -335,6 +353,19 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         checkRecordForPut(record, expectedVersion, 'redis store: put()')
         const resumable = record.state === 'reconnectable' && record.customerId !== null
         const held = record.capacityHeld && record.agentId !== null
+        const updatedAt = String(record.updatedAt)
+        const dueAt = record.nextDueAt === null ? null : String(record.nextDueAt)
+        const tail = resumable ? scriptKeys.resumableTail(record.widgetId, record.customerId!) : null
+        // What the scripts read back instead of the JSON: see STORED_INDEX in scripts.ts.
+        const index = JSON.stringify([
+          record.version,
+          record.reconnectId,
+          tail,
+          resumable ? updatedAt : null,
+          held ? record.agentId : null,
+          record.customerId,
+          dueAt,
+        ])
         const written = await run(
           put,
           [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due],
@@ -342,11 +373,11 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
             scriptPrefix,
             record.id,
             expectedVersion === null ? '' : String(expectedVersion),
-            JSON.stringify(record),
-            resumable ? scriptKeys.resumable(record.widgetId, record.customerId!) : '',
-            String(record.updatedAt),
+            storedValue(index, JSON.stringify(record)),
+            tail === null ? '' : `${scriptPrefix}resumable:${tail}`,
+            updatedAt,
             held ? scriptKeys.held(record.agentId!) : '',
-            record.nextDueAt === null ? '' : String(record.nextDueAt),
+            dueAt ?? '',
             record.customerId === null ? '' : scriptKeys.customer(record.customerId),
           ],
         )

@@ -5,7 +5,7 @@
  *
  * Key layout (the prefix `p` ends each script's ARGV[1]); `keys.ts` builds the same names in
  * TypeScript and must stay in step with `resumable_key` below:
- *   p..'conv:'..id                      record JSON (string)
+ *   p..'conv:'..id                      record JSON with its index in front (string; see STORED_INDEX)
  *   p..'rid:'..reconnectId              conversation id (string)
  *   p..'due'                            sorted set id → nextDueAt
  *   p..'claim:'..id                     'claimer at until': a due sweep's claim on the deadline `at`
@@ -32,157 +32,243 @@ end
 `
 
 /**
- * Compare-and-set write of one record with every index. Every key is type-checked, and the reconnect
- * id checked to be free, before the first write, so the script either changes nothing or applies all
- * of its writes.
+ * Reads the index of a stored value: what the record is filed under, so that a write or delete
+ * never decodes the record itself. A stored value is the record's JSON with two members in front:
+ *   {"~index":[version, reconnectId, resumable tail | null, resumable score | null, held agent | null,
+ *    customerId | null, nextDueAt | null],"~":0, …the record's own members}
+ * (the tail is '<n>:<widgetId>:<customerId>'; scores as the strings Redis was given). The array
+ * holds only scalars, and a JSON string never holds an unescaped quote, so the first '],"~":0,'
+ * ends it. The value stays one JSON object, so a node of the version before (which stored the
+ * record's JSON alone) still reads and rewrites it during a rolling upgrade. A value without the
+ * index is decoded whole, once, and \`legacy\` says that its scores are unknown. Returns nil for a
+ * value that cannot be read.
  *
- * KEYS: record, new reconnect id, due.
- * ARGV: prefix, id, expected version ('' = must not exist), JSON, resumable key ('' = none),
- *       updatedAt, held key ('' = none), nextDueAt ('' = none), customer key ('' = none).
- * Returns 1 when written, 0 on a version conflict, 2 when another stored conversation has that
- * reconnect id (a version conflict is reported first).
+ * \`read_index(key)\` reads only the value's first 512 bytes (every byte handed to Lua costs time,
+ * about 1.5 µs per KB) unless the index is longer or the value has none.
  */
-export const PUT_SCRIPT = `
-local record_key, rid_key, due_key = KEYS[1], KEYS[2], KEYS[3]
-local p, id, expected, json = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local resumable_key, updated_at, held_key, due_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-
-local function resumable_key_of(widget, customer)
-  return p .. 'resumable:' .. #widget .. ':' .. widget .. ':' .. customer
-end
-
-local function check_type(key, kind)
-  local found = redis.call('TYPE', key).ok
-  if found ~= 'none' and found ~= kind then
-    return redis.error_reply('WRONGTYPE chat-reconnect: key ' .. key .. ' holds a ' .. found .. ', expected a ' .. kind)
-  end
+const STORED_INDEX = `
+local function str(value)
+  if type(value) == 'string' then return value end
   return nil
 end
 
-local checks = { { record_key, 'string' }, { rid_key, 'string' }, { due_key, 'zset' } }
-if resumable_key ~= '' then checks[#checks + 1] = { resumable_key, 'zset' } end
-if held_key ~= '' then checks[#checks + 1] = { held_key, 'set' } end
+local INDEX_HEAD = '{"~index":['
+local INDEX_END = '],"~":0,'
 
-local stale_rid_key, stale_resumable_key, stale_held_key
-local old_customer -- retention: the customer set the stored record is in
-local stored = redis.call('GET', record_key)
-if stored then
+local function stored_index(stored)
+  if type(stored) ~= 'string' then return nil end
+  if string.sub(stored, 1, 11) == INDEX_HEAD then
+    local finish = string.find(stored, INDEX_END, 12, true)
+    if not finish then return nil end
+    local ok, line = pcall(cjson.decode, string.sub(stored, 11, finish))
+    if not ok or type(line) ~= 'table' or type(line[1]) ~= 'number' then return nil end
+    return { version = line[1], rid = str(line[2]), resumable = str(line[3]), resumable_score = str(line[4]),
+      held = str(line[5]), customer = str(line[6]), due = str(line[7]) }
+  end
   local ok, old = pcall(cjson.decode, stored)
-  if not ok or type(old) ~= 'table' then
-    return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
-  end
-  if expected == '' or tonumber(old.version) ~= tonumber(expected) then return 0 end
-  old_customer = old.customerId
-  if type(old.reconnectId) == 'string' then
-    stale_rid_key = p .. 'rid:' .. old.reconnectId
-    checks[#checks + 1] = { stale_rid_key, 'string' }
-  end
+  if not ok or type(old) ~= 'table' then return nil end
+  local resumable, held
   if old.state == 'reconnectable' and type(old.widgetId) == 'string' and type(old.customerId) == 'string' then
-    stale_resumable_key = resumable_key_of(old.widgetId, old.customerId)
-    checks[#checks + 1] = { stale_resumable_key, 'zset' }
+    resumable = #old.widgetId .. ':' .. old.widgetId .. ':' .. old.customerId
   end
-  if old.capacityHeld == true and type(old.agentId) == 'string' then
-    stale_held_key = p .. 'held:' .. old.agentId
-    checks[#checks + 1] = { stale_held_key, 'set' }
+  if old.capacityHeld == true then held = str(old.agentId) end
+  return { version = tonumber(old.version), rid = str(old.reconnectId), resumable = resumable, held = held,
+    customer = str(old.customerId), legacy = true }
+end
+
+-- false: no such key; nil: a value that cannot be read.
+local function read_index(key)
+  local head = redis.call('GETRANGE', key, 0, 511)
+  if head == '' then
+    if redis.call('EXISTS', key) == 0 then return false end
+    return nil
   end
+  if string.sub(head, 1, 11) == INDEX_HEAD and string.find(head, INDEX_END, 12, true) then return stored_index(head) end
+  return stored_index(redis.call('GET', key))
+end
+`
+
+/**
+ * Compare-and-set write of one record with every index. It reads the stored value's index (see
+ * STORED_INDEX), never its JSON, and changes only the index entries whose membership or score the
+ * write changes. Every read comes before the first write, and the set and sorted-set writes (the
+ * only ones a key of another type can refuse) come before the string writes and are undone in
+ * reverse if one is refused, so the script either changes nothing or applies all of its writes.
+ *
+ * KEYS: record, new reconnect id, due.
+ * ARGV: prefix, id, expected version ('' = must not exist), value to store (the record's JSON with its
+ *       index in front), resumable key ('' = none), updatedAt, held key ('' = none), nextDueAt
+ *       ('' = none), customer key ('' = none).
+ * Returns 1 when written, 0 on a version conflict, 2 when another stored conversation has that
+ * reconnect id (a version conflict is reported first).
+ */
+export const PUT_SCRIPT = `${STORED_INDEX}
+local record_key, rid_key, due_key = KEYS[1], KEYS[2], KEYS[3]
+local p, id, expected, value = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local resumable_key, updated_at, held_key, due_at = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local customer_key = ARGV[9] or ''
+
+-- What the stored version is filed under; for a new record, nothing. 'rewrite': write every entry
+-- of the new version, not only those that change (nothing is filed yet, or the scores are unknown).
+local old, rewrite = {}, true
+local stored = read_index(record_key)
+if stored then
+  old = stored
+  if expected == '' or old.version ~= tonumber(expected) then return 0 end
+  rewrite = old.legacy == true
+elseif stored == nil then
+  return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
 elseif expected ~= '' then
   return 0
 end
+local function key_of(kind, tail)
+  if tail then return p .. kind .. tail end
+  return ''
+end
+local old_resumable = key_of('resumable:', old.resumable)
+local old_held, old_customer = key_of('held:', old.held), key_of('customer:', old.customer)
+local stale_rid_key = ''
+if old.rid and p .. 'rid:' .. old.rid ~= rid_key then stale_rid_key = p .. 'rid:' .. old.rid end
 
-for _, check in ipairs(checks) do
-  local failure = check_type(check[1], check[2])
+-- The index may point at a conversation that was deleted or has moved on to another reconnect id;
+-- only a stored record that still holds the id keeps it. A record that keeps its reconnect id owns it
+-- already (every write that filed it checked).
+local rid_owner = id
+if rewrite or stale_rid_key ~= '' or not old.rid then rid_owner = redis.call('GET', rid_key) end
+if rid_owner and rid_owner ~= id then
+  local owner_key = p .. 'conv:' .. rid_owner
+  local owner = read_index(owner_key)
+  if owner == nil then
+    return redis.error_reply('ERR chat-reconnect: stored record at ' .. owner_key .. ' is not valid JSON')
+  end
+  if owner and owner.rid and p .. 'rid:' .. owner.rid == rid_key then return 2 end
+end
+local drop_stale_rid = stale_rid_key ~= '' and redis.call('GET', stale_rid_key) == id
+
+-- A legacy value (scores unknown, so a refused write could not be taken back exactly): every key
+-- the script may write is type-checked first, once, before the record is rewritten in the new form.
+if old.legacy then
+  local checks = { { due_key, 'zset' }, { resumable_key, 'zset' }, { old_resumable, 'zset' }, { held_key, 'set' },
+    { old_held, 'set' }, { customer_key, 'set' }, { old_customer, 'set' } }
+  for _, check in ipairs(checks) do
+    if check[1] ~= '' then
+      local found = redis.call('TYPE', check[1]).ok
+      if found ~= 'none' and found ~= check[2] then
+        return redis.error_reply('WRONGTYPE chat-reconnect: key ' .. check[1] .. ' holds a ' .. found .. ', expected a ' .. check[2])
+      end
+    end
+  end
+end
+
+-- Set and sorted-set writes, each followed by the write that would take it back: a key of another
+-- type refuses its write, and every write before it is then undone, last first.
+local undo = {}
+local function refused(reply)
+  if type(reply) == 'table' and reply.err then
+    for i = #undo, 1, -1 do redis.call(unpack(undo[i])) end
+    return true
+  end
+  return false
+end
+local function zset_write(key, score, old_score)
+  local reply
+  if score == '' then
+    reply = redis.pcall('ZREM', key, id)
+    if refused(reply) then return reply end
+    if reply == 1 and old_score then undo[#undo + 1] = { 'ZADD', key, old_score, id } end
+  else
+    reply = redis.pcall('ZADD', key, score, id)
+    if refused(reply) then return reply end
+    if reply == 1 then undo[#undo + 1] = { 'ZREM', key, id }
+    elseif old_score then undo[#undo + 1] = { 'ZADD', key, old_score, id } end
+  end
+  return nil
+end
+local function set_write(command, key)
+  local reply = redis.pcall(command, key, id)
+  if refused(reply) then return reply end
+  if reply == 1 then undo[#undo + 1] = { command == 'SADD' and 'SREM' or 'SADD', key, id } end
+  return nil
+end
+
+local failure
+if old_resumable ~= resumable_key then
+  if old_resumable ~= '' then failure = zset_write(old_resumable, '', old.resumable_score) end
+  if not failure and resumable_key ~= '' then failure = zset_write(resumable_key, updated_at) end
+elseif resumable_key ~= '' and (rewrite or old.resumable_score ~= updated_at) then
+  failure = zset_write(resumable_key, updated_at, old.resumable_score)
+end
+if failure then return failure end
+if rewrite or (old.due or '') ~= due_at then
+  failure = zset_write(due_key, due_at, old.due)
+  if failure then return failure end
+end
+if old_held ~= held_key or rewrite then
+  if old_held ~= '' and old_held ~= held_key then failure = set_write('SREM', old_held) end
+  if not failure and held_key ~= '' then failure = set_write('SADD', held_key) end
+  if failure then return failure end
+end
+if old_customer ~= customer_key or rewrite then
+  if old_customer ~= '' and old_customer ~= customer_key then failure = set_write('SREM', old_customer) end
+  if not failure and customer_key ~= '' then failure = set_write('SADD', customer_key) end
   if failure then return failure end
 end
 
--- The index may point at a conversation that was deleted or has moved on to another reconnect id;
--- only a stored record that still holds the id keeps it.
-local rid_owner = redis.call('GET', rid_key)
-if rid_owner and rid_owner ~= id then
-  local owner_key = p .. 'conv:' .. rid_owner
-  local other = redis.call('GET', owner_key)
-  if other then
-    local ok, owner = pcall(cjson.decode, other)
-    if not ok or type(owner) ~= 'table' then
-      return redis.error_reply('ERR chat-reconnect: stored record at ' .. owner_key .. ' is not valid JSON')
-    end
-    if type(owner.reconnectId) == 'string' and p .. 'rid:' .. owner.reconnectId == rid_key then return 2 end
-  end
-end
-
--- Retention: the per-customer set that byCustomer and eraseCustomer read.
-local customer_key, stale_customer_key = ARGV[9] or '', nil
-if type(old_customer) == 'string' and p .. 'customer:' .. old_customer ~= customer_key then
-  stale_customer_key = p .. 'customer:' .. old_customer
-end
-for _, key in ipairs({ customer_key, stale_customer_key or '' }) do
-  if key ~= '' then
-    local failure = check_type(key, 'set')
-    if failure then return failure end
-  end
-end
-
-if stale_rid_key and redis.call('GET', stale_rid_key) == id then redis.call('DEL', stale_rid_key) end
-if stale_resumable_key then redis.call('ZREM', stale_resumable_key, id) end
-if stale_held_key then redis.call('SREM', stale_held_key, id) end
-
-redis.call('SET', record_key, json)
-redis.call('SET', rid_key, id)
-if resumable_key ~= '' then redis.call('ZADD', resumable_key, updated_at, id) end
-if held_key ~= '' then redis.call('SADD', held_key, id) end
-if due_at == '' then redis.call('ZREM', due_key, id) else redis.call('ZADD', due_key, due_at, id) end
-if stale_customer_key then redis.call('SREM', stale_customer_key, id) end
-if customer_key ~= '' then redis.call('SADD', customer_key, id) end
+-- String writes: SET and DEL replace whatever a key holds, so none of them can be refused.
+if drop_stale_rid then redis.call('DEL', stale_rid_key) end
+if rid_owner ~= id then redis.call('SET', rid_key, id) end
+redis.call('SET', record_key, value)
 return 1
 `
 
 /**
- * Compare-and-set delete of one record with every index entry naming it. Every key is type-checked
- * before the first write, so the script changes nothing or everything.
+ * Compare-and-set delete of one record with every index entry naming it, from its index line (see
+ * STORED_INDEX). Every read comes before the first write, and the set writes are undone if one is
+ * refused, so the script changes nothing or everything.
  *
  * KEYS: record, due. ARGV: prefix, id, expected version.
  * Returns 1 when deleted, 0 when no record has the id, -1 on a version conflict.
  */
-export const DELETE_SCRIPT = `
+export const DELETE_SCRIPT = `${STORED_INDEX}
 local record_key, due_key = KEYS[1], KEYS[2]
 local p, id, expected = ARGV[1], ARGV[2], ARGV[3]
-local stored = redis.call('GET', record_key)
-if not stored then return 0 end
-local ok, old = pcall(cjson.decode, stored)
-if not ok or type(old) ~= 'table' then
+local old = read_index(record_key)
+if old == false then return 0 end
+if not old then
   return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
 end
-if tonumber(old.version) ~= tonumber(expected) then return -1 end
+if old.version ~= tonumber(expected) then return -1 end
 
-local rid_key, resumable_key, held_key, customer_key
-local checks = { { record_key, 'string' }, { due_key, 'zset' } }
-if type(old.reconnectId) == 'string' then
-  rid_key = p .. 'rid:' .. old.reconnectId
-  checks[#checks + 1] = { rid_key, 'string' }
+local rid_key
+if old.rid then rid_key = p .. 'rid:' .. old.rid end
+local drop_rid = rid_key and redis.call('GET', rid_key) == id
+local entries = { { 'ZREM', due_key, 'zset', old.due } }
+if old.resumable then entries[#entries + 1] = { 'ZREM', p .. 'resumable:' .. old.resumable, 'zset', old.resumable_score } end
+if old.held then entries[#entries + 1] = { 'SREM', p .. 'held:' .. old.held, 'set' } end
+if old.customer then entries[#entries + 1] = { 'SREM', p .. 'customer:' .. old.customer, 'set' } end
+-- A legacy value's scores are unknown, so a removal could not be taken back: check the types first.
+if old.legacy then
+  for _, entry in ipairs(entries) do
+    local found = redis.call('TYPE', entry[2]).ok
+    if found ~= 'none' and found ~= entry[3] then
+      return redis.error_reply('WRONGTYPE chat-reconnect: key ' .. entry[2] .. ' holds a ' .. found .. ', expected a ' .. entry[3])
+    end
+  end
 end
-if type(old.widgetId) == 'string' and type(old.customerId) == 'string' then
-  resumable_key = p .. 'resumable:' .. #old.widgetId .. ':' .. old.widgetId .. ':' .. old.customerId
-  checks[#checks + 1] = { resumable_key, 'zset' }
-end
-if type(old.agentId) == 'string' then
-  held_key = p .. 'held:' .. old.agentId
-  checks[#checks + 1] = { held_key, 'set' }
-end
-if type(old.customerId) == 'string' then
-  customer_key = p .. 'customer:' .. old.customerId
-  checks[#checks + 1] = { customer_key, 'set' }
-end
-for _, check in ipairs(checks) do
-  local found = redis.call('TYPE', check[1]).ok
-  if found ~= 'none' and found ~= check[2] then
-    return redis.error_reply('WRONGTYPE chat-reconnect: key ' .. check[1] .. ' holds a ' .. found .. ', expected a ' .. check[2])
+local undo = {}
+for _, entry in ipairs(entries) do
+  local reply = redis.pcall(entry[1], entry[2], id)
+  if type(reply) == 'table' and reply.err then
+    for i = #undo, 1, -1 do redis.call(unpack(undo[i])) end
+    return reply
+  end
+  if reply == 1 then
+    if entry[1] == 'SREM' then undo[#undo + 1] = { 'SADD', entry[2], id }
+    elseif entry[4] then undo[#undo + 1] = { 'ZADD', entry[2], entry[4], id } end
   end
 end
 
-if rid_key and redis.call('GET', rid_key) == id then redis.call('DEL', rid_key) end
-if resumable_key then redis.call('ZREM', resumable_key, id) end
-if held_key then redis.call('SREM', held_key, id) end
-if customer_key then redis.call('SREM', customer_key, id) end
-redis.call('ZREM', due_key, id)
+if drop_rid then redis.call('DEL', rid_key) end
 redis.call('DEL', record_key, p .. 'claim:' .. id)
 return 1
 `
@@ -196,12 +282,10 @@ return load_records(ARGV[1], redis.call('SMEMBERS', KEYS[1]))
  * Files one stored record in its customer's set (the upgrade of records written before the set
  * existed). KEYS: record. ARGV: prefix, id. Returns 1 when the record has a customer, else 0.
  */
-export const INDEX_CUSTOMER_SCRIPT = `
-local stored = redis.call('GET', KEYS[1])
-if not stored then return 0 end
-local ok, record = pcall(cjson.decode, stored)
-if not ok or type(record) ~= 'table' or type(record.customerId) ~= 'string' then return 0 end
-redis.call('SADD', ARGV[1] .. 'customer:' .. record.customerId, ARGV[2])
+export const INDEX_CUSTOMER_SCRIPT = `${STORED_INDEX}
+local record = read_index(KEYS[1])
+if not record or not record.customer then return 0 end
+redis.call('SADD', ARGV[1] .. 'customer:' .. record.customer, ARGV[2])
 return 1
 `
 
