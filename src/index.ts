@@ -63,11 +63,17 @@ export { MAX_CONNECTIONS } from './machine/connections'
 export type { ConnectionEvent } from './machine/connections'
 export { decidePromptAnswer, decideReturn, isResumable, lostReason } from './policy'
 export type { DecidePromptAnswerInput, DecideReturnInput } from './policy'
-export type { ConversationStore, DueOptions } from './store/conversation-store'
+export type { ClaimEventsOptions, ConversationStore, DueOptions, OutboxWrite } from './store/conversation-store'
 export { createMemoryStore } from './store/memory-store'
 export type { MemoryStoreOptions } from './store/memory-store'
 export { checkRecordForPut, isConversationRecord } from './store/record'
-export { SCHEDULER_MAX_SLEEP_MS, SWEEP_CONCURRENCY, SWEEP_SETTINGS_TIMEOUT_MS, createReconnectService } from './service/reconnect-service'
+export {
+  OUTBOX_REDELIVER_AFTER_MS,
+  SCHEDULER_MAX_SLEEP_MS,
+  SWEEP_CONCURRENCY,
+  SWEEP_SETTINGS_TIMEOUT_MS,
+  createReconnectService,
+} from './service/reconnect-service'
 export type {
   AttachInput,
   DetachInput,

@@ -186,15 +186,26 @@ export type ReturnDecision =
 export type NoticeMessage = 'customer-disconnected' | 'agent-ended' | 'session-ended' | 'window-closing'
 
 /**
- * Events the service reports through `onEvent`. Every event carries `at`, when it took
- * effect (for a deadline, the deadline itself), and `emittedAt`, the service's clock when it emitted it.
+ * Events the service reports through `onEvent`. Every event carries `id`, stable across
+ * re-deliveries (de-duplicate by it: delivery is at least once), `at`, when it took effect (for a
+ * deadline, the deadline itself), and `emittedAt`, the service's clock when it emitted it.
  */
 export type ServiceEvent =
-  | { type: 'transition'; conversationId: string; at: number; emittedAt: number; from: State; to: State; event: string }
-  | { type: 'capacity.held'; conversationId: string; at: number; emittedAt: number; agentId: string }
-  | { type: 'capacity.released'; conversationId: string; at: number; emittedAt: number; agentId: string; heldMs: number; reason: string }
+  | { type: 'transition'; id: string; conversationId: string; at: number; emittedAt: number; from: State; to: State; event: string }
+  | { type: 'capacity.held'; id: string; conversationId: string; at: number; emittedAt: number; agentId: string }
+  | {
+      type: 'capacity.released'
+      id: string
+      conversationId: string
+      at: number
+      emittedAt: number
+      agentId: string
+      heldMs: number
+      reason: string
+    }
   | {
       type: 'notice'
+      id: string
       conversationId: string
       at: number
       emittedAt: number
@@ -204,6 +215,8 @@ export type ServiceEvent =
   | {
       /** One `returnCustomer` or `answerPrompt` call, whatever its outcome. */
       type: 'return'
+      /** A random id: a return is delivered in-process only, once (it is not stored with a write). */
+      id: string
       /** `null` when the link matched no conversation, and always on an identity mismatch. */
       conversationId: string | null
       at: number

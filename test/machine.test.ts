@@ -62,7 +62,7 @@ describe('creation', () => {
     const record = active()
     expect(record).toMatchObject({ state: 'active', agentId: AGENT, capacityHeld: true, capacitySince: T0, timers: {}, nextDueAt: null })
     expect(describeCreation(record, EMITTED)).toEqual([
-      { type: 'capacity.held', conversationId: 'conv-1', at: T0, emittedAt: EMITTED, agentId: AGENT },
+      { type: 'capacity.held', id: '', conversationId: 'conv-1', at: T0, emittedAt: EMITTED, agentId: AGENT },
     ])
   })
 })
@@ -85,6 +85,7 @@ describe('queued', () => {
     expect(describeTransition(queued, step.record, step.event, EMITTED)).toEqual([
       {
         type: 'transition',
+        id: '',
         conversationId: 'conv-1',
         at: at(5 * SECOND),
         emittedAt: EMITTED,
@@ -92,7 +93,7 @@ describe('queued', () => {
         to: 'active',
         event: 'agent.assigned',
       },
-      { type: 'capacity.held', conversationId: 'conv-1', at: at(5 * SECOND), emittedAt: EMITTED, agentId: AGENT },
+      { type: 'capacity.held', id: '', conversationId: 'conv-1', at: at(5 * SECOND), emittedAt: EMITTED, agentId: AGENT },
     ])
   })
 
@@ -175,6 +176,7 @@ describe('active', () => {
     const events = effectsOf(record, ON, { type: 'agent.ended', at: at(MINUTE) })
     expect(events).toContainEqual({
       type: 'notice',
+      id: '',
       conversationId: 'conv-1',
       at: at(MINUTE),
       emittedAt: EMITTED,
@@ -197,6 +199,7 @@ describe('active', () => {
     })
     expect(describeTransition(record, step.record, step.event, EMITTED)).toContainEqual({
       type: 'capacity.released',
+      id: '',
       conversationId: 'conv-1',
       at: at(90 * SECOND),
       emittedAt: EMITTED,

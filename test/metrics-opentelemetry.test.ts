@@ -100,8 +100,9 @@ describe('createOpenTelemetryRecorder with the OpenTelemetry SDK', () => {
   it('names its instruments as documented, with units, the widget attribute, and reason only where there is one', async () => {
     const t0 = 1_700_000_000_000
     const events: ServiceEvent[] = [
-      { type: 'capacity.held', conversationId: 'a', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { id: 'e', type: 'capacity.held', conversationId: 'a', at: t0, emittedAt: t0, agentId: 'agent-1' },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'a',
         at: t0,
@@ -111,6 +112,7 @@ describe('createOpenTelemetryRecorder with the OpenTelemetry SDK', () => {
         event: 'customer.disconnected',
       },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'a',
         at: t0 + 45_000,
@@ -119,8 +121,17 @@ describe('createOpenTelemetryRecorder with the OpenTelemetry SDK', () => {
         to: 'active',
         event: 'customer.returned',
       },
-      { type: 'return', conversationId: 'a', at: t0 + 45_000, emittedAt: t0 + 45_000, via: 'link', outcome: 'resume' },
-      { type: 'return', conversationId: null, at: t0, emittedAt: t0, via: 'link', outcome: 'new-chat', reason: 'from-a-newer-service' },
+      { id: 'e', type: 'return', conversationId: 'a', at: t0 + 45_000, emittedAt: t0 + 45_000, via: 'link', outcome: 'resume' },
+      {
+        id: 'e',
+        type: 'return',
+        conversationId: null,
+        at: t0,
+        emittedAt: t0,
+        via: 'link',
+        outcome: 'new-chat',
+        reason: 'from-a-newer-service',
+      },
     ]
     const { snapshot, metrics } = await run(events, (event) => (event.conversationId === null ? 'anonymous' : 'support'))
     expectMatches(snapshot, metrics)

@@ -72,6 +72,7 @@ describe('createReconnectMetrics', () => {
   it('beyond the bound, the window opened longest ago is forgotten and its close ignored', () => {
     const at = 1_000
     const drop = (id: string, t: number): ServiceEvent => ({
+      id: 'e',
       type: 'transition',
       conversationId: id,
       at: t,
@@ -81,6 +82,7 @@ describe('createReconnectMetrics', () => {
       event: 'customer.disconnected',
     })
     const expire = (id: string, t: number): ServiceEvent => ({
+      id: 'e',
       type: 'transition',
       conversationId: id,
       at: t,
@@ -116,8 +118,9 @@ describe('createReconnectMetrics', () => {
   it('pairs a resume with its return event in either order, and reads the figures of one short story', () => {
     const t0 = 1_700_000_000_000
     const events: ServiceEvent[] = [
-      { type: 'capacity.held', conversationId: 'a', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { id: 'e', type: 'capacity.held', conversationId: 'a', at: t0, emittedAt: t0, agentId: 'agent-1' },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'a',
         at: t0 + 1_000,
@@ -127,6 +130,7 @@ describe('createReconnectMetrics', () => {
         event: 'customer.disconnected',
       },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'a',
         at: t0 + 31_000,
@@ -136,6 +140,7 @@ describe('createReconnectMetrics', () => {
         event: 'customer.returned',
       },
       {
+        id: 'e',
         type: 'return',
         conversationId: 'a',
         at: t0 + 31_000,
@@ -144,8 +149,9 @@ describe('createReconnectMetrics', () => {
         outcome: 'resume',
         sinceDisconnectMs: 30_000,
       },
-      { type: 'capacity.held', conversationId: 'b', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { id: 'e', type: 'capacity.held', conversationId: 'b', at: t0, emittedAt: t0, agentId: 'agent-1' },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'b',
         at: t0,
@@ -154,8 +160,9 @@ describe('createReconnectMetrics', () => {
         to: 'reconnectable',
         event: 'customer.disconnected',
       },
-      { type: 'return', conversationId: 'b', at: t0 + 5_000, emittedAt: t0 + 5_000, via: 'session', outcome: 'resume' },
+      { id: 'e', type: 'return', conversationId: 'b', at: t0 + 5_000, emittedAt: t0 + 5_000, via: 'session', outcome: 'resume' },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'b',
         at: t0 + 5_000,
@@ -164,8 +171,9 @@ describe('createReconnectMetrics', () => {
         to: 'active',
         event: 'customer.returned',
       },
-      { type: 'capacity.held', conversationId: 'c', at: t0, emittedAt: t0, agentId: 'agent-1' },
+      { id: 'e', type: 'capacity.held', conversationId: 'c', at: t0, emittedAt: t0, agentId: 'agent-1' },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'c',
         at: t0,
@@ -175,6 +183,7 @@ describe('createReconnectMetrics', () => {
         event: 'customer.disconnected',
       },
       {
+        id: 'e',
         type: 'transition',
         conversationId: 'c',
         at: t0 + 60_000,
@@ -184,6 +193,7 @@ describe('createReconnectMetrics', () => {
         event: 'window.elapsed',
       },
       {
+        id: 'e',
         type: 'return',
         conversationId: null,
         at: t0 + 90_000,
@@ -213,9 +223,9 @@ describe('createReconnectMetrics', () => {
       42,
       'transition',
       {},
-      { type: 'transition', conversationId: 7, at: 1 },
-      { type: 'return', via: 'carrier-pigeon', outcome: 'resume', conversationId: 'x' },
-      { type: 'capacity.held', conversationId: 'x', at: Number.NaN },
+      { id: 'e', type: 'transition', conversationId: 7, at: 1 },
+      { id: 'e', type: 'return', via: 'carrier-pigeon', outcome: 'resume', conversationId: 'x' },
+      { id: 'e', type: 'capacity.held', conversationId: 'x', at: Number.NaN },
     ]
     for (const event of junk) metrics.record(event as unknown as ServiceEvent)
     expect(metrics.snapshot().ignoredEvents).toBe(junk.length)

@@ -107,13 +107,18 @@ describe('postgres store: options and schema', () => {
     expect(sql).toMatch(/claimed_until bigint,\s+claimed_by text\s+\)/)
     // Safe to run at every start-up: nothing that takes a lock blocking readers of an existing table.
     expect(sql).not.toMatch(/ALTER TABLE|DROP /)
-    expect(sql.match(/CREATE (UNIQUE )?INDEX IF NOT EXISTS/g)).toHaveLength(6)
+    expect(sql.match(/CREATE (UNIQUE )?INDEX IF NOT EXISTS/g)).toHaveLength(7)
+    expect(sql).toContain(`CREATE TABLE IF NOT EXISTS "${POSTGRES_DEFAULT_TABLE}_outbox"`)
     expect(postgresSchema('app.Conversations')).toContain('ON "app"."Conversations" (reconnect_id)')
+    expect(postgresSchema('app.Conversations')).toContain('CREATE TABLE IF NOT EXISTS "app"."Conversations_outbox"')
     fc.assert(
       fc.property(fc.stringMatching(/^[a-z_][a-z0-9_]{0,62}$/), (table) => {
         const names = [...postgresSchema(table).matchAll(/INDEX IF NOT EXISTS "([^"]+)"/g)].map((m) => m[1]!)
-        expect(names).toHaveLength(6)
-        expect(new Set(names).size).toBe(6)
+        expect(names).toHaveLength(7)
+        expect(new Set(names).size).toBe(7)
+        const outbox = postgresSchema(table).match(/CREATE TABLE IF NOT EXISTS "([^"]+)" \(\s+id text PRIMARY KEY,\s+visible_at/)?.[1]
+        expect(outbox?.length).toBeLessThanOrEqual(63)
+        expect(outbox).not.toBe(table)
         for (const n of names) expect(n.length).toBeLessThanOrEqual(63)
       }),
     )
@@ -279,7 +284,7 @@ describeWithPostgres('postgres store: storeContract', (url) => {
     pool = createTestPool(url)
   })
   afterAll(async () => {
-    for (const table of tables) await pool.query(`DROP TABLE IF EXISTS "${table}"`)
+    for (const table of tables) await pool.query(`DROP TABLE IF EXISTS "${table}", "${table}_outbox"`)
     await pool.end()
   })
 

@@ -384,6 +384,42 @@ describeWithRedis('redis store', (url) => {
       expect(await store.nextDueAt()).toBeNull()
     })
 
+    it('a write whose outbox key holds another type applies none of its writes, events included', async () => {
+      for (const broken of ['outbox:pending', 'outbox:events']) {
+        const prefix = fresh('wrongtype-outbox')
+        const store = createRedisStore({ client, prefix })
+        const record = sampleRecord({ agentId: 'agent-a' })
+        await store.put(record, null)
+        await client.set(`${prefix}${broken}`, 'not a hash or sorted set')
+        const moved = {
+          ...record,
+          version: 2,
+          agentId: 'agent-b',
+          nextDueAt: T0 + 5,
+          timers: { window: T0 + 5 },
+          state: 'reconnectable' as State,
+        }
+        const events = [0, 1].map((i) => ({
+          type: 'transition' as const,
+          id: `${record.id}:2:${i}`,
+          conversationId: record.id,
+          at: T0,
+          emittedAt: T0,
+          from: 'active' as State,
+          to: 'reconnectable' as State,
+          event: 'customer.disconnected',
+        }))
+        const error = await storeError(store.put(moved, 1, { events, visibleAt: T0 }))
+        expect(error.message).toMatch(/WRONGTYPE/)
+        expect(await store.get(record.id)).toEqual(record)
+        expect((await store.heldBy('agent-a')).map((r) => r.id)).toEqual([record.id])
+        expect(await store.heldBy('agent-b')).toEqual([])
+        expect(await store.nextDueAt()).toBeNull()
+        await client.del(`${prefix}${broken}`)
+        expect(await store.claimEvents(T0 + 1_000, 1_000, 10)).toEqual([])
+      }
+    })
+
     it('refuses to store a value that is not a record, with a typed error', async () => {
       const store = createRedisStore({ client, prefix: fresh('refuse') })
       const invalid = [

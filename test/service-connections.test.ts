@@ -82,6 +82,7 @@ describe('attach and detach (SPEC §10)', () => {
     expect(transitions()).toEqual([
       {
         type: 'transition',
+        id: `${record.id}:${after.version}:0`,
         conversationId: record.id,
         at: start + 10_000,
         emittedAt: expect.any(Number),

@@ -64,6 +64,7 @@ describe.each(storeKinds())('service events on the $name store', (kind) => {
     expect(returns).toEqual([
       {
         type: 'return',
+        id: expect.stringMatching(/^return:/),
         conversationId: chat.id,
         at: clock.now(),
         emittedAt: clock.now(),
@@ -73,6 +74,7 @@ describe.each(storeKinds())('service events on the $name store', (kind) => {
       },
       {
         type: 'return',
+        id: expect.stringMatching(/^return:/),
         conversationId: null,
         at: clock.now(),
         emittedAt: clock.now(),
@@ -112,6 +114,7 @@ describe.each(storeKinds())('service events on the $name store', (kind) => {
     expect(types.slice(-2)).toEqual(['transition:customer.returned', 'return'])
     expect(events.at(-1)).toEqual({
       type: 'return',
+      id: expect.stringMatching(/^return:/),
       conversationId: chat.id,
       at: clock.now(),
       emittedAt: clock.now(),

@@ -100,6 +100,7 @@ describe('return events', () => {
     expect(returns()).toEqual([
       {
         type: 'return',
+        id: expect.stringMatching(/^return:/),
         conversationId: chat.id,
         at: clock.now(),
         emittedAt: clock.now(),

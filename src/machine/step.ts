@@ -142,7 +142,7 @@ export function createConversationRecord(input: ConversationInput): Conversation
 /**
  * Offers one event to a conversation without any I/O: rejected when the event does not apply in the
  * record's state, a no-op when its effect has already happened (a retry after the end included: see
- * {@link isRetryAfterEnd}), otherwise the next record with
+ * `isRetryAfterEnd`), otherwise the next record with
  * `version + 1` and the transition appended to `history`.
  */
 export function stepConversation(record: ConversationRecord, settings: ReconnectSettings, event: StepEvent): StepResult {

@@ -8,6 +8,7 @@ import type { ConversationRecord } from '../types'
 import { checkId, checkOptionalId, describeValue } from './check-id'
 import { checkConnectionId } from './connections'
 import type { EventSink } from './event-sink'
+import { numberEvents, type Outbox } from './outbox'
 import type { SettingsLookup } from './settings-lookup'
 import type { StoreGateway } from './store-gateway'
 import type { WritePath } from './write-path'
@@ -49,6 +50,8 @@ export interface ConversationsDeps {
   clock: Clock
   ids: ReconnectIdIssuer
   events: EventSink
+  /** Stores a creation's events with it (when enabled). */
+  outbox: Pick<Outbox, 'writeFor'>
   mutate: WritePath['mutate']
   /** Tells the scheduler about a deadline just written. */
   noteDeadline(at: number | null): void
@@ -96,16 +99,19 @@ export function createConversations(deps: ConversationsDeps): Conversations {
     const now = clock.now()
     const created = createConversationRecord({ id, widgetId, reconnectId, customerId, agentId, now, settings })
     const record = connectionId === null ? created : attachAtCreation(created, settings, connectionId, null)
+    const told = listening ? describeCreation(record, now) : []
+    numberEvents(told, record.id, record.version)
+    const outbox = deps.outbox.writeFor(told, now)
     let stored: ConversationRecord
     try {
-      stored = await save(record, null)
+      stored = await save(record, null, outbox)
     } catch (error) {
       // Someone created the same conversation id first: theirs is the conversation.
       if (isConflictError(error) && requestedId !== null) return existingOne(requestedId, connectionId)
       throw error
     }
     noteDeadline(stored.nextDueAt)
-    if (listening) emit(describeCreation(stored, now))
+    if (listening) emit(told, outbox !== undefined)
     return stored
   }
 

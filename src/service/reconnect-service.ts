@@ -8,6 +8,7 @@ import { createConnectionCalls, type AttachInput, type DetachInput } from './con
 import { createConversations, type StartConversationInput } from './conversations'
 import { createErase, withoutRetention } from './erase'
 import { createEventSink } from './event-sink'
+import { OUTBOX_REDELIVER_AFTER_MS, createOutbox } from './outbox'
 import { createReturns, type ServiceReturnDecision } from './returns'
 import { createScheduler } from './scheduler'
 import { createSettingsLookup, type SettingsSource } from './settings-lookup'
@@ -15,6 +16,7 @@ import { createStoreGateway } from './store-gateway'
 import { createSweep } from './sweep'
 import { createWritePath } from './write-path'
 
+export { OUTBOX_REDELIVER_AFTER_MS } from './outbox'
 export { SCHEDULER_MAX_SLEEP_MS } from './scheduler'
 export { SWEEP_CONCURRENCY, SWEEP_SETTINGS_TIMEOUT_MS } from './sweep'
 export type { ServiceReturnDecision } from './returns'
@@ -39,7 +41,9 @@ export interface ReconnectServiceOptions {
   /**
    * Receives every transition, capacity change and notice after it has been stored, and one `return`
    * event per `returnCustomer` / `answerPrompt` call. Read once, when the service is created; without
-   * it the service does not build events at all.
+   * it the service does not build events at all. With a store that has an outbox (every built-in
+   * one), the events of a write are stored with it and delivered at least once: de-duplicate by
+   * `event.id` (see docs/events.md).
    * @default undefined — no events
    */
   onEvent?: (event: ServiceEvent) => void | Promise<void>
@@ -85,6 +89,14 @@ export interface ReconnectServiceOptions {
    * @default 16
    */
   sweepConcurrency?: number
+  /**
+   * How long, in ms of the service's clock, a stored event waits for the delivery of the node that
+   * wrote it (`onEvent` returned, or its promise resolved) before any node's scheduler (or
+   * `drainOutbox`) delivers it again; also the lease of a redelivery in progress. Only with
+   * `onEvent` and a store with an outbox.
+   * @default 5000
+   */
+  outboxRedeliverAfterMs?: number
 }
 
 /** The reconnect service a contact-centre backend embeds. */
@@ -153,8 +165,18 @@ export interface ReconnectService {
   startScheduler(): void
   /** Stops the background scheduler; a sweep under way finishes on its own (see `idle`). */
   stopScheduler(): void
-  /** Resolves once the scheduler's sweep in progress (if any) has finished; for tests and shutdown. */
+  /**
+   * Resolves once the scheduler's sweep in progress (if any) has finished and the acks of delivered
+   * events have reached the store; for tests and shutdown.
+   */
   idle(): Promise<void>
+  /**
+   * Delivers, through `onEvent`, every stored event whose own delivery did not complete within
+   * `outboxRedeliverAfterMs` (its node died, `onEvent` failed, the call failed after its write
+   * landed), and acks it; resolves to how many it delivered. The background scheduler calls it on
+   * its own; without `onEvent` or a store with an outbox it resolves to 0.
+   */
+  drainOutbox(): Promise<number>
   /**
    * Erases one customer (a privacy request): ends each of their live conversations (capacity is
    * released, events are emitted), then deletes every one of them, in any state. Resolves to how many
@@ -205,10 +227,22 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
       `createReconnectService: sweepConcurrency must be a whole number, at least 1; got ${String(sweepConcurrency)}`,
     )
   }
-  // Read once: whether events are built at all is decided with `onEvent`, so it must not change later.
-  const events = createEventSink(options.onEvent, options.onError)
-  // A static settings input is validated here, once (failing fast).
+  const redeliverAfterMs = positiveMs(options.outboxRedeliverAfterMs, 'outboxRedeliverAfterMs') ?? OUTBOX_REDELIVER_AFTER_MS
   const gateway = createStoreGateway(store)
+  // Read once: whether events are built at all is decided with `onEvent`, so it must not change later.
+  const events = createEventSink(
+    options.onEvent,
+    options.onError,
+    gateway.outbox
+      ? {
+          ack: gateway.ackEvents,
+          // A failed delivery stays in the outbox: the scheduler looks again when it becomes claimable.
+          failed: () => scheduler.noteDeadline(clock.now() + redeliverAfterMs),
+        }
+      : undefined,
+  )
+  const outbox = createOutbox({ gateway, clock, events, redeliverAfterMs })
+  // A static settings input is validated here, once (failing fast).
   // A store written before retention cannot delete: its closed conversations get no deadline.
   const lookup = createSettingsLookup(options.settings)
   const settings = gateway.retention ? lookup : withoutRetention(lookup)
@@ -216,26 +250,58 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   // The rooms call one another through these few functions; the scheduler's sweep is bound late.
   const scheduler = createScheduler({
     clock,
-    runDueTimers: () => runDueTimers(),
-    nextDueAt: gateway.nextDueAt,
+    runDueTimers: () => sweepAndDrain(),
+    nextDueAt: outbox.enabled ? nextWork : gateway.nextDueAt,
     report: events.report,
     ...(schedulerMaxSleepMs === undefined ? {} : { maxSleepMs: schedulerMaxSleepMs }),
     ...(typeof store.watchDue === 'function' ? { watch: (onWake: (at: number) => void) => store.watchDue!(onWake) } : {}),
   })
   const { noteDeadline } = scheduler
-  const { plan, mutate } = createWritePath({ gateway, settings, clock, events, maxAttempts, noteDeadline })
+  const { plan, mutate } = createWritePath({ gateway, settings, clock, events, outbox, maxAttempts, noteDeadline })
   const runDueTimers = createSweep({
     gateway,
     settings,
     clock,
     events,
+    outbox,
     plan,
     maxAttempts,
     noteDeadline,
     ...(sweepSettingsTimeoutMs === undefined ? {} : { settingsTimeoutMs: sweepSettingsTimeoutMs }),
     ...(sweepConcurrency === undefined ? {} : { concurrency: sweepConcurrency }),
   })
-  const conversations = createConversations({ gateway, settings, clock, ids, events, mutate, noteDeadline })
+  const conversations = createConversations({ gateway, settings, clock, ids, events, outbox, mutate, noteDeadline })
+
+  /** One scheduler wake: the sweep, then the outbox; one failing does not keep the other from running. */
+  async function sweepAndDrain(): Promise<number> {
+    let failure: unknown
+    let failed = false
+    let done = 0
+    try {
+      done += await runDueTimers()
+    } catch (error) {
+      failed = true
+      failure = error
+    }
+    try {
+      done += await outbox.drain()
+    } catch (error) {
+      if (failed) events.report(error)
+      else {
+        failed = true
+        failure = error
+      }
+    }
+    if (failed) throw failure
+    return done
+  }
+
+  /** The earlier of the next deadline and the next claimable stored event. */
+  async function nextWork(): Promise<number | null> {
+    const [due, event] = await Promise.all([gateway.nextDueAt(), outbox.nextEventAt()])
+    if (due === null) return event
+    return event === null ? due : Math.min(due, event)
+  }
   const eraseCustomer = createErase({ gateway, mutate })
   const { returnCustomer, answerPrompt } = createReturns({
     gateway,
@@ -266,7 +332,11 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     runDueTimers,
     startScheduler: scheduler.start,
     stopScheduler: scheduler.stop,
-    idle: scheduler.idle,
+    idle: async () => {
+      await scheduler.idle()
+      await events.settled()
+    },
+    drainOutbox: outbox.drain,
     eraseCustomer,
   }
 }

@@ -1,3 +1,4 @@
+import { nanoid } from 'nanoid'
 import type { Clock } from '../clock'
 import { ConflictError, NotFoundError, ReconnectError, isInvalidTransitionError } from '../errors'
 import { flatString, type ReconnectIdIssuer } from '../ids'
@@ -260,6 +261,8 @@ export function createReturns(deps: ReturnsDeps): Returns {
     const conversationId = hidden ? null : 'conversationId' in decision ? decision.conversationId : asked
     const event: Extract<ServiceEvent, { type: 'return' }> = {
       type: 'return',
+      // A return is told in-process only (many write nothing to store it with): a random id.
+      id: `return:${nanoid()}`,
       conversationId,
       at,
       emittedAt: at,

@@ -1,9 +1,9 @@
 import { nanoid } from 'nanoid'
 import { NotFoundError, ReconnectError, StoreError, isConflictError, isReconnectError } from '../errors'
-import { supportsRetention, type ConversationStore } from '../store/conversation-store'
+import { supportsOutbox, supportsRetention, type ConversationStore, type OutboxWrite } from '../store/conversation-store'
 import { flatString } from '../ids'
 import { isSameRecord } from '../store/record'
-import type { ConversationRecord } from '../types'
+import type { ConversationRecord, ServiceEvent } from '../types'
 
 /**
  * The service's only way to its store: every failure other than a conflict comes out as a
@@ -14,8 +14,11 @@ export interface StoreGateway {
   get(id: string): Promise<ConversationRecord | undefined>
   /** The stored record, or {@link NotFoundError}. */
   load(id: string): Promise<ConversationRecord>
-  /** Compare-and-set on `expectedVersion` (`null` = create); stamps `record.writeId` in place. */
-  save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord>
+  /**
+   * Compare-and-set on `expectedVersion` (`null` = create); stamps `record.writeId` in place. With
+   * `outbox` (and a store that has one), the write's events are stored in the same atomic step.
+   */
+  save(record: ConversationRecord, expectedVersion: number | null, outbox?: OutboxWrite): Promise<ConversationRecord>
   /** The conversation whose link is `reconnectId`, or `undefined`. */
   getByReconnectId(reconnectId: string): Promise<ConversationRecord | undefined>
   /** The customer's resumable conversation on the widget at `now`, or `undefined`. */
@@ -35,6 +38,26 @@ export interface StoreGateway {
   delete(id: string, expectedVersion: number): Promise<boolean>
   /** The customer's records, any state; `not-supported` without the store's `byCustomer`. */
   byCustomer(customerId: string): Promise<ConversationRecord[]>
+  /** Whether the store has an outbox (`claimEvents`, `ackEvents`, `nextEventAt`). */
+  readonly outbox: boolean
+  /** Claims pending events visible at `now` for `leaseMs`; `[]` without an outbox. */
+  claimEvents(now: number, leaseMs: number, limit: number, onBadEntry: (id: string, cause: unknown) => void): Promise<ServiceEvent[]>
+  /** Deletes delivered events from the outbox; nothing without one. */
+  ackEvents(ids: readonly string[]): Promise<void>
+  /** The earliest visibility time of a pending event, or `null` (always `null` without an outbox). */
+  nextEventAt(): Promise<number | null>
+}
+
+// The record a conflicting write's read-back found, so the caller's next attempt need not read it again.
+const readBacks = new WeakMap<object, ConversationRecord | undefined>()
+
+/**
+ * The stored record as the gateway read it back after `conflict` (`undefined`: gone, or not read);
+ * `null` when the conflict did not come from the gateway's read-back.
+ */
+export function readBackOf(conflict: unknown): ConversationRecord | undefined | null {
+  if (typeof conflict !== 'object' || conflict === null || !readBacks.has(conflict)) return null
+  return readBacks.get(conflict)
 }
 
 /** What a store written for Part I (without `delete`/`byCustomer`) answers retention and erase with. */
@@ -71,15 +94,19 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
   const writerId = nanoid(10)
   let writes = 0
 
+  const outbox = supportsOutbox(store)
+
   /**
-   * A compare-and-set write. When the store fails without a conflict, the write may still have
-   * landed (the reply was lost): one read tells, so a landed write is reported as done, with its
-   * events, instead of leaving the host to retry into a no-op that reports nothing.
+   * A compare-and-set write. When the store fails, the write may still have landed (the reply was
+   * lost), and a conflict may be this very write found again (ioredis re-sends a script that got no
+   * reply after a reconnect, and the re-sent one meets the first): one read tells, so a landed write
+   * is reported as done, with its events, instead of leaving the host to retry into a no-op that
+   * reports nothing.
    *
    * `record` is always one this service has just built, never one a caller or the store holds, so
    * it is stamped in place instead of being copied once more.
    */
-  function save(record: ConversationRecord, expectedVersion: number | null): Promise<ConversationRecord> {
+  function save(record: ConversationRecord, expectedVersion: number | null, events?: OutboxWrite): Promise<ConversationRecord> {
     // Stamped per write: a read-back can then tell this write from an identical one by another node.
     writes += 1
     record.writeId = flatString(`${writerId}.${writes.toString(36)}`)
@@ -87,7 +114,11 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     // than the two callbacks.
     let pending: Promise<void>
     try {
-      pending = Promise.resolve(store.put(record, expectedVersion))
+      pending = Promise.resolve(
+        outbox && events !== undefined && events.events.length > 0
+          ? store.put(record, expectedVersion, events)
+          : store.put(record, expectedVersion),
+      )
     } catch (error) {
       return landedAnyway(record, storeFailure(error, 'put', record.id))
     }
@@ -97,14 +128,19 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     )
   }
 
-  /** After a failed write other than a conflict: `record` if it was stored all the same, else the failure. */
+  /** After a failed write: `record` if it was stored all the same, else the failure. */
   async function landedAnyway(record: ConversationRecord, error: unknown): Promise<ConversationRecord> {
-    if (isConflictError(error)) throw error
     // Any failure of the read-back (also a synchronous throw) means "unknown": the write's error stands.
+    let read = true
     const stored = await Promise.resolve()
       .then(() => store.get(record.id))
-      .catch(() => undefined)
+      .catch(() => {
+        read = false
+        return undefined
+      })
+    // `writeId` is in the comparison: an identical record another node wrote is not this write.
     if (stored !== undefined && isSameRecord(stored, record)) return record
+    if (isConflictError(error) && read) readBacks.set(error, stored)
     throw error
   }
 
@@ -137,6 +173,13 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
       ),
     nextDueAt: () => storeCall('nextDueAt', undefined, () => store.nextDueAt()),
     retention: supportsRetention(store),
+    outbox,
+    claimEvents: (now, leaseMs, limit, onBadEntry) =>
+      supportsOutbox(store)
+        ? storeCall('claimEvents', undefined, () => store.claimEvents(now, leaseMs, limit, { onBadEntry }))
+        : Promise.resolve([]),
+    ackEvents: (ids) => (supportsOutbox(store) ? storeCall('ackEvents', undefined, () => store.ackEvents(ids)) : Promise.resolve()),
+    nextEventAt: () => (supportsOutbox(store) ? storeCall('nextEventAt', undefined, () => store.nextEventAt()) : Promise.resolve(null)),
     delete: (id, expectedVersion) =>
       supportsRetention(store) ? storeCall('delete', id, () => store.delete(id, expectedVersion)) : Promise.reject(notSupported('delete')),
     byCustomer: (customerId) =>

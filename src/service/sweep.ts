@@ -3,8 +3,9 @@ import type { Clock } from '../clock'
 import { BadRecordError, ReconnectError, isConflictError, isReconnectError } from '../errors'
 import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../types'
 import type { EventSink } from './event-sink'
+import type { Outbox } from './outbox'
 import type { SettingsLookup } from './settings-lookup'
-import type { StoreGateway } from './store-gateway'
+import { readBackOf, type StoreGateway } from './store-gateway'
 import type { WritePath } from './write-path'
 
 const SWEEP_BATCH = 256
@@ -34,6 +35,8 @@ export interface SweepDeps {
   settings: SettingsLookup
   clock: Clock
   events: EventSink
+  /** Stores each write's events with it (when enabled). */
+  outbox: Pick<Outbox, 'writeFor'>
   plan: WritePath['plan']
   /** Attempts per due record when another writer wins the compare-and-set. */
   maxAttempts: number
@@ -97,6 +100,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
   const { get, save, due: dueRecords } = deps.gateway
   const { fixed, settingsFor } = deps.settings
   const { emit, report } = deps.events
+  const { writeFor } = deps.outbox
   const settingsTimeoutMs = deps.settingsTimeoutMs ?? SWEEP_SETTINGS_TIMEOUT_MS
   const concurrency = deps.concurrency ?? SWEEP_CONCURRENCY
   // Names this service's sweeps to a store that several services share in one object (memory).
@@ -156,16 +160,19 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       const outcome = plan(record, settings, now, null)
       const change = outcome.change
       if (change !== undefined) {
+        const outbox = writeFor(change.events, now)
         try {
-          await save(change.record, record.version)
+          await save(change.record, record.version, outbox)
         } catch (error) {
           if (!isConflictError(error)) throw error
-          // Another node got there first: look again, it may have applied the deadline already.
-          record = await get(record.id)
+          // Another node got there first: look again (the gateway's read-back did), it may have
+          // applied the deadline already.
+          const seen = readBackOf(error)
+          record = seen === null ? await get(record.id) : seen
           continue
         }
         noteDeadline(change.record.nextDueAt)
-        emit(change.events)
+        emit(change.events, outbox !== undefined)
         applied += change.transitions
       }
       // Retention is the deadline that is no transition: a closed record past it is deleted.

@@ -4,8 +4,9 @@ import { describeTransition } from '../machine/effects'
 import { expireConversation, stepConversation, type StepEvent, type StepResult } from '../machine/step'
 import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../types'
 import type { EventSink } from './event-sink'
+import { numberEvents, type Outbox } from './outbox'
 import type { SettingsLookup } from './settings-lookup'
-import type { StoreGateway } from './store-gateway'
+import { readBackOf, type StoreGateway } from './store-gateway'
 import { withoutLateWarnings } from './sweep'
 
 /** A decision made on a record that has since changed in a way that voids it; the caller decides again. */
@@ -38,6 +39,8 @@ export interface WritePathDeps {
   settings: SettingsLookup
   clock: Clock
   events: EventSink
+  /** Stores each write's events with it (when enabled). */
+  outbox: Pick<Outbox, 'writeFor'>
   /** Attempts per call when another writer wins the compare-and-set. */
   maxAttempts: number
   /** Tells the scheduler about a deadline just written. */
@@ -65,6 +68,7 @@ export function createWritePath(deps: WritePathDeps): WritePath {
   const { load, save } = deps.gateway
   const { fixed, settingsFor } = deps.settings
   const { emit, listening } = deps.events
+  const { writeFor } = deps.outbox
 
   function plan(
     record: ConversationRecord,
@@ -99,6 +103,7 @@ export function createWritePath(deps: WritePathDeps): WritePath {
     const told = listening ? withoutLateWarnings(events, record, now) : events
     // Several steps are still one write: one version up from the record as loaded.
     const final = current.version === record.version + 1 ? current : { ...current, version: record.version + 1 }
+    numberEvents(told, record.id, final.version)
     return { change: { record: final, transitions: steps.length, events: told }, current: final, rejected: undefined }
   }
 
@@ -128,16 +133,20 @@ export function createWritePath(deps: WritePathDeps): WritePath {
       if (planned === undefined) return outcome.current
       const change: Change =
         rewrite === undefined ? planned : { ...planned, record: { ...(await rewrite(planned.record)), version: record.version + 1 } }
+      const outbox = writeFor(change.events, now)
       let stored: ConversationRecord
       try {
-        stored = await save(change.record, record.version)
+        stored = await save(change.record, record.version, outbox)
       } catch (error) {
         if (!isConflictError(error)) throw error
         lastConflict = error
+        // The gateway read the record back to tell a lost reply from a conflict: start from that.
+        const seen = readBackOf(error)
+        if (seen !== null && seen !== undefined) preloaded = seen
         continue
       }
       noteDeadline(stored.nextDueAt)
-      emit(change.events)
+      emit(change.events, outbox !== undefined)
       return stored
     }
     throw lastConflict ?? new ConflictError(id, null)

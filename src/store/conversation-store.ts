@@ -1,4 +1,4 @@
-import type { ConversationRecord } from '../types'
+import type { ConversationRecord, ServiceEvent } from '../types'
 
 /**
  * Where conversations live. Every adapter — the memory store, Redis, PostgreSQL, or a host's own —
@@ -21,8 +21,13 @@ export interface ConversationStore {
    * Compare-and-set write: stores `record` when the stored version equals `expectedVersion`
    * (`null` = no record with this id may exist yet), otherwise throws `ConflictError` and writes
    * nothing. Indexes are updated in the same atomic step.
+   *
+   * A store with an outbox (`claimEvents`, `ackEvents`, `nextEventAt`) also stores `outbox.events`
+   * in that same atomic step, pending from `outbox.visibleAt`: a write that lands has its events
+   * stored, one that is refused stores none. An entry whose id is already pending is replaced.
+   * A store without an outbox ignores `outbox`; its events are then delivered best effort.
    */
-  put(record: ConversationRecord, expectedVersion: number | null): Promise<void>
+  put(record: ConversationRecord, expectedVersion: number | null, outbox?: OutboxWrite): Promise<void>
   /**
    * Up to `limit` records whose `nextDueAt <= now`, earliest `nextDueAt` first. A stored record that
    * cannot be read is left out and handed to `options.onBadRecord` when given (a store that ignores
@@ -51,6 +56,40 @@ export interface ConversationStore {
    * Optional, like {@link ConversationStore.delete}.
    */
   byCustomer?(customerId: string): Promise<ConversationRecord[]>
+  /**
+   * Outbox: takes up to `limit` pending events whose visibility time is at or before `now`, earliest
+   * first, and in the same atomic step moves their visibility to `now + leaseMs`, so no other caller
+   * gets them before that lease ends (or before they are acked). An entry that cannot be read is
+   * left out and handed to `options.onBadEntry` (it counts against `limit`). Optional, with
+   * `ackEvents` and `nextEventAt`: a store without the three delivers events best effort.
+   */
+  claimEvents?(now: number, leaseMs: number, limit: number, options?: ClaimEventsOptions): Promise<ServiceEvent[]>
+  /** Outbox: deletes the pending events with these ids (delivered); unknown ids are ignored. */
+  ackEvents?(ids: readonly string[]): Promise<void>
+  /** Outbox: the earliest visibility time of any pending event, or `null` when none is pending. */
+  nextEventAt?(): Promise<number | null>
+}
+
+/** The events of one write, stored by {@link ConversationStore.put} in the same atomic step as the record. */
+export interface OutboxWrite {
+  /** The write's events, each with its stable `id`, in the order they happened. */
+  readonly events: readonly ServiceEvent[]
+  /** When `claimEvents` may first take them (epoch ms); until then the writer delivers them itself. */
+  readonly visibleAt: number
+}
+
+/** Options of {@link ConversationStore.claimEvents}. */
+export interface ClaimEventsOptions {
+  /** Receives the id of each claimed entry the store could not read, and why. */
+  onBadEntry?: (id: string, cause: unknown) => void
+}
+
+/** A store that implements the optional outbox methods. */
+export type OutboxStore = ConversationStore & Required<Pick<ConversationStore, 'claimEvents' | 'ackEvents' | 'nextEventAt'>>
+
+/** Whether `store` implements `claimEvents`, `ackEvents` and `nextEventAt` (the outbox needs all three). */
+export function supportsOutbox(store: ConversationStore): store is OutboxStore {
+  return typeof store.claimEvents === 'function' && typeof store.ackEvents === 'function' && typeof store.nextEventAt === 'function'
 }
 
 /** A store that implements the optional retention methods. */

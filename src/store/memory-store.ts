@@ -1,7 +1,7 @@
-import { ConflictError, SettingsError, StoreError } from '../errors'
+import { ConflictError, ReconnectError, SettingsError, StoreError } from '../errors'
 import { flatString } from '../ids'
-import type { ConversationRecord } from '../types'
-import type { ConversationStore } from './conversation-store'
+import type { ConversationRecord, ServiceEvent } from '../types'
+import type { ConversationStore, OutboxWrite } from './conversation-store'
 import { checkRecordForPut, cloneRecord, copyRecordFields, hasExtraFields } from './record'
 
 /**
@@ -262,6 +262,18 @@ class StoreSize {
   }
 }
 
+/** Refuses an outbox write the other stores could not hold either, before anything is written. */
+function checkOutboxWrite(pending: OutboxWrite): void {
+  if (typeof pending !== 'object' || pending === null || !Array.isArray(pending.events) || !Number.isFinite(pending.visibleAt)) {
+    throw new ReconnectError('invalid-argument', 'memory store: put() outbox must be { events: ServiceEvent[], visibleAt: epoch ms }')
+  }
+  for (const event of pending.events) {
+    if (typeof event !== 'object' || event === null || typeof event.id !== 'string' || event.id === '') {
+      throw new ReconnectError('invalid-argument', 'memory store: put() outbox events must be objects with a non-empty string id')
+    }
+  }
+}
+
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
   /**
@@ -313,6 +325,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   // Sweeps of several services on this one store: id → who claimed the record at which deadline,
   // until when. A moved deadline or a removed record drops its claim.
   const claims = new Map<string, { by: string; at: number; until: number }>()
+  // The outbox: event id → the event and when a claim may take it. Entries are acked within moments
+  // of their write, so the few pending ones are scanned rather than indexed.
+  const outbox = new Map<string, { event: ServiceEvent; visibleAt: number }>()
 
   function resumableKey(record: ConversationRecord | undefined): string | undefined {
     if (record === undefined || record.state !== 'reconnectable' || record.customerId === null) return undefined
@@ -408,7 +423,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       return best === undefined ? undefined : copyOut(best)
     },
 
-    async put(record, expectedVersion) {
+    async put(record, expectedVersion, pending) {
       // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
       // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
       checkRecordForPut(record, expectedVersion, 'memory store: put()')
@@ -423,12 +438,37 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
           cause: new Error(`reconnect id "${record.reconnectId}" already belongs to another conversation`),
         })
       }
+      if (pending !== undefined) checkOutboxWrite(pending)
       const extra = hasExtraFields(record)
       const copy = extra ? cloneRecord(record) : copyRecordFields(record)
       if (extra) withExtras.add(copy)
       records.set(copy.id, copy)
       reindex(copy, current)
       noteClosed(copy, current)
+      // The same synchronous step as the record: no other call can see one without the other.
+      if (pending !== undefined) {
+        for (const event of pending.events) outbox.set(event.id, { event: { ...event }, visibleAt: pending.visibleAt })
+      }
+    },
+
+    async claimEvents(now, leaseMs, limit) {
+      const visible: { event: ServiceEvent; visibleAt: number }[] = []
+      for (const entry of outbox.values()) if (entry.visibleAt <= now) visible.push(entry)
+      // Stable: equal visibility times keep the order they were written in.
+      visible.sort((a, b) => a.visibleAt - b.visibleAt)
+      const taken = visible.slice(0, Math.max(0, Math.ceil(limit)))
+      for (const entry of taken) entry.visibleAt = now + leaseMs
+      return taken.map((entry) => ({ ...entry.event }))
+    },
+
+    async ackEvents(ids) {
+      for (const id of ids) outbox.delete(id)
+    },
+
+    async nextEventAt() {
+      let earliest: number | null = null
+      for (const entry of outbox.values()) if (earliest === null || entry.visibleAt < earliest) earliest = entry.visibleAt
+      return earliest
     },
 
     async due(now, limit, dueOptions) {

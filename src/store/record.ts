@@ -250,7 +250,7 @@ function writeProblem(record: unknown, expectedVersion: unknown): string | undef
 
 /**
  * Refuses, before any write, what no store may hold: a value that is no {@link ConversationRecord}
- * (see {@link recordProblem}), a key (an id of the record or of a connection) with a NUL character or a
+ * (see `recordProblem`), a key (an id of the record or of a connection) with a NUL character or a
  * lone UTF-16 surrogate, or an `expectedVersion` that is neither an integer nor `null`. Every store
  * runs it first in `put`, so they all refuse the same records, with `ReconnectError`
  * `'invalid-argument'` whose message starts with `what` and names the field.

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { isConflictError, isReconnectError, isStoreError } from '../errors'
-import type { ConversationStore } from '../store/conversation-store'
-import type { ConversationRecord } from '../types'
+import type { ConversationStore, OutboxStore } from '../store/conversation-store'
+import type { ConversationRecord, ServiceEvent } from '../types'
 
 /** One case of the store contract: a name and an async check that throws on failure. */
 export interface StoreContractCase {
@@ -92,6 +92,141 @@ export interface StoreContractOptions {
    * @default true
    */
   retention?: boolean
+  /**
+   * Include the cases of the optional outbox (`claimEvents`, `ackEvents`, `nextEventAt`, and `put`
+   * storing a write's events). Pass `false` for an adapter without one: its events are then
+   * delivered best effort.
+   * @default true
+   */
+  outbox?: boolean
+}
+
+function outboxOf(store: ConversationStore): OutboxStore {
+  if (typeof store.claimEvents !== 'function' || typeof store.ackEvents !== 'function' || typeof store.nextEventAt !== 'function') {
+    fail('the store has no claimEvents/ackEvents/nextEventAt (pass { outbox: false } to leave their cases out)')
+  }
+  return store as OutboxStore
+}
+
+/** The events of a write of `record`, numbered as the service numbers them. */
+function sampleEvents(record: ConversationRecord, count: number): ServiceEvent[] {
+  return Array.from({ length: count }, (_, i): ServiceEvent => {
+    const id = `${record.id}:${record.version}:${i}`
+    return i % 2 === 0
+      ? {
+          type: 'transition',
+          id,
+          conversationId: record.id,
+          at: T0 + i,
+          emittedAt: T0 + i,
+          from: 'queued',
+          to: 'active',
+          event: 'agent.assigned',
+        }
+      : { type: 'capacity.held', id, conversationId: record.id, at: T0 + i, emittedAt: T0 + i, agentId: 'agent-1' }
+  })
+}
+
+const ids = (events: readonly ServiceEvent[]): string[] => events.map((e) => e.id)
+
+const outboxCases: [string, (store: ConversationStore) => Promise<void>][] = [
+  [
+    'put stores the events of a write with it, claimable from their visibility time, as written',
+    async (plain) => {
+      const store = outboxOf(plain)
+      same(await store.nextEventAt(), null, 'nextEventAt of an empty outbox')
+      const record = sampleRecord()
+      const events = sampleEvents(record, 3)
+      await store.put(record, null, { events, visibleAt: T0 + 100 })
+      same(await store.get(record.id), record, 'the record')
+      same(await store.nextEventAt(), T0 + 100, 'nextEventAt after the write')
+      same(await store.claimEvents(T0 + 99, 1_000, 10), [], 'claim before the visibility time')
+      same(await store.claimEvents(T0 + 100, 1_000, 10), events, 'claim at the visibility time')
+      const next = { ...record, version: 2, state: 'wrap-up' as const, endedBy: 'agent' as const }
+      await store.put(next, 1)
+      same(await store.claimEvents(T0 + 10_000, 1_000, 10), events, 'a put without events leaves the pending ones alone')
+    },
+  ],
+  [
+    'a refused put (conflict or a taken reconnect id) stores none of its events',
+    async (plain) => {
+      const store = outboxOf(plain)
+      const record = sampleRecord()
+      await store.put(record, null)
+      const stale = { ...record, version: 3 }
+      await expectConflict(store.put(stale, 2, { events: sampleEvents(stale, 2), visibleAt: T0 }), 'stale version')
+      await expectConflict(
+        store.put({ ...record, agentId: 'x' }, null, { events: sampleEvents(record, 2), visibleAt: T0 }),
+        'second create',
+      )
+      const other = sampleRecord()
+      await store.put(other, null)
+      const taking = { ...other, version: 2, reconnectId: record.reconnectId }
+      let refused: unknown
+      try {
+        await store.put(taking, 1, { events: sampleEvents(taking, 2), visibleAt: T0 })
+      } catch (error) {
+        refused = error
+      }
+      if (!isStoreError(refused)) fail(`a write taking another conversation's reconnect id: expected StoreError, got ${String(refused)}`)
+      same(await store.claimEvents(T0 + 10_000, 1_000, 100), [], 'events of refused writes')
+      same(await store.nextEventAt(), null, 'nextEventAt after refused writes')
+    },
+  ],
+  [
+    'a claimed event is hidden for its lease, then claimed again; an acked one is gone',
+    async (plain) => {
+      const store = outboxOf(plain)
+      const record = sampleRecord()
+      const events = sampleEvents(record, 4)
+      await store.put(record, null, { events, visibleAt: T0 })
+      same(ids(await store.claimEvents(T0, 500, 2)), ids(events.slice(0, 2)), 'first claim, limit 2')
+      same(ids(await store.claimEvents(T0 + 1, 500, 10)), ids(events.slice(2)), 'second claim takes the rest')
+      same(await store.claimEvents(T0 + 499, 500, 10), [], 'inside the leases')
+      same(await store.nextEventAt(), T0 + 500, 'nextEventAt is the earliest lease end')
+      await store.ackEvents([events[0]!.id, events[3]!.id, 'unknown:1:0'])
+      same(ids(await store.claimEvents(T0 + 501, 500, 10)), [events[1]!.id, events[2]!.id], 'after the leases, without the acked')
+      await store.ackEvents([events[1]!.id, events[2]!.id])
+      await store.ackEvents([])
+      same(await store.nextEventAt(), null, 'nextEventAt once all are acked')
+      same(await store.claimEvents(T0 + 100_000, 500, 10), [], 'nothing left')
+    },
+  ],
+  [
+    'claimEvents takes the earliest visible first, across writes',
+    async (plain) => {
+      const store = outboxOf(plain)
+      const late = sampleRecord()
+      const early = sampleRecord()
+      await store.put(late, null, { events: sampleEvents(late, 2), visibleAt: T0 + 20 })
+      await store.put(early, null, { events: sampleEvents(early, 2), visibleAt: T0 + 10 })
+      same(await store.nextEventAt(), T0 + 10, 'nextEventAt')
+      same(ids(await store.claimEvents(T0 + 30, 1_000, 2)), ids(sampleEvents(early, 2)), 'the earlier write first')
+      same(ids(await store.claimEvents(T0 + 30, 1_000, 2)), ids(sampleEvents(late, 2)), 'then the later one')
+    },
+  ],
+  [
+    'concurrent claims never hand out the same event inside a lease',
+    async (plain) => {
+      const store = outboxOf(plain)
+      const written: string[] = []
+      for (let i = 0; i < 6; i += 1) {
+        const record = sampleRecord()
+        const events = sampleEvents(record, 4)
+        written.push(...ids(events))
+        await store.put(record, null, { events, visibleAt: T0 })
+      }
+      const claims = await Promise.all(Array.from({ length: 5 }, () => store.claimEvents(T0, 60_000, 7)))
+      const taken = claims.flatMap(ids)
+      if (new Set(taken).size !== taken.length) fail(`an event was claimed twice: ${JSON.stringify(claims.map(ids))}`)
+      same(taken.length, 24, 'events claimed by five claims of 7')
+      sameSetOfIds(taken, written, 'every event claimed once')
+    },
+  ],
+]
+
+function sameSetOfIds(actual: readonly string[], expected: readonly string[], what: string): void {
+  same([...actual].sort(), [...expected].sort(), what)
 }
 
 function retentionOf(store: ConversationStore): Required<Pick<ConversationStore, 'delete' | 'byCustomer'>> {
@@ -587,6 +722,7 @@ export function storeContract(
   ]
   cases.push(...invalidRecordCases)
   if (options.retention !== false) cases.push(...retentionCases)
+  if (options.outbox !== false) cases.push(...outboxCases)
   return cases.map(([name, check]) => ({
     name,
     run: async () => {

@@ -65,20 +65,20 @@ export function eventsOf(steps: readonly MetricsStep[], start = 1_700_000_000_00
     const before = out.length
     const emit = (event: ServiceEvent) => out.push(event)
     const transition = (to: State, event: string) => {
-      emit({ type: 'transition', conversationId: s.id, at: t, emittedAt: t, from: s.state as State, to, event })
+      emit({ id: 'e', type: 'transition', conversationId: s.id, at: t, emittedAt: t, from: s.state as State, to, event })
       s.state = to
     }
     const hold = () => {
       s.held = true
-      emit({ type: 'capacity.held', conversationId: s.id, at: t, emittedAt: t, agentId: 'agent-1' })
+      emit({ id: 'e', type: 'capacity.held', conversationId: s.id, at: t, emittedAt: t, agentId: 'agent-1' })
     }
     const release = (reason: string) => {
       if (!s.held) return
       s.held = false
-      emit({ type: 'capacity.released', conversationId: s.id, at: t, emittedAt: t, agentId: 'agent-1', heldMs: 0, reason })
+      emit({ id: 'e', type: 'capacity.released', conversationId: s.id, at: t, emittedAt: t, agentId: 'agent-1', heldMs: 0, reason })
     }
     const returned = (outcome: 'resume' | 'prompt' | 'redirect' | 'new-chat', via: Via, reason?: string, id: string | null = s.id) =>
-      emit({ type: 'return', conversationId: id, at: t, emittedAt: t, via, outcome, ...(reason === undefined ? {} : { reason }) })
+      emit({ id: 'e', type: 'return', conversationId: id, at: t, emittedAt: t, via, outcome, ...(reason === undefined ? {} : { reason }) })
     const pick = <T>(options: readonly T[]): T => options[step.pick % options.length]!
 
     const actions: (() => void)[] = []
@@ -111,7 +111,7 @@ export function eventsOf(steps: readonly MetricsStep[], start = 1_700_000_000_00
         actions.push(() => {
           transition('wrap-up', 'agent.ended')
           if (step.returnFirst) release('agent.ended')
-          emit({ type: 'notice', conversationId: s.id, at: t, emittedAt: t, audience: 'customer', message: 'agent-ended' })
+          emit({ id: 'e', type: 'notice', conversationId: s.id, at: t, emittedAt: t, audience: 'customer', message: 'agent-ended' })
         })
         actions.push(() => {
           transition('queued', 'agent.closed')
@@ -142,7 +142,15 @@ export function eventsOf(steps: readonly MetricsStep[], start = 1_700_000_000_00
           actions.push(() => {
             transition('wrap-up', 'window.elapsed')
             if (step.returnFirst) release('window.elapsed')
-            emit({ type: 'notice', conversationId: s.id, at: t, emittedAt: t, audience: 'agent', message: 'customer-disconnected' })
+            emit({
+              id: 'e',
+              type: 'notice',
+              conversationId: s.id,
+              at: t,
+              emittedAt: t,
+              audience: 'agent',
+              message: 'customer-disconnected',
+            })
           })
           actions.push(() => {
             returned('new-chat', 'prompt', 'none')
@@ -152,13 +160,21 @@ export function eventsOf(steps: readonly MetricsStep[], start = 1_700_000_000_00
           actions.push(() => returned('prompt', pick(['link', 'session'] as const)))
           actions.push(() => {
             transition('reconnectable', 'warn.elapsed')
-            emit({ type: 'notice', conversationId: s.id, at: t, emittedAt: t, audience: 'agent', message: 'window-closing' })
+            emit({ id: 'e', type: 'notice', conversationId: s.id, at: t, emittedAt: t, audience: 'agent', message: 'window-closing' })
           })
         } else {
           actions.push(() => resume('session'))
           actions.push(() => {
             transition('wrap-up', 'grace.elapsed')
-            emit({ type: 'notice', conversationId: s.id, at: t, emittedAt: t, audience: 'agent', message: 'customer-disconnected' })
+            emit({
+              id: 'e',
+              type: 'notice',
+              conversationId: s.id,
+              at: t,
+              emittedAt: t,
+              audience: 'agent',
+              message: 'customer-disconnected',
+            })
           })
           actions.push(() => returned('new-chat', 'link', 'disabled'))
         }

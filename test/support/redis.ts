@@ -120,6 +120,8 @@ export interface OwnedRedis {
   restart(): Promise<void>
   /** Stops the server and removes its directory. */
   dispose(): Promise<void>
+  /** Sends `signal` to the running server (SIGSTOP pauses it, SIGCONT resumes it). */
+  signal(signal: NodeJS.Signals): void
 }
 
 /** Starts a private redis-server on a free port with append-only persistence. */
@@ -173,7 +175,11 @@ export async function startOwnedRedis(extraArgs: string[] = []): Promise<OwnedRe
     dir,
     kill,
     restart: start,
+    signal(signal) {
+      child?.kill(signal)
+    },
     async dispose() {
+      child?.kill('SIGCONT')
       await kill()
       rmSync(dir, { recursive: true, force: true })
     },

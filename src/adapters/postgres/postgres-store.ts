@@ -1,8 +1,8 @@
 import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError, isReconnectError } from '../../errors'
-import type { ConversationStore } from '../../store/conversation-store'
+import type { ConversationStore, OutboxStore, OutboxWrite } from '../../store/conversation-store'
 import { checkRecordForPut, isConversationRecord } from '../../store/record'
-import type { ConversationRecord } from '../../types'
+import type { ConversationRecord, ServiceEvent } from '../../types'
 import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
 import { schemaSql, tableNames, type TableNames } from './schema'
 
@@ -93,6 +93,12 @@ export interface PostgresStore extends ConversationStore {
   delete(id: string, expectedVersion: number): Promise<boolean>
   /** Every row of the customer, from the `customer_id` index. */
   byCustomer(customerId: string): Promise<ConversationRecord[]>
+  /** The outbox (`<table>_outbox`): pending events, claimed with `FOR UPDATE SKIP LOCKED`. */
+  claimEvents: OutboxStore['claimEvents']
+  /** Deletes delivered events from the outbox table: one statement. */
+  ackEvents: OutboxStore['ackEvents']
+  /** The earliest visibility time in the outbox table, or `null`. */
+  nextEventAt: OutboxStore['nextEventAt']
 }
 
 // Any two integers identify a session-level advisory lock; these keep migrate() of one table
@@ -168,6 +174,41 @@ function serialise(record: ConversationRecord): string {
   return json
 }
 
+/** The extra parameters of a put that stores events (visible-at, ids, JSON), or `undefined` for none. */
+function outboxValues(outbox: OutboxWrite | undefined): [number, string[], string[]] | undefined {
+  if (outbox === undefined) return undefined
+  if (typeof outbox !== 'object' || outbox === null || !Array.isArray(outbox.events) || !Number.isFinite(outbox.visibleAt)) {
+    throw new ReconnectError('invalid-argument', 'put: outbox must be { events: ServiceEvent[], visibleAt: epoch ms }')
+  }
+  if (outbox.events.length === 0) return undefined
+  const ids: string[] = []
+  const json: string[] = []
+  for (const event of outbox.events) {
+    const id = (event as { id?: unknown } | null)?.id
+    if (typeof id !== 'string' || id === '' || !storable(id)) {
+      throw new ReconnectError('invalid-argument', 'put: outbox events need a non-empty id without NUL characters or unpaired surrogates')
+    }
+    ids.push(id)
+    // JSON escapes NUL and lone surrogates inside strings, so the text column can hold any event.
+    json.push(JSON.stringify(event))
+  }
+  return [instant(outbox.visibleAt), ids, json]
+}
+
+/** A stored outbox entry as an event, or why it is not one. */
+function parseEvent(id: string, json: unknown): ServiceEvent {
+  const value: unknown = typeof json === 'string' ? JSON.parse(json) : json
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    (value as { id?: unknown }).id !== id ||
+    typeof (value as { type?: unknown }).type !== 'string'
+  ) {
+    throw new Error(`the outbox entry ${describeId(id)} is not a service event with that id`)
+  }
+  return value as ServiceEvent
+}
+
 function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
 }
@@ -230,6 +271,12 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   // Names this store object in `claimed_by`: its own claims never hide rows from itself.
   const claimer = nanoid()
   const t = names.table
+  const o = names.outboxTable
+  const withEvents = (write: string, first: number): string =>
+    `WITH w AS (${write}), o AS (INSERT INTO ${o} (id, visible_at, event)` +
+    ` SELECT e.id, $${first}, e.event FROM w, unnest($${first + 1}::text[], $${first + 2}::text[]) AS e(id, event)` +
+    ` ON CONFLICT (id) DO UPDATE SET visible_at = EXCLUDED.visible_at, event = EXCLUDED.event)` +
+    ` SELECT count(*)::int AS written FROM w`
   const sql = {
     get: `SELECT ${COLUMNS} FROM ${t} WHERE id = $1`,
     byReconnectId: `SELECT ${COLUMNS} FROM ${t} WHERE reconnect_id = $1`,
@@ -249,6 +296,32 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       ` claimed_by = CASE WHEN next_due_at IS DISTINCT FROM $7 THEN NULL ELSE claimed_by END` +
       ` WHERE id = $1 AND version = $13`,
     exists: `SELECT 1 FROM ${t} WHERE id = $1`,
+    // The write and its events in one statement: the outbox rows exist exactly when the record row
+    // was written ($13/$14 visible-at, $14/$15 ids, $15/$16 event JSON after the record's values).
+    insertWithEvents: withEvents(
+      `INSERT INTO ${t} (id, widget_id, reconnect_id, customer_id, agent_id, state, next_due_at, capacity_held,` +
+        ` window_ends_at, updated_at, version, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)` +
+        ` ON CONFLICT (id) DO NOTHING RETURNING id`,
+      13,
+    ),
+    updateWithEvents: withEvents(
+      `UPDATE ${t} SET widget_id = $2, reconnect_id = $3, customer_id = $4, agent_id = $5, state = $6,` +
+        ` next_due_at = $7, capacity_held = $8, window_ends_at = $9, updated_at = $10, version = $11,` +
+        ` record = $12::jsonb,` +
+        ` claimed_until = CASE WHEN next_due_at IS DISTINCT FROM $7 THEN NULL ELSE claimed_until END,` +
+        ` claimed_by = CASE WHEN next_due_at IS DISTINCT FROM $7 THEN NULL ELSE claimed_by END` +
+        ` WHERE id = $1 AND version = $13 RETURNING id`,
+      14,
+    ),
+    // $1 now, $2 limit, $3 lease end. SKIP LOCKED keeps claims that run at once apart; the moved
+    // visibility keeps apart those that run one after the other.
+    claimEvents:
+      `WITH picked AS (SELECT id, visible_at FROM ${o} WHERE visible_at <= $1 ORDER BY visible_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),` +
+      ` claimed AS (UPDATE ${o} AS e SET visible_at = $3 FROM picked WHERE e.id = picked.id RETURNING e.id, e.event)` +
+      // RETURNING keeps no order: the rows come back earliest visibility first, as picked.
+      ` SELECT claimed.id, claimed.event FROM claimed JOIN picked ON picked.id = claimed.id ORDER BY picked.visible_at, picked.id`,
+    ackEvents: `DELETE FROM ${o} WHERE id = ANY($1::text[])`,
+    nextEventAt: `SELECT min(visible_at)::text AS at FROM ${o}`,
     // $1 now, $2 limit, $3 this store's claimer id, $4 claim end. SKIP LOCKED keeps sweeps that run
     // at the same moment apart; the claim keeps apart those that run one after the other.
     due:
@@ -522,14 +595,23 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       return one('findResumable', undefined, sql.resumable, [widgetId, customerId, instant(now)])
     },
 
-    async put(record, expectedVersion) {
+    async put(record, expectedVersion, outbox) {
       checkRecordForPut(record, expectedVersion, 'put')
       const values = columns(record, serialise(record))
+      const events = outboxValues(outbox)
       let rowCount: number | null
       try {
-        const result =
-          expectedVersion === null ? await pool.query(sql.insert, values) : await pool.query(sql.update, [...values, expectedVersion])
-        rowCount = result.rowCount
+        if (events === undefined) {
+          const result =
+            expectedVersion === null ? await pool.query(sql.insert, values) : await pool.query(sql.update, [...values, expectedVersion])
+          rowCount = result.rowCount
+        } else {
+          const result =
+            expectedVersion === null
+              ? await pool.query(sql.insertWithEvents, [...values, ...events])
+              : await pool.query(sql.updateWithEvents, [...values, expectedVersion, ...events])
+          rowCount = toSafeInteger((result.rows[0] as { written?: unknown } | undefined)?.written) ?? null
+        }
       } catch (error) {
         if (errorCode(error) === UNIQUE_VIOLATION) throw await explainUniqueViolation(record, expectedVersion, error)
         throw failure('put', record.id, error)
@@ -567,6 +649,43 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       if (at === undefined) {
         throw new StoreError('nextDueAt', { cause: new Error(`next_due_at ${String(row.at)} in ${names.name} is not an epoch ms`) })
       }
+      return at
+    },
+
+    async claimEvents(now, leaseMs, limit, claimOptions) {
+      if (Number.isNaN(now) || Number.isNaN(leaseMs) || !(limit > 0)) return []
+      const at = instant(now)
+      const count = Math.min(Math.ceil(limit), 100_000)
+      const result = await query('claimEvents', undefined, sql.claimEvents, [at, count, clamp(at + leaseMs)])
+      const onBadEntry = claimOptions?.onBadEntry
+      const claimed: ServiceEvent[] = []
+      for (const row of result.rows) {
+        const { id, event } = (row ?? {}) as { id?: unknown; event?: unknown }
+        try {
+          claimed.push(parseEvent(String(id), event))
+        } catch (error) {
+          // One unreadable entry must not keep every other event from its delivery.
+          if (onBadEntry === undefined) throw new StoreError('claimEvents', { cause: error })
+          onBadEntry(String(id), error)
+        }
+      }
+      return claimed
+    },
+
+    async ackEvents(ids) {
+      if (!Array.isArray(ids)) throw new ReconnectError('invalid-argument', 'ackEvents: needs an array of event ids')
+      const storableIds = ids.filter((id) => storable(id))
+      if (storableIds.length === 0) return
+      await query('ackEvents', undefined, sql.ackEvents, [storableIds])
+    },
+
+    async nextEventAt() {
+      const result = await query('nextEventAt', undefined, sql.nextEventAt)
+      const row = result.rows[0] as { at?: unknown } | undefined
+      if (row === undefined || row.at === null || row.at === undefined) return null
+      const at = toSafeInteger(row.at)
+      if (at === undefined)
+        throw new StoreError('nextEventAt', { cause: new Error(`visible_at ${String(row.at)} in ${o} is not an epoch ms`) })
       return at
     },
 

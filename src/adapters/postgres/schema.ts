@@ -20,6 +20,10 @@ export interface TableNames {
   readonly claimedIndex: string
   /** Retention: every conversation of one customer (byCustomer, eraseCustomer). */
   readonly customerIndex: string
+  /** The outbox table (`<table>_outbox`, in the same schema): events stored with their write. */
+  readonly outboxTable: string
+  /** Pending outbox entries by visibility time (the claim's order). */
+  readonly outboxIndex: string
 }
 
 function quote(identifier: string): string {
@@ -70,6 +74,8 @@ export function tableNames(input: unknown): TableNames {
     heldIndex: indexName(tablePart, 'held_idx'),
     claimedIndex: indexName(tablePart, 'claimed_idx'),
     customerIndex: indexName(tablePart, 'customer_idx'),
+    outboxTable: [...parts.slice(0, -1).map(quote), indexName(tablePart, 'outbox')].join('.'),
+    outboxIndex: indexName(tablePart, 'outbox_visible_idx'),
   }
 }
 
@@ -102,11 +108,17 @@ export function schemaSql(names: TableNames): string {
     `CREATE INDEX IF NOT EXISTS ${names.heldIndex} ON ${t} (agent_id) WHERE capacity_held`,
     `CREATE INDEX IF NOT EXISTS ${names.claimedIndex} ON ${t} (claimed_until) WHERE claimed_until IS NOT NULL`,
     `CREATE INDEX IF NOT EXISTS ${names.customerIndex} ON ${t} (customer_id) WHERE customer_id IS NOT NULL`,
+    `CREATE TABLE IF NOT EXISTS ${names.outboxTable} (
+  id text PRIMARY KEY,
+  visible_at bigint NOT NULL,
+  event text NOT NULL
+)`,
+    `CREATE INDEX IF NOT EXISTS ${names.outboxIndex} ON ${names.outboxTable} (visible_at, id)`,
   ].join(';\n')};\n`
 }
 
 /**
- * The SQL that creates the conversations table and its indexes — what `store.migrate()` runs — for
+ * The SQL that creates the conversations table, its outbox table (`<table>_outbox`) and their indexes — what `store.migrate()` runs — for
  * hosts that apply migrations with their own tool. Every statement uses `IF NOT EXISTS`.
  *
  * @example

@@ -16,6 +16,10 @@ export interface RedisKeys {
   held(agentId: string): string
   /** The set of every conversation id of one customer (retention and erase). */
   customer(customerId: string): string
+  /** The outbox: event id → event JSON. */
+  readonly outboxEvents: string
+  /** The outbox: event id → when a claim may take it. */
+  readonly outboxPending: string
 }
 
 const ASCII = /^[\x00-\x7f]*$/
@@ -34,6 +38,8 @@ export function redisKeys(prefix: string): RedisKeys {
     resumableTail: tail,
     held: (agentId) => `${prefix}held:${agentId}`,
     customer: (customerId) => `${prefix}customer:${customerId}`,
+    outboxEvents: `${prefix}outbox:events`,
+    outboxPending: `${prefix}outbox:pending`,
   }
 }
 

@@ -1,13 +1,15 @@
 import type { Cluster, Redis } from 'ioredis'
 import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isReconnectError } from '../../errors'
-import type { ConversationStore } from '../../store/conversation-store'
-import { checkRecordForPut, isConversationRecord } from '../../store/record'
-import type { ConversationRecord } from '../../types'
+import type { ConversationStore, OutboxStore, OutboxWrite } from '../../store/conversation-store'
+import { checkRecordForPut, isConversationRecord, isStorableKey } from '../../store/record'
+import type { ConversationRecord, ServiceEvent } from '../../types'
 import { DEFAULT_REDIS_PREFIX, hashTagOf, redisKeys } from './keys'
 import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
 import {
+  ACK_EVENTS_SCRIPT,
   BY_CUSTOMER_SCRIPT,
+  CLAIM_EVENTS_SCRIPT,
   DELETE_SCRIPT,
   DUE_SCRIPT,
   GET_BY_RECONNECT_ID_SCRIPT,
@@ -66,8 +68,11 @@ export interface RedisStoreOptions {
 /** The few commands the store sends; both `Redis` and `Cluster` have them. */
 type Commands = Pick<Redis, 'evalsha' | 'eval' | 'get' | 'zrange'>
 
-/** A {@link ConversationStore} in Redis, with `delete`, `byCustomer` and the one-off upgrade step. */
+/** A {@link ConversationStore} in Redis, with `delete`, `byCustomer`, the outbox and the one-off upgrade step. */
 export interface RedisStore extends RetentionConversationStore {
+  claimEvents: OutboxStore['claimEvents']
+  ackEvents: OutboxStore['ackEvents']
+  nextEventAt: OutboxStore['nextEventAt']
   /**
    * The upgrade of a deployment written by an earlier version: one SCAN over the prefix's records
    * that files each in its customer's set (what `byCustomer` and `eraseCustomer` read) and, with
@@ -133,6 +138,38 @@ function scoreArg(value: number, what: string): string {
   if (value === Infinity) return '+inf'
   if (value === -Infinity) return '-inf'
   return String(value)
+}
+
+/** The extra ARGV of a put that stores events: visible-at, then id and JSON of each event. */
+function outboxArgs(outbox: OutboxWrite | undefined): string[] {
+  if (outbox === undefined) return []
+  if (typeof outbox !== 'object' || outbox === null || !Array.isArray(outbox.events) || !Number.isFinite(outbox.visibleAt)) {
+    throw invalid('put() outbox must be { events: ServiceEvent[], visibleAt: epoch ms }')
+  }
+  if (outbox.events.length === 0) return []
+  const args = [String(outbox.visibleAt)]
+  for (const event of outbox.events) {
+    const id = (event as { id?: unknown } | null)?.id
+    if (typeof id !== 'string' || id === '' || !isStorableKey(id)) {
+      throw invalid('put() outbox events need a non-empty id without NUL characters or lone UTF-16 surrogates')
+    }
+    args.push(id, JSON.stringify(event))
+  }
+  return args
+}
+
+/** A stored outbox entry as an event, or why it is not one. */
+function parseEvent(id: string, json: unknown): ServiceEvent {
+  const value: unknown = JSON.parse(String(json))
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    (value as { id?: unknown }).id !== id ||
+    typeof (value as { type?: unknown }).type !== 'string'
+  ) {
+    throw new Error(`the outbox entry ${describe(id)} is not a service event with that id`)
+  }
+  return value as ServiceEvent
 }
 
 /**
@@ -259,6 +296,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   }
 
   const deleteRecord = script(DELETE_SCRIPT)
+  const claimEvents = script(CLAIM_EVENTS_SCRIPT)
+  const ackEvents = script(ACK_EVENTS_SCRIPT)
   const customerRecords = script(BY_CUSTOMER_SCRIPT)
   const indexCustomer = script(INDEX_CUSTOMER_SCRIPT)
 
@@ -348,9 +387,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       })
     },
 
-    put(record, expectedVersion) {
+    put(record, expectedVersion, outbox) {
       return guarded('put', typeof record?.id === 'string' ? record.id : undefined, async () => {
         checkRecordForPut(record, expectedVersion, 'redis store: put()')
+        const events = outboxArgs(outbox)
         const resumable = record.state === 'reconnectable' && record.customerId !== null
         const held = record.capacityHeld && record.agentId !== null
         const updatedAt = String(record.updatedAt)
@@ -366,21 +406,20 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
           record.customerId,
           dueAt,
         ])
-        const written = await run(
-          put,
-          [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due],
-          [
-            scriptPrefix,
-            record.id,
-            expectedVersion === null ? '' : String(expectedVersion),
-            storedValue(index, JSON.stringify(record)),
-            tail === null ? '' : `${scriptPrefix}resumable:${tail}`,
-            updatedAt,
-            held ? scriptKeys.held(record.agentId!) : '',
-            dueAt ?? '',
-            record.customerId === null ? '' : scriptKeys.customer(record.customerId),
-          ],
-        )
+        const recordKeys = [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due]
+        if (events.length > 0) recordKeys.push(keys.outboxEvents, keys.outboxPending)
+        const written = await run(put, recordKeys, [
+          scriptPrefix,
+          record.id,
+          expectedVersion === null ? '' : String(expectedVersion),
+          storedValue(index, JSON.stringify(record)),
+          tail === null ? '' : `${scriptPrefix}resumable:${tail}`,
+          updatedAt,
+          held ? scriptKeys.held(record.agentId!) : '',
+          dueAt ?? '',
+          record.customerId === null ? '' : scriptKeys.customer(record.customerId),
+          ...events,
+        ])
         if (written === 2) {
           const reason = new Error(`reconnect id ${describe(record.reconnectId)} already belongs to another conversation`)
           throw new StoreError('put', { conversationId: record.id, cause: reason })
@@ -444,6 +483,47 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       return guarded('byCustomer', undefined, async () => {
         const reply = await run(customerRecords, [keys.customer(customerId)], [scriptPrefix])
         return parseList(reply, 'byCustomer').filter((record) => record.customerId === customerId)
+      })
+    },
+
+    claimEvents(now, leaseMs, limit, claimOptions) {
+      return guarded('claimEvents', undefined, async () => {
+        if (!(limit > 0)) return []
+        const until = scoreArg(now, 'claimEvents(now)')
+        const leaseEnd = scoreArg(now + leaseMs, 'claimEvents(now + leaseMs)')
+        const count = String(Math.min(Math.ceil(limit), 100_000))
+        const reply = await run(claimEvents, [keys.outboxEvents, keys.outboxPending], [until, leaseEnd, count])
+        if (!Array.isArray(reply) || reply.length % 2 !== 0) {
+          throw new StoreError('claimEvents', { cause: new Error('unexpected reply from Redis') })
+        }
+        const onBadEntry = claimOptions?.onBadEntry
+        const claimed: ServiceEvent[] = []
+        for (let i = 0; i < reply.length; i += 2) {
+          const id = String(reply[i])
+          try {
+            claimed.push(parseEvent(id, reply[i + 1]))
+          } catch (error) {
+            // One unreadable entry must not keep every other event from its delivery.
+            if (onBadEntry === undefined) throw new StoreError('claimEvents', { cause: error })
+            onBadEntry(id, error)
+          }
+        }
+        return claimed
+      })
+    },
+
+    ackEvents(ids) {
+      return guarded('ackEvents', undefined, async () => {
+        if (!Array.isArray(ids)) throw invalid('ackEvents() needs an array of event ids')
+        if (ids.length === 0) return
+        await run(ackEvents, [keys.outboxEvents, keys.outboxPending], ids.map(String))
+      })
+    },
+
+    nextEventAt() {
+      return guarded('nextEventAt', undefined, async () => {
+        const [, score] = await redis.zrange(keys.outboxPending, 0, 0, 'WITHSCORES')
+        return score === undefined ? null : Number(score)
       })
     },
 

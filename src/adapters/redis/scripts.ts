@@ -13,6 +13,8 @@
  *   p..'resumable:'..#w..':'..w..':'..c sorted set id → updatedAt, reconnectable records of one customer
  *   p..'held:'..agentId                 set of ids whose capacity the agent holds
  *   p..'customer:'..customerId          set of every id of one customer, any state (retention)
+ *   p..'outbox:events'                  hash event id → event JSON (the outbox)
+ *   p..'outbox:pending'                 sorted set event id → when a claim may take it
  */
 
 /** Reads the records of a list of ids, skipping any that vanished; MGET in chunks to stay under Lua's unpack limit. */
@@ -95,10 +97,11 @@ end
  * only ones a key of another type can refuse) come before the string writes and are undone in
  * reverse if one is refused, so the script either changes nothing or applies all of its writes.
  *
- * KEYS: record, new reconnect id, due.
+ * KEYS: record, new reconnect id, due[, outbox events, outbox pending].
  * ARGV: prefix, id, expected version ('' = must not exist), value to store (the record's JSON with its
  *       index in front), resumable key ('' = none), updatedAt, held key ('' = none), nextDueAt
- *       ('' = none), customer key ('' = none).
+ *       ('' = none), customer key ('' = none)[, outbox visible-at, then event id, event JSON, …
+ *       (the write's events)].
  * Returns 1 when written, 0 on a version conflict, 2 when another stored conversation has that
  * reconnect id (a version conflict is reported first).
  */
@@ -212,6 +215,27 @@ if old_customer ~= customer_key or rewrite then
   if old_customer ~= '' and old_customer ~= customer_key then failure = set_write('SREM', old_customer) end
   if not failure and customer_key ~= '' then failure = set_write('SADD', customer_key) end
   if failure then return failure end
+end
+
+-- Outbox: the write's events, in the same atomic step as the record (KEYS[4] the events hash,
+-- KEYS[5] the pending sorted set; ARGV[10] their visibility time, then event id, event JSON, …).
+-- Refused by a key of another type like the index writes above, and then taken back with them.
+if #ARGV > 10 then
+  local members, fields, ids = {}, {}, {}
+  for i = 11, #ARGV, 2 do
+    members[#members + 1] = ARGV[10]
+    members[#members + 1] = ARGV[i]
+    fields[#fields + 1] = ARGV[i]
+    fields[#fields + 1] = ARGV[i + 1]
+    ids[#ids + 1] = ARGV[i]
+  end
+  failure = redis.pcall('ZADD', KEYS[5], unpack(members))
+  if refused(failure) then return failure end
+  failure = redis.pcall('HSET', KEYS[4], unpack(fields))
+  if refused(failure) then
+    redis.call('ZREM', KEYS[5], unpack(ids))
+    return failure
+  end
 end
 
 -- String writes: SET and DEL replace whatever a key holds, so none of them can be refused.
@@ -417,4 +441,36 @@ if first[2] == nil or tonumber(first[2]) >= tonumber(ARGV[2]) then
   return redis.call('PUBLISH', ARGV[1], ARGV[2])
 end
 return -1
+`
+
+/**
+ * Outbox claim. KEYS: outbox events, outbox pending. ARGV: now, lease end, limit.
+ * Takes up to `limit` pending ids visible at `now`, earliest first, moves them to the lease end and
+ * returns id, JSON, id, JSON, … (JSON false when the hash lost the entry: such an id is removed).
+ */
+export const CLAIM_EVENTS_SCRIPT = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local json = redis.call('HGET', KEYS[1], id)
+  if json then
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    out[#out + 1] = id
+    out[#out + 1] = json
+  else
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+return out
+`
+
+/** Outbox ack. KEYS: outbox events, outbox pending. ARGV: the delivered ids. */
+export const ACK_EVENTS_SCRIPT = `
+for i = 1, #ARGV, 500 do
+  local chunk = {}
+  for j = i, math.min(i + 499, #ARGV) do chunk[#chunk + 1] = ARGV[j] end
+  redis.call('ZREM', KEYS[2], unpack(chunk))
+  redis.call('HDEL', KEYS[1], unpack(chunk))
+end
+return 1
 `
