@@ -70,6 +70,7 @@ export { checkRecordForPut, isConversationRecord } from './store/record'
 export {
   OUTBOX_REDELIVER_AFTER_MS,
   SCHEDULER_MAX_SLEEP_MS,
+  SWEEP_CONCURRENCY,
   SWEEP_SETTINGS_TIMEOUT_MS,
   createReconnectService,
 } from './service/reconnect-service'

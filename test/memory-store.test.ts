@@ -1,9 +1,11 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createReconnectService } from '../src/service/reconnect-service'
 import { createMemoryStore } from '../src/store/memory-store'
 import { createManualClock } from '../src/testing/manual-clock'
 import type { ConversationRecord } from '../src/types'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
+import { replayParameters } from './support/fc-replay'
 
 describe('memory store: storeContract', () => {
   for (const c of storeContract(() => createMemoryStore())) it(c.name, c.run)
@@ -38,6 +40,103 @@ describe('memory store: indexes', () => {
     const due = await store.due(100, 10)
     expect(due).toHaveLength(1)
     expect(due[0]?.nextDueAt).toBe(record.nextDueAt)
+  })
+})
+
+describe('memory store: the deadline index', () => {
+  it('answers due and nextDueAt like a sorted list, under any mix of moved, cleared and deleted deadlines (model-based)', async () => {
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f']
+    const op = fc.record({
+      slot: fc.nat({ max: ids.length - 1 }),
+      // Few distinct deadlines, so ties are common; null clears the deadline; 'delete' removes the record.
+      at: fc.oneof(fc.integer({ min: 0, max: 6 }), fc.constant(null), fc.constant('delete' as const)),
+      now: fc.integer({ min: -1, max: 7 }),
+      limit: fc.integer({ min: 1, max: 8 }),
+    })
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
+        const store = createMemoryStore()
+        // The model: each id's deadline and when it was last set (ties keep that order).
+        const model = new Map<string, { at: number | null; stamp: number; version: number }>()
+        let stamp = 0
+        for (const { slot, at, now, limit } of ops) {
+          const id = ids[slot]!
+          const known = model.get(id)
+          if (at === 'delete') {
+            if (known !== undefined) {
+              expect(await store.delete!(id, known.version)).toBe(true)
+              model.delete(id)
+            }
+          } else {
+            const version = (known?.version ?? 0) + 1
+            const record = sampleRecord({
+              id,
+              reconnectId: `rid-${id}-0000000000000`,
+              state: 'reconnectable',
+              timers: at === null ? {} : { window: 1_000 + at },
+              nextDueAt: at === null ? null : 1_000 + at,
+              version,
+            })
+            await store.put(record, known?.version ?? null)
+            const moved = known === undefined || known.at !== at
+            model.set(id, { at, stamp: moved ? stamp++ : known.stamp, version })
+          }
+          const expected = [...model]
+            .filter(([, m]) => m.at !== null && m.at <= now)
+            .sort(([, x], [, y]) => x.at! - y.at! || x.stamp - y.stamp)
+            .slice(0, limit)
+            .map(([key]) => key)
+          expect((await store.due(1_000 + now, limit)).map((r) => r.id)).toEqual(expected)
+          const pending = [...model.values()].flatMap((m) => (m.at === null ? [] : [1_000 + m.at]))
+          expect(await store.nextDueAt()).toBe(pending.length === 0 ? null : Math.min(...pending))
+        }
+      }),
+      replayParameters(200),
+    )
+  })
+})
+
+describe('memory store: claims of sweepers sharing one store', () => {
+  const T = 1_000_000
+  async function dueStore(count: number) {
+    const store = createMemoryStore()
+    const records = Array.from({ length: count }, (_, i) =>
+      sampleRecord({
+        id: `r${i}`,
+        reconnectId: `rid-${i}-0000000000000`,
+        state: 'reconnectable',
+        timers: { window: T + i },
+        nextDueAt: T + i,
+      }),
+    )
+    for (const r of records) await store.put(r, null)
+    return { store, records }
+  }
+  const ids = (rows: ConversationRecord[]) => rows.map((r) => r.id)
+
+  it('a sweeper passes by what another one claimed, never its own, until the claim ends 30 s later', async () => {
+    const { store, records } = await dueStore(6)
+    expect(ids(await store.due(T + 10, 4, { claimer: 'a' }))).toEqual(ids(records.slice(0, 4)))
+    expect(ids(await store.due(T + 10, 10, { claimer: 'b' }))).toEqual(ids(records.slice(4)))
+    expect(ids(await store.due(T + 11, 10, { claimer: 'a' }))).toEqual(ids(records.slice(0, 4)))
+    // Without a claimer (a host reading due work, say) nothing is hidden.
+    expect(ids(await store.due(T + 11, 10))).toEqual(ids(records))
+    expect(ids(await store.due(T + 10 + 29_999, 10, { claimer: 'c' }))).toEqual([])
+    // b claimed at T + 10; a claimed again at T + 11, which renewed its claims.
+    expect(ids(await store.due(T + 10 + 30_000, 10, { claimer: 'c' }))).toEqual(ids(records.slice(4)))
+    expect(ids(await store.due(T + 11 + 30_000, 10, { claimer: 'd' }))).toEqual(ids(records.slice(0, 4)))
+  })
+
+  it('a write that moves the deadline ends the claim; one that keeps it does not; a delete drops it', async () => {
+    const { store, records } = await dueStore(3)
+    const [r0, r1, r2] = records as [ConversationRecord, ConversationRecord, ConversationRecord]
+    await store.due(T + 10, 10, { claimer: 'a' })
+    await store.put({ ...r0, version: 2, timers: { window: T + 5 }, nextDueAt: T + 5 }, 1)
+    await store.put({ ...r1, version: 2, agentId: 'agent-2' }, 1)
+    expect(ids(await store.due(T + 10, 10, { claimer: 'b' }))).toEqual([r0.id])
+    await store.delete!(r2.id, 1)
+    await store.put({ ...r2, version: 1 }, null)
+    expect(ids(await store.due(T + 10, 10, { claimer: 'c' }))).toEqual([r2.id])
   })
 })
 

@@ -143,6 +143,108 @@ describeWithRedis('redis store', (url) => {
     for (const c of storeContract(() => createRedisStore({ client, prefix: fresh('contract') }))) it(c.name, c.run)
   })
 
+  describe('due claims the records it returns', () => {
+    const CLAIM_MS = 30_000
+    let other: Awaited<ReturnType<typeof connect>>
+    beforeAll(async () => {
+      other = await connect(url)
+    })
+    afterAll(() => {
+      other.disconnect()
+    })
+
+    /** One prefix seen by two nodes, each with its own connection, and `count` records due at T0 + 0, 1, 2… */
+    async function twoNodes(count: number) {
+      const prefix = fresh('claims')
+      const a = createRedisStore({ client, prefix })
+      const b = createRedisStore({ client: other, prefix })
+      const records = Array.from({ length: count }, (_, i) =>
+        sampleRecord({ state: 'reconnectable', timers: { window: T0 + i }, nextDueAt: T0 + i }),
+      )
+      for (const r of records) await a.put(r, null)
+      return { a, b, records, prefix }
+    }
+    const ids = (rows: ConversationRecord[]) => rows.map((r) => r.id)
+
+    it('two nodes sweeping at the same moment load disjoint records, each earliest first', async () => {
+      for (let round = 0; round < 5; round += 1) {
+        const { a, b, records } = await twoNodes(60)
+        const [first, second] = await Promise.all([a.due(T0 + 100, 40), b.due(T0 + 100, 40)])
+        for (const rows of [first, second]) {
+          const at = rows.map((r) => r.nextDueAt!)
+          expect(at).toEqual([...at].sort((x, y) => x - y))
+        }
+        const seen = [...ids(first), ...ids(second)]
+        expect(new Set(seen).size).toBe(seen.length)
+        expect(seen.sort()).toEqual(ids(records).sort())
+      }
+    })
+
+    it('a node sweeping right after another loads only what that one left, until its claim ends', async () => {
+      const { a, b, records } = await twoNodes(6)
+      const now = T0 + 10
+      expect(ids(await a.due(now, 4))).toEqual(ids(records.slice(0, 4)))
+      expect(ids(await b.due(now, 10))).toEqual(ids(records.slice(4)))
+      expect(await b.due(now + 1, 10)).toEqual(records.slice(4)) // b's own claims never hide records from b
+      expect(ids(await b.due(now + CLAIM_MS - 1, 10))).toEqual(ids(records.slice(4)))
+      // a's claim ends CLAIM_MS after the `now` a swept at, on the service's clock: a node that died
+      // holding it delays its records by that much, no more.
+      expect(ids(await b.due(now + CLAIM_MS, 10))).toEqual(ids(records))
+      expect(await a.due(now + CLAIM_MS, 10)).toEqual([])
+      expect(ids(await a.due(now + 2 * CLAIM_MS + 1, 10))).toEqual(ids(records))
+    })
+
+    it('a put that moves the deadline ends the claim; one that keeps it does not', async () => {
+      const { a, b, records } = await twoNodes(3)
+      const [r0, r1] = records as [ConversationRecord, ConversationRecord]
+      expect(ids(await a.due(T0 + 10, 10))).toEqual(ids(records))
+      await a.put({ ...r0, version: 2, timers: { window: T0 + 5 }, nextDueAt: T0 + 5 }, 1)
+      await a.put({ ...r1, version: 2, agentId: 'agent-2' }, 1)
+      expect((await b.due(T0 + 10, 10)).map((r) => [r.id, r.version])).toEqual([[r0.id, 2]])
+      expect(ids(await a.due(T0 + 11, 10))).toEqual([r1.id, records[2]!.id])
+    })
+
+    it('nextDueAt counts a record another node claimed from the end of the claim', async () => {
+      const { a, b, records, prefix } = await twoNodes(3)
+      const later = sampleRecord({ state: 'reconnectable', timers: { window: T0 + 50_000 }, nextDueAt: T0 + 50_000 })
+      await a.put(later, null)
+      await a.due(T0 + 10, 2)
+      expect(await a.nextDueAt()).toBe(T0) // a's own claims: as if unclaimed
+      expect(await b.nextDueAt()).toBe(T0 + 2) // the one record a did not claim
+      await b.due(T0 + 10, 10)
+      expect(await b.nextDueAt()).toBe(T0 + 2)
+      // A third node: b claimed records[2] at T0 + 10, a the first two; both count from the claims' end.
+      expect(await createRedisStore({ client: other, prefix }).nextDueAt()).toBe(T0 + 10 + CLAIM_MS)
+      for (const r of records) await a.put({ ...r, version: 2, state: 'closed', timers: {}, nextDueAt: null }, 1)
+      expect(await b.nextDueAt()).toBe(T0 + 50_000)
+    })
+
+    it('a delete drops the claim with the record; a moved record leaves a claim that Redis expires', async () => {
+      const { a, records, prefix } = await twoNodes(2)
+      await a.due(T0 + 10, 10)
+      expect((await client.keys(`${prefix}claim:*`)).sort()).toEqual(records.map((r) => `${prefix}claim:${r.id}`).sort())
+      expect(await a.delete(records[0]!.id, 1)).toBe(true)
+      expect(await client.keys(`${prefix}claim:*`)).toEqual([`${prefix}claim:${records[1]!.id}`])
+      const ttl = await client.pttl(`${prefix}claim:${records[1]!.id}`)
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(CLAIM_MS)
+    })
+
+    it('refuses a claimMs that is not a whole number of milliseconds of at least 1', () => {
+      for (const claimMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '30000', null]) {
+        let error: unknown
+        try {
+          createRedisStore({ client, claimMs: claimMs as number })
+        } catch (caught) {
+          error = caught
+        }
+        expect(isSettingsError(error), String(claimMs)).toBe(true)
+        expect((error as { issues: { path: string }[] }).issues[0]?.path).toBe('claimMs')
+      }
+      expect(() => createRedisStore({ client, claimMs: 1 })).not.toThrow()
+    })
+  })
+
   it('drops due entries whose record key is gone, so they never crowd out live work', async () => {
     const prefix = fresh('leftover')
     const store = createRedisStore({ client, prefix })
@@ -169,6 +271,7 @@ describeWithRedis('redis store', (url) => {
       await store.getByReconnectId(warmUp.reconnectId)
       await store.findResumable('default', 'c-1', T0)
       await store.due(T0, 1)
+      await store.nextDueAt()
       await store.heldBy('warm-up')
       const sent = recordCommands(counted)
       const trips = async (call: () => Promise<unknown>): Promise<string[]> => {
@@ -185,7 +288,7 @@ describeWithRedis('redis store', (url) => {
       expect(await trips(() => store.getByReconnectId(record.reconnectId))).toEqual(['evalsha'])
       expect(await trips(() => store.findResumable('default', 'c-1', T0))).toEqual(['evalsha'])
       expect(await trips(() => store.due(T0 + 10, 10))).toEqual(['evalsha'])
-      expect(await trips(() => store.nextDueAt())).toEqual(['zrange'])
+      expect(await trips(() => store.nextDueAt())).toEqual(['evalsha'])
       expect(await trips(() => store.heldBy('agent-1'))).toEqual(['evalsha'])
     } finally {
       counted.disconnect()
@@ -527,7 +630,9 @@ describeWithRedis('redis store', (url) => {
           for (const o of outcomes) if (o.status === 'rejected') expect(isConflictError(o.reason)).toBe(true)
         }
         await expectSameAnswers(memory, redisStore, { ids, reconnectIds, widgets, customers, agents, now: T0 + probe })
-        expect(await keysUnder(client, prefix)).toEqual(await expectedKeys(memory, prefix, { ids, reconnectIds }))
+        // The claims of the due calls above are no index: Redis expires them after claimMs.
+        const left = (await keysUnder(client, prefix)).filter((key) => !key.startsWith(`${prefix}claim:`))
+        expect(left).toEqual(await expectedKeys(memory, prefix, { ids, reconnectIds }))
         await dropPrefixes(client, [prefix])
       }),
       replayParameters(80),

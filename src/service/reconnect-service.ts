@@ -18,7 +18,7 @@ import { createWritePath } from './write-path'
 
 export { OUTBOX_REDELIVER_AFTER_MS } from './outbox'
 export { SCHEDULER_MAX_SLEEP_MS } from './scheduler'
-export { SWEEP_SETTINGS_TIMEOUT_MS } from './sweep'
+export { SWEEP_CONCURRENCY, SWEEP_SETTINGS_TIMEOUT_MS } from './sweep'
 export type { ServiceReturnDecision } from './returns'
 export type { SettingsSource } from './settings-lookup'
 export type { StartConversationInput } from './conversations'
@@ -82,6 +82,13 @@ export interface ReconnectServiceOptions {
    * @default 5000
    */
   sweepSettingsTimeoutMs?: number
+  /**
+   * How many due conversations one sweep applies at once. Each one is still applied start to end by
+   * itself (its events keep their order); a store failure stops the sweep after those under way.
+   * `1` applies them one at a time.
+   * @default 16
+   */
+  sweepConcurrency?: number
   /**
    * How long, in ms of the service's clock, a stored event waits for the delivery of the node that
    * wrote it (`onEvent` returned, or its promise resolved) before any node's scheduler (or
@@ -210,6 +217,16 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
   }
   const schedulerMaxSleepMs = positiveMs(options.schedulerMaxSleepMs, 'schedulerMaxSleepMs')
   const sweepSettingsTimeoutMs = positiveMs(options.sweepSettingsTimeoutMs, 'sweepSettingsTimeoutMs')
+  const sweepConcurrency = options.sweepConcurrency
+  if (
+    sweepConcurrency !== undefined &&
+    (typeof sweepConcurrency !== 'number' || !Number.isSafeInteger(sweepConcurrency) || sweepConcurrency < 1)
+  ) {
+    throw new ReconnectError(
+      'invalid-argument',
+      `createReconnectService: sweepConcurrency must be a whole number, at least 1; got ${String(sweepConcurrency)}`,
+    )
+  }
   const redeliverAfterMs = positiveMs(options.outboxRedeliverAfterMs, 'outboxRedeliverAfterMs') ?? OUTBOX_REDELIVER_AFTER_MS
   const gateway = createStoreGateway(store)
   // Read once: whether events are built at all is decided with `onEvent`, so it must not change later.
@@ -251,6 +268,7 @@ export function createReconnectService(options: ReconnectServiceOptions): Reconn
     maxAttempts,
     noteDeadline,
     ...(sweepSettingsTimeoutMs === undefined ? {} : { settingsTimeoutMs: sweepSettingsTimeoutMs }),
+    ...(sweepConcurrency === undefined ? {} : { concurrency: sweepConcurrency }),
   })
   const conversations = createConversations({ gateway, settings, clock, ids, events, outbox, mutate, noteDeadline })
 

@@ -24,7 +24,12 @@ export interface StoreGateway {
   /** The customer's resumable conversation on the widget at `now`, or `undefined`. */
   findResumable(widgetId: string, customerId: string, now: number): Promise<ConversationRecord | undefined>
   /** Up to `limit` records with a deadline at or before `now`; unreadable ones go to `onBadRecord`. */
-  due(now: number, limit: number, onBadRecord?: (conversationId: string, cause: unknown) => void): Promise<ConversationRecord[]>
+  due(
+    now: number,
+    limit: number,
+    onBadRecord?: (conversationId: string, cause: unknown) => void,
+    claimer?: string,
+  ): Promise<ConversationRecord[]>
   /** The earliest deadline in the store, or `null`. */
   nextDueAt(): Promise<number | null>
   /** Whether the store has `delete` and `byCustomer` (retention and erase). */
@@ -157,8 +162,15 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     getByReconnectId: (reconnectId) => storeCall('getByReconnectId', undefined, () => store.getByReconnectId(reconnectId)),
     findResumable: (widgetId, customerId, now) =>
       storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now)),
-    due: (now, limit, onBadRecord) =>
-      storeCall('due', undefined, () => (onBadRecord === undefined ? store.due(now, limit) : store.due(now, limit, { onBadRecord }))),
+    due: (now, limit, onBadRecord, claimer) =>
+      storeCall('due', undefined, () =>
+        onBadRecord === undefined && claimer === undefined
+          ? store.due(now, limit)
+          : store.due(now, limit, {
+              ...(onBadRecord === undefined ? {} : { onBadRecord }),
+              ...(claimer === undefined ? {} : { claimer }),
+            }),
+      ),
     nextDueAt: () => storeCall('nextDueAt', undefined, () => store.nextDueAt()),
     retention: supportsRetention(store),
     outbox,

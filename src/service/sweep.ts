@@ -1,3 +1,4 @@
+import { nanoid } from 'nanoid'
 import type { Clock } from '../clock'
 import { BadRecordError, ReconnectError, isConflictError, isReconnectError } from '../errors'
 import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../types'
@@ -8,6 +9,13 @@ import { readBackOf, type StoreGateway } from './store-gateway'
 import type { WritePath } from './write-path'
 
 const SWEEP_BATCH = 256
+
+/**
+ * The default of `sweepConcurrency`: how many due conversations one sweep applies at once. Each is
+ * a read-decide-write on the store, mostly waiting for a round trip; a few in flight keep a
+ * Redis or PostgreSQL connection busy without crowding out the node's other calls.
+ */
+export const SWEEP_CONCURRENCY = 16
 
 /** The default of `sweepSettingsTimeoutMs`: how long the sweep waits for one widget's settings. */
 export const SWEEP_SETTINGS_TIMEOUT_MS = 5_000
@@ -36,6 +44,8 @@ export interface SweepDeps {
   noteDeadline(at: number | null): void
   /** How long to wait for one widget's settings, in ms of `clock`. */
   settingsTimeoutMs?: number
+  /** How many due conversations a sweep applies at once (see {@link SWEEP_CONCURRENCY}). */
+  concurrency?: number
 }
 
 /** A widget's settings lookup failed or timed out in this sweep: every record of it is skipped. */
@@ -92,6 +102,9 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
   const { emit, report } = deps.events
   const { writeFor } = deps.outbox
   const settingsTimeoutMs = deps.settingsTimeoutMs ?? SWEEP_SETTINGS_TIMEOUT_MS
+  const concurrency = deps.concurrency ?? SWEEP_CONCURRENCY
+  // Names this service's sweeps to a store that several services share in one object (memory).
+  const claimer = nanoid(12)
   // Conversation id → when the sweep may try it again.
   const quarantine = new Map<string, number>()
 
@@ -131,8 +144,14 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     })
   }
 
-  /** Applies the passed deadlines of one due record; returns how many deadlines it applied. */
-  async function expireOne(seen: ConversationRecord, widgetSettings: (widgetId: string) => Promise<ReconnectSettings>): Promise<number> {
+  /**
+   * Applies the passed deadlines of one due record; resolves to how many deadlines it applied and
+   * the record as it last saw it (`undefined` once gone).
+   */
+  async function expireOne(
+    seen: ConversationRecord,
+    widgetSettings: (widgetId: string) => Promise<ReconnectSettings>,
+  ): Promise<{ applied: number; record: ConversationRecord | undefined }> {
     let record: ConversationRecord | undefined = seen
     let applied = 0
     for (let attempt = 0; attempt < maxAttempts && record !== undefined; attempt += 1) {
@@ -158,16 +177,46 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       }
       // Retention is the deadline that is no transition: a closed record past it is deleted.
       const current = outcome.current
-      if (!isRetentionDue(current, now) || !deps.gateway.retention) return applied
+      if (!isRetentionDue(current, now) || !deps.gateway.retention) return { applied, record: current }
       try {
         if (await deps.gateway.delete(current.id, current.version)) applied += 1
-        return applied
+        return { applied, record: undefined }
       } catch (error) {
         if (!isConflictError(error)) throw error
         record = await get(current.id)
       }
     }
-    return applied
+    return { applied, record }
+  }
+
+  /**
+   * Runs `apply` on every record, at most `concurrency` at a time, and resolves to the sum of what
+   * they return. Each record is applied by one lane from start to end, so the events of one
+   * conversation keep their order. The first failure stops the lanes from taking more records; it is
+   * thrown once every lane has finished, so nothing of this sweep is still running when it rejects.
+   */
+  async function applyAll(records: ConversationRecord[], apply: (record: ConversationRecord) => Promise<number>): Promise<number> {
+    let next = 0
+    let total = 0
+    let failure: { error: unknown } | undefined
+    async function lane(): Promise<void> {
+      while (failure === undefined && next < records.length) {
+        const record = records[next]!
+        next += 1
+        try {
+          // Not `total += await …`: that would read `total` before the other lanes add to it.
+          const count = await apply(record)
+          total += count
+        } catch (error) {
+          failure ??= { error }
+        }
+      }
+    }
+    const lanes: Promise<void>[] = []
+    for (let i = 0; i < Math.min(concurrency, records.length); i += 1) lanes.push(lane())
+    await Promise.all(lanes)
+    if (failure !== undefined) throw failure.error
+    return total
   }
 
   return async function runDueTimers(runOptions?: { limit?: number }): Promise<number> {
@@ -185,37 +234,53 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     }
     let applied = 0
     let processed = 0
-    // Records that stayed due although nothing could be applied to them (bad ones included): fetched
-    // once per sweep. One that moved on is due again only if another of its deadlines has passed
-    // meanwhile, and then it should run again. Later batches ask for enough rows to reach past them.
-    const stuck = new Set<string>()
+    // Records this sweep met that stayed due at the same deadline although nothing could be applied
+    // to them (bad ones, ones set aside): id → that deadline. The store keeps handing them out first,
+    // so later batches ask for that many more rows to reach past them. A record another node (or
+    // writer) has moved is not kept: it is no longer due, and counting it would make every later
+    // batch fetch more and more rows it then skips. Met again at another deadline, it is new work.
+    const stuck = new Map<string, number | null>()
+    // Records the store could not read: handed out (and counted against the limit) every time.
+    const unreadable = new Set<string>()
     for (;;) {
       const batch = Math.min(SWEEP_BATCH, limit - processed)
       if (batch <= 0) break
-      const want = batch + stuck.size
-      let unreadable = 0
-      const stuckBefore = stuck.size
+      const want = batch + stuck.size + unreadable.size
+      let unreadableNow = 0
+      const passedBefore = stuck.size + unreadable.size
       const now = clock.now()
-      const due = await dueRecords(now, want, (id, cause) => {
-        unreadable += 1
-        if (stuck.has(id)) return
-        stuck.add(id)
-        processed += 1
-        setAside(id, 'the stored record cannot be read', cause)
-      })
+      const due = await dueRecords(
+        now,
+        want,
+        (id, cause) => {
+          unreadableNow += 1
+          if (unreadable.has(id)) return
+          unreadable.add(id)
+          processed += 1
+          setAside(id, 'the stored record cannot be read', cause)
+        },
+        claimer,
+      )
       const fresh: ConversationRecord[] = []
       for (const record of due) {
-        if (stuck.has(record.id)) continue
-        if (isSetAside(record.id, now)) stuck.add(record.id)
+        if (stuck.has(record.id)) {
+          if (stuck.get(record.id) === record.nextDueAt) continue
+          stuck.delete(record.id)
+        }
+        if (isSetAside(record.id, now)) stuck.set(record.id, record.nextDueAt)
         else if (fresh.length < batch) fresh.push(record)
       }
       // Nothing new in this batch: everything due is stuck or set aside.
-      if (fresh.length === 0 && stuck.size === stuckBefore) break
-      for (const record of fresh) {
-        processed += 1
-        let count = 0
+      if (fresh.length === 0 && stuck.size + unreadable.size === passedBefore) break
+      processed += fresh.length
+      const appliedNow = await applyAll(fresh, async (record) => {
         try {
-          count = await expireOne(record, widgetSettings)
+          const outcome = await expireOne(record, widgetSettings)
+          const after = outcome.record
+          if (outcome.applied === 0 && after !== undefined && after.nextDueAt !== null && after.nextDueAt <= now) {
+            stuck.set(after.id, after.nextDueAt)
+          }
+          return outcome.applied
         } catch (error) {
           // A store failure stops the sweep (the next one retries); anything else concerns this one
           // conversation: set it aside and go on, so one bad record cannot hold back every other
@@ -223,11 +288,12 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
           if (isReconnectError(error) && error.code === 'store-failure') throw error
           if (error instanceof WidgetSettingsFailure) setAside(record.id, error.reason, error.cause)
           else setAside(record.id, 'its deadline could not be applied', error)
+          stuck.set(record.id, record.nextDueAt)
+          return 0
         }
-        if (count === 0) stuck.add(record.id)
-        applied += count
-      }
-      if (due.length + unreadable < want) break
+      })
+      applied += appliedNow
+      if (due.length + unreadableNow < want) break
     }
     return applied
   }

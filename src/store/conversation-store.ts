@@ -107,4 +107,11 @@ export interface DueOptions {
    * out of the result instead of failing the whole call. Counts against `limit`.
    */
   onBadRecord?: (conversationId: string, cause: unknown) => void
+  /**
+   * Names the sweeper asking (each service has its own). A store that several sweepers share in
+   * one object (the memory store) may claim the records it returns for this sweeper, so that the
+   * `due` of another sweeper passes them by for a while; a store that claims per store object
+   * (Redis, PostgreSQL) or not at all ignores it.
+   */
+  claimer?: string
 }

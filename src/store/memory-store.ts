@@ -5,37 +5,64 @@ import type { ConversationStore, OutboxWrite } from './conversation-store'
 import { checkRecordForPut, cloneRecord, copyRecordFields, hasExtraFields } from './record'
 
 /**
- * A binary min-heap of deadlines with lazy deletion: an entry is live only while the record it
- * names still has that `nextDueAt`, so updates never search the heap. Entries sit in parallel
- * arrays, so ordering compares packed numbers only: equal deadlines keep the order they were
- * pushed in (a sequence number), which spares reading ids scattered over the heap.
+ * The handle of a stored copy in the {@link DeadlineHeap}, under a symbol: no copy handed out has
+ * it (copies are made field by field), and the store's own copy gets it once, when it is stored.
+ */
+const HANDLE = Symbol('deadlineHandle')
+type Handled = ConversationRecord & { [HANDLE]?: number }
+
+/** Children per node of the deadline heap: four halve the depth of a binary heap, and sit in one cache line. */
+const ARITY = 4
+
+/**
+ * A min-heap of the stored records that have a deadline, one entry per record. A record's entry is
+ * found through a small integer handle kept on its stored copy, so a write that moves or drops a
+ * deadline fixes that one entry in O(log n): no write ever rebuilds the heap (with lazy deletion,
+ * stale entries piled up until one write paid for a rebuild of the whole heap: 282 ms on a million
+ * records). Every array holds numbers only, apart from handle → record: moving entries touches no
+ * record object. Equal deadlines keep the order they were set in (a sequence number).
  */
 class DeadlineHeap {
-  private ats: number[] = []
-  private seqs: number[] = []
-  private ids: string[] = []
-  private pushed = 0
-  private readonly earlier = (i: number, j: number): boolean => {
-    const a = this.ats[i]!
-    const b = this.ats[j]!
-    return a < b || (a === b && this.seqs[i]! < this.seqs[j]!)
-  }
+  // By slot in the heap.
+  private readonly ats: number[] = []
+  private readonly seqs: number[] = []
+  private readonly handles: number[] = []
+  // By handle.
+  private readonly slots: number[] = []
+  private readonly records: (ConversationRecord | undefined)[] = []
+  private readonly freeHandles: number[] = []
+  private stamp = 0
 
   get size(): number {
     return this.ats.length
   }
 
-  push(at: number, id: string): void {
-    this.ats.push(at)
-    this.seqs.push(this.pushed++)
-    this.ids.push(id)
-    let i = this.ats.length - 1
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!this.earlier(i, parent)) break
-      this.swap(i, parent)
-      i = parent
+  /** `record` (a stored copy) replaces `previous` (the copy it supersedes, if any): its entry follows. */
+  place(record: ConversationRecord, previous: ConversationRecord | undefined): void {
+    const held = previous === undefined ? undefined : (previous as Handled)[HANDLE]
+    const handle = held !== undefined && this.records[held] === previous ? held : undefined
+    const at = record.nextDueAt
+    if (handle === undefined) {
+      if (at !== null) this.insert(record, at)
+      return
     }
+    if (at === null) {
+      this.remove(handle)
+      return
+    }
+    this.records[handle] = record
+    ;(record as Handled)[HANDLE] = handle
+    const slot = this.slots[handle]!
+    if (this.ats[slot] === at) return
+    this.ats[slot] = at
+    this.seqs[slot] = this.stamp++
+    this.sift(slot)
+  }
+
+  /** Drops the entry of `record` (a stored copy), if it has one. */
+  drop(record: ConversationRecord): void {
+    const handle = (record as Handled)[HANDLE]
+    if (handle !== undefined && this.records[handle] === record) this.remove(handle)
   }
 
   /** The earliest deadline, or `undefined` when the heap is empty. */
@@ -43,61 +70,95 @@ class DeadlineHeap {
     return this.ats[0]
   }
 
-  /** The id of the earliest deadline's record. */
-  topId(): string | undefined {
-    return this.ids[0]
-  }
-
-  /** Removes the earliest entry. */
-  pop(): void {
-    const lastAt = this.ats.pop()
-    const lastSeq = this.seqs.pop()
-    const lastId = this.ids.pop()
-    if (lastAt === undefined || lastSeq === undefined || lastId === undefined || this.ats.length === 0) return
-    this.ats[0] = lastAt
-    this.seqs[0] = lastSeq
-    this.ids[0] = lastId
-    const size = this.ats.length
-    let i = 0
-    for (;;) {
-      const left = 2 * i + 1
-      const right = left + 1
-      let smallest = i
-      if (left < size && this.earlier(left, smallest)) smallest = left
-      if (right < size && this.earlier(right, smallest)) smallest = right
-      if (smallest === i) break
-      this.swap(i, smallest)
-      i = smallest
-    }
-  }
-
   /**
    * Visits the entries in deadline order, without taking them out, until `visit` returns false.
    * A second, small heap holds the frontier: the children of every entry visited so far.
    */
-  walk(visit: (at: number, id: string) => boolean): void {
+  walk(visit: (at: number, record: ConversationRecord) => boolean): void {
     const size = this.ats.length
     if (size === 0) return
+    const earlier = (i: number, j: number): boolean => this.earlier(i, j)
     const frontier: number[] = [0]
     while (frontier.length > 0) {
-      const i = popIndex(frontier, this.earlier)
-      if (!visit(this.ats[i]!, this.ids[i]!)) return
-      const left = 2 * i + 1
-      if (left < size) pushIndex(frontier, left, this.earlier)
-      if (left + 1 < size) pushIndex(frontier, left + 1, this.earlier)
+      const i = popIndex(frontier, earlier)
+      if (!visit(this.ats[i]!, this.records[this.handles[i]!]!)) return
+      const first = ARITY * i + 1
+      for (let child = first; child < first + ARITY && child < size; child += 1) pushIndex(frontier, child, earlier)
     }
   }
 
-  clear(): void {
-    this.ats = []
-    this.seqs = []
-    this.ids = []
+  private earlier(i: number, j: number): boolean {
+    const a = this.ats[i]!
+    const b = this.ats[j]!
+    return a < b || (a === b && this.seqs[i]! < this.seqs[j]!)
   }
 
-  private swap(i: number, j: number): void {
-    swap(this.ats, i, j)
-    swap(this.seqs, i, j)
-    swap(this.ids, i, j)
+  private insert(record: ConversationRecord, at: number): void {
+    const handle = this.freeHandles.pop() ?? this.records.length
+    this.records[handle] = record
+    ;(record as Handled)[HANDLE] = handle
+    const slot = this.ats.length
+    this.ats.push(at)
+    this.seqs.push(this.stamp++)
+    this.handles.push(handle)
+    this.slots[handle] = slot
+    this.sift(slot)
+  }
+
+  private remove(handle: number): void {
+    const slot = this.slots[handle]!
+    this.records[handle] = undefined
+    this.freeHandles.push(handle)
+    const at = this.ats.pop()!
+    const seq = this.seqs.pop()!
+    const moved = this.handles.pop()!
+    if (slot === this.ats.length) return
+    this.ats[slot] = at
+    this.seqs[slot] = seq
+    this.handles[slot] = moved
+    this.slots[moved] = slot
+    this.sift(slot)
+  }
+
+  /** Moves the entry at `slot` up or down to where it belongs: a hole travels, the entry is written once. */
+  private sift(slot: number): void {
+    const { ats, seqs, handles, slots } = this
+    const at = ats[slot]!
+    const seq = seqs[slot]!
+    const handle = handles[slot]!
+    let i = slot
+    while (i > 0) {
+      const parent = ((i - 1) / ARITY) | 0
+      const pa = ats[parent]!
+      if (!(at < pa || (at === pa && seq < seqs[parent]!))) break
+      ats[i] = pa
+      seqs[i] = seqs[parent]!
+      handles[i] = handles[parent]!
+      slots[handles[i]!] = i
+      i = parent
+    }
+    if (i === slot) {
+      const size = ats.length
+      for (;;) {
+        const first = ARITY * i + 1
+        if (first >= size) break
+        let best = first
+        for (let child = first + 1; child < first + ARITY && child < size; child += 1) {
+          if (ats[child]! < ats[best]! || (ats[child] === ats[best] && seqs[child]! < seqs[best]!)) best = child
+        }
+        const ba = ats[best]!
+        if (!(ba < at || (ba === at && seqs[best]! < seq))) break
+        ats[i] = ba
+        seqs[i] = seqs[best]!
+        handles[i] = handles[best]!
+        slots[handles[i]!] = i
+        i = best
+      }
+    }
+    ats[i] = at
+    seqs[i] = seq
+    handles[i] = handle
+    slots[handle] = i
   }
 }
 
@@ -171,6 +232,13 @@ function customerKey(widgetId: string, customerId: string): string {
   // Kept as an index key for as long as the conversation waits: one flat string, not two pieces.
   return flatString(`${widgetId}\u0000${customerId}`)
 }
+
+/**
+ * How long a record the `due` of one service's sweep returned stays hidden from the sweeps of other
+ * services on the same store (or until its deadline moves): long enough for a sweep's batch, and
+ * short enough that a service dropped mid-sweep holds nothing back for long.
+ */
+const MEMORY_CLAIM_MS = 30_000
 
 const RECORDS = Symbol('records')
 
@@ -254,27 +322,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   const held: Index = new Map()
   const byCustomerId: Index = new Map()
   const deadlines = new DeadlineHeap()
+  // Sweeps of several services on this one store: id → who claimed the record at which deadline,
+  // until when. A moved deadline or a removed record drops its claim.
+  const claims = new Map<string, { by: string; at: number; until: number }>()
   // The outbox: event id → the event and when a claim may take it. Entries are acked within moments
   // of their write, so the few pending ones are scanned rather than indexed.
   const outbox = new Map<string, { event: ServiceEvent; visibleAt: number }>()
-
-  function isLive(at: number, id: string): boolean {
-    return records.get(id)?.nextDueAt === at
-  }
-
-  function dropStaleTop(): void {
-    for (;;) {
-      const at = deadlines.topAt()
-      if (at === undefined || isLive(at, deadlines.topId()!)) return
-      deadlines.pop()
-    }
-  }
-
-  function compactIfBloated(): void {
-    if (deadlines.size <= 2 * records.size + 64) return
-    deadlines.clear()
-    for (const record of records.values()) if (record.nextDueAt !== null) deadlines.push(record.nextDueAt, record.id)
-  }
 
   function resumableKey(record: ConversationRecord | undefined): string | undefined {
     if (record === undefined || record.state !== 'reconnectable' || record.customerId === null) return undefined
@@ -309,17 +362,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       if (wasCustomer !== null) removeFrom(byCustomerId, wasCustomer, record.id)
       if (record.customerId !== null) addTo(byCustomerId, record.customerId, record.id)
     }
-    if (record.nextDueAt !== previous?.nextDueAt) {
-      // The sweep writes records in deadline order, so the entry this write makes stale is
-      // usually the heap's top: dropping it now saves looking it up again later.
-      if (previous?.nextDueAt === deadlines.topAt() && deadlines.topId() === record.id) deadlines.pop()
-      if (record.nextDueAt !== null) deadlines.push(record.nextDueAt, record.id)
-    }
+    deadlines.place(record, previous)
+    if (claims.size > 0 && record.nextDueAt !== (previous?.nextDueAt ?? null)) claims.delete(record.id)
   }
 
-  /** Drops a record and every index entry naming it; its deadline-heap entry goes stale (lazy deletion). */
+  /** Drops a record and every index entry naming it. */
   function remove(record: ConversationRecord): void {
     records.delete(record.id)
+    deadlines.drop(record)
+    claims.delete(record.id)
     if (byReconnectId.get(record.reconnectId) === record.id) byReconnectId.delete(record.reconnectId)
     const wasResumable = resumableKey(record)
     if (wasResumable !== undefined) removeFrom(resumable, wasResumable, record.id)
@@ -394,7 +445,6 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       records.set(copy.id, copy)
       reindex(copy, current)
       noteClosed(copy, current)
-      compactIfBloated()
       // The same synchronous step as the record: no other call can see one without the other.
       if (pending !== undefined) {
         for (const event of pending.events) outbox.set(event.id, { event: { ...event }, visibleAt: pending.visibleAt })
@@ -421,24 +471,31 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       return earliest
     },
 
-    async due(now, limit) {
+    async due(now, limit, dueOptions) {
       dropOldClosed(now)
-      dropStaleTop()
       const found: ConversationRecord[] = []
-      const seen = new Set<string>()
-      deadlines.walk((at, id) => {
+      const claimer = dueOptions?.claimer
+      if (claimer === undefined || !Number.isFinite(now)) {
+        deadlines.walk((at, record) => {
+          if (found.length >= limit || at > now) return false
+          found.push(copyOut(record))
+          return true
+        })
+        return found
+      }
+      const until = now + MEMORY_CLAIM_MS
+      deadlines.walk((at, record) => {
         if (found.length >= limit || at > now) return false
-        if (isLive(at, id) && !seen.has(id)) {
-          seen.add(id)
-          found.push(copyOut(records.get(id)!))
-        }
+        const claim = claims.get(record.id)
+        if (claim !== undefined && claim.by !== claimer && claim.at === at && claim.until > now) return true
+        claims.set(record.id, { by: claimer, at, until })
+        found.push(copyOut(record))
         return true
       })
       return found
     },
 
     async nextDueAt() {
-      dropStaleTop()
       return deadlines.topAt() ?? null
     },
 
@@ -456,7 +513,6 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       if (current === undefined) return false
       if (current.version !== expectedVersion) throw new ConflictError(id, expectedVersion)
       remove(current)
-      compactIfBloated()
       return true
     },
 

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis'
+import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isReconnectError } from '../../errors'
 import type { ConversationStore, OutboxStore, OutboxWrite } from '../../store/conversation-store'
 import { describeStoredId, parseOutboxEvent } from '../../store/outbox-entry'
@@ -15,10 +16,14 @@ import {
   GET_BY_RECONNECT_ID_SCRIPT,
   HELD_BY_SCRIPT,
   INDEX_CUSTOMER_SCRIPT,
+  NEXT_DUE_SCRIPT,
   PUT_SCRIPT,
   RESUMABLE_CANDIDATES_SCRIPT,
   WAKE_SCRIPT,
 } from './scripts'
+
+/** How long records a `due` returned stay claimed by default. */
+const DEFAULT_CLAIM_MS = 30_000
 
 /** Options of {@link createRedisStore}. */
 export interface RedisStoreOptions {
@@ -49,6 +54,16 @@ export interface RedisStoreOptions {
    * @default true with a `subscriber`, otherwise false
    */
   announceDeadlines?: boolean
+  /**
+   * How long, in ms of the service's clock, records that `due` returned stay hidden from the `due`
+   * of every other store object (another node), so nodes sweeping at once take disjoint batches. A
+   * node that stops mid-sweep delays its records by this much at most; a write that moves a
+   * record's deadline ends the claim at once. A store object's own claims never hide records from
+   * itself; compare-and-set still decides every write. A claim is a key `<prefix>claim:<id>` that
+   * Redis also expires after `claimMs` of its own time, so none outlives that.
+   * @default 30000
+   */
+  claimMs?: number
 }
 
 /** The few commands the store sends; both `Redis` and `Cluster` have them. */
@@ -191,6 +206,12 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   if (subscriber !== undefined && (subscriber as unknown) === client) {
     throw new SettingsError([{ path: 'subscriber', message: 'must be a second connection, not `client` itself (try client.duplicate())' }])
   }
+  const claimMs = options.claimMs === undefined ? DEFAULT_CLAIM_MS : options.claimMs
+  if (typeof claimMs !== 'number' || !Number.isSafeInteger(claimMs) || claimMs < 1) {
+    throw new SettingsError([{ path: 'claimMs', message: `must be a whole number of milliseconds, at least 1; got ${String(claimMs)}` }])
+  }
+  // Names this store object in its claims: its own claims never hide records from itself.
+  const claimer = nanoid()
   const announce = options.announceDeadlines ?? subscriber !== undefined
   if (typeof announce !== 'boolean') {
     throw new SettingsError([{ path: 'announceDeadlines', message: `must be a boolean, got ${typeof announce}` }])
@@ -207,6 +228,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const byReconnectId = script(GET_BY_RECONNECT_ID_SCRIPT)
   const resumableCandidates = script(RESUMABLE_CANDIDATES_SCRIPT)
   const dueRecords = script(DUE_SCRIPT)
+  const nextDue = script(NEXT_DUE_SCRIPT)
   const heldRecords = script(HELD_BY_SCRIPT)
   const wakeOthers = script(WAKE_SCRIPT)
 
@@ -395,7 +417,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         const until = scoreArg(now, 'due(now)')
         if (!(limit > 0)) return []
         const count = Number.isFinite(limit) ? String(Math.ceil(limit)) : '-1'
-        const reply = await run(dueRecords, [keys.due], [scriptPrefix, until, count])
+        // A sweep at a real instant claims what it takes; due(Infinity) is no sweep and claims nothing.
+        const claimUntil = Number.isFinite(now) ? String(Math.min(now + claimMs, Number.MAX_SAFE_INTEGER)) : ''
+        const reply = await run(dueRecords, [keys.due], [scriptPrefix, until, count, claimer, claimUntil, String(claimMs)])
         if (!Array.isArray(reply) || reply.length % 2 !== 0) {
           throw new StoreError('due', { cause: new Error('unexpected reply from Redis') })
         }
@@ -420,8 +444,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     nextDueAt() {
       return guarded('nextDueAt', undefined, async () => {
-        const [, score] = await redis.zrange(keys.due, 0, 0, 'WITHSCORES')
-        return score === undefined ? null : Number(score)
+        const score = await run(nextDue, [keys.due], [scriptPrefix, claimer])
+        return score === null || score === undefined ? null : Number(score)
       })
     },
 

@@ -8,6 +8,8 @@
  *   p..'conv:'..id                      record JSON with its index in front (string; see STORED_INDEX)
  *   p..'rid:'..reconnectId              conversation id (string)
  *   p..'due'                            sorted set id → nextDueAt
+ *   p..'claim:'..id                     'claimer at until': a due sweep's claim on the deadline `at`
+ *                                       (string with a TTL of claimMs, so it also ends in Redis's time)
  *   p..'resumable:'..#w..':'..w..':'..c sorted set id → updatedAt, reconnectable records of one customer
  *   p..'held:'..agentId                 set of ids whose capacity the agent holds
  *   p..'customer:'..customerId          set of every id of one customer, any state (retention)
@@ -291,7 +293,7 @@ for _, entry in ipairs(entries) do
 end
 
 if drop_rid then redis.call('DEL', rid_key) end
-redis.call('DEL', record_key)
+redis.call('DEL', record_key, p .. 'claim:' .. id)
 return 1
 `
 
@@ -323,42 +325,105 @@ export const RESUMABLE_CANDIDATES_SCRIPT = `${LOAD_RECORDS}
 return load_records(ARGV[1], redis.call('ZREVRANGE', KEYS[1], 0, -1))
 `
 
+/** Whether a claim ('claimer at until', or false) still hides an entry at `score` from `claimer` at `now`. */
+const CLAIMS = `
+local function claimed_by_other(claim, score, claimer, now)
+  if not claim then return false end
+  local who, at, till = string.match(claim, '^(%S+) (%S+) (%S+)$')
+  return who ~= claimer and at == score and tonumber(till) > now
+end
+`
+
 /**
- * KEYS: due key. ARGV: prefix, now, limit (-1 = all). Returns id, JSON, id, JSON, … earliest
- * deadline first (the ids name a record whose JSON cannot be read).
+ * KEYS: due. ARGV: prefix, now, limit (-1 = all), claimer, claim end ('' = claim nothing), claim
+ * TTL in ms. Returns id, JSON, id, JSON, … earliest deadline first (the ids name a record whose
+ * JSON cannot be read).
+ *
+ * Entries another claimer has claimed at their current deadline, with the claim not yet ended at
+ * `now`, are passed by; every entry returned is claimed for this claimer until the claim end. A
+ * claim names the deadline it was taken on, so a write that moves the deadline voids it without the
+ * write script knowing about claims, and it expires in Redis after the TTL, so none is left behind.
  * An entry whose record key is gone (deleted by hand, or evicted) is removed from the due set as it
- * is met, and the next entries fill its place, so such leftovers can never crowd out live work.
+ * is met, so such leftovers can never crowd out live work.
  */
-export const DUE_SCRIPT = `
-local p, due_key, max_score, limit = ARGV[1], KEYS[1], ARGV[2], tonumber(ARGV[3])
+export const DUE_SCRIPT = `${CLAIMS}
+local p, due_key = ARGV[1], KEYS[1]
+local max_score, limit, claimer, claim_until, claim_ttl = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local now = tonumber(max_score)
+if max_score == '+inf' then now = math.huge elseif max_score == '-inf' then now = -math.huge end
 local out = {}
-while true do
-  local want = -1
-  if limit >= 0 then
-    want = limit - #out / 2
-    if want <= 0 then break end
+local offset = 0
+while limit < 0 or #out / 2 < limit do
+  local chunk = 256
+  if limit >= 0 then chunk = math.max(limit - #out / 2, 16) end
+  local entries = redis.call('ZRANGEBYSCORE', due_key, '-inf', max_score, 'WITHSCORES', 'LIMIT', offset, chunk)
+  if #entries == 0 then break end
+  local claim_keys = {}
+  for i = 1, #entries, 2 do claim_keys[#claim_keys + 1] = p .. 'claim:' .. entries[i] end
+  local claims = redis.call('MGET', unpack(claim_keys))
+  local picked, scores, keys = {}, {}, {}
+  local examined = 0
+  for i = 1, #entries, 2 do
+    if limit >= 0 and #out / 2 + #picked >= limit then break end
+    examined = examined + 1
+    if not claimed_by_other(claims[examined], entries[i + 1], claimer, now) then
+      picked[#picked + 1] = entries[i]
+      scores[#scores + 1] = entries[i + 1]
+      keys[#keys + 1] = p .. 'conv:' .. entries[i]
+    end
   end
-  -- Every entry before offset #out / 2 is a live record already in out; leftovers were removed.
-  local ids = redis.call('ZRANGEBYSCORE', due_key, '-inf', max_score, 'LIMIT', #out / 2, want)
-  if #ids == 0 then break end
-  local leftovers = 0
-  for i = 1, #ids, 500 do
-    local keys = {}
-    for j = i, math.min(i + 499, #ids) do keys[#keys + 1] = p .. 'conv:' .. ids[j] end
-    local values = redis.call('MGET', unpack(keys))
-    for k = 1, #keys do
+  local gone = 0
+  for i = 1, #keys, 500 do
+    local values = redis.call('MGET', unpack(keys, i, math.min(i + 499, #keys)))
+    for k = 1, #values do
+      local id = picked[i + k - 1]
       if values[k] then
-        out[#out + 1] = ids[i + k - 1]
+        out[#out + 1] = id
         out[#out + 1] = values[k]
+        if claim_until ~= '' then
+          redis.call('SET', p .. 'claim:' .. id, claimer .. ' ' .. scores[i + k - 1] .. ' ' .. claim_until, 'PX', claim_ttl)
+        end
       else
-        redis.call('ZREM', due_key, ids[i + k - 1])
-        leftovers = leftovers + 1
+        redis.call('ZREM', due_key, id)
+        gone = gone + 1
       end
     end
   end
-  if leftovers == 0 then break end
+  -- Entries before the offset are returned, claimed by others, or were removed as leftovers.
+  offset = offset + examined - gone
+  if examined == #entries / 2 and #entries / 2 < chunk then break end
 end
 return out
+`
+
+/**
+ * KEYS: due. ARGV: prefix, claimer. The earliest deadline as this claimer should wake for it (the
+ * score as Redis stored it, or false): an entry another claimer holds counts from the end of its
+ * claim, since waking before would find nothing to do. Looks at most 2 000 entries; when all of them
+ * are claimed it answers the last one's deadline, which is never late.
+ */
+export const NEXT_DUE_SCRIPT = `
+local p, due_key, claimer = ARGV[1], KEYS[1], ARGV[2]
+local best, best_text, last_text = math.huge, false, false
+for offset = 0, 1900, 100 do
+  local entries = redis.call('ZRANGE', due_key, offset, offset + 99, 'WITHSCORES')
+  if #entries == 0 then return best_text end
+  for i = 1, #entries, 2 do
+    local score = tonumber(entries[i + 1])
+    if score >= best then return best_text end
+    last_text = entries[i + 1]
+    local claim = redis.call('GET', p .. 'claim:' .. entries[i])
+    local who, at, till
+    if claim then who, at, till = string.match(claim, '^(%S+) (%S+) (%S+)$') end
+    if claim and who ~= claimer and at == entries[i + 1] and tonumber(till) > score then
+      if tonumber(till) < best then best, best_text = tonumber(till), till end
+    else
+      return entries[i + 1]
+    end
+  end
+end
+-- Every entry looked at is claimed: the last one's deadline comes before any not looked at.
+return last_text
 `
 
 /** KEYS: held key. ARGV: prefix. Returns the JSON of the agent's held conversations. */
