@@ -384,6 +384,41 @@ describeWithRedis('redis store', (url) => {
       expect(await store.nextDueAt()).toBeNull()
     })
 
+    it('the same on a value the version before wrote: its index entries stay where they were', async () => {
+      for (const broken of ['outbox:pending', 'outbox:events']) {
+        const prefix = fresh('wrongtype-outbox-legacy')
+        const store = createRedisStore({ client, prefix })
+        const record = sampleRecord({
+          agentId: 'agent-a',
+          customerId: 'c-1',
+          state: 'reconnectable',
+          nextDueAt: T0 + 5,
+          timers: { window: T0 + 5 },
+        })
+        expect(await legacyPut(client, prefix, record, null)).toBe(1)
+        await client.set(`${prefix}${broken}`, 'not a hash or sorted set')
+        const resumed = { ...record, version: 2, agentId: 'agent-b', nextDueAt: null, timers: {}, state: 'active' as State }
+        const events = [
+          {
+            type: 'transition' as const,
+            id: `${record.id}:2:0`,
+            conversationId: record.id,
+            at: T0,
+            emittedAt: T0,
+            from: 'reconnectable' as State,
+            to: 'active' as State,
+            event: 'customer.returned',
+          },
+        ]
+        const error = await storeError(store.put(resumed, 1, { events, visibleAt: T0 }))
+        expect(error.message).toMatch(/WRONGTYPE/)
+        expect(await store.get(record.id)).toEqual(record)
+        expect(await store.nextDueAt()).toBe(T0 + 5)
+        expect(await store.findResumable(record.widgetId, 'c-1', T0)).toEqual(record)
+        expect((await store.heldBy('agent-a')).map((r) => r.id)).toEqual([record.id])
+      }
+    })
+
     it('a write whose outbox key holds another type applies none of its writes, events included', async () => {
       for (const broken of ['outbox:pending', 'outbox:events']) {
         const prefix = fresh('wrongtype-outbox')
@@ -555,6 +590,34 @@ describeWithRedis('redis store', (url) => {
     expect(await store.migrate()).toBeDefined()
     expect(await store.delete(other.id, 1)).toBe(true)
     expect(await store.delete(waiting.id, 3)).toBe(true)
+    expect(await keysUnder(client, prefix)).toEqual([])
+  })
+
+  it('a value a node of the version before rewrote with our index still in front is written and deleted by its own version', async () => {
+    const prefix = fresh('stale-index')
+    const store = createRedisStore({ client, prefix })
+    const first = sampleRecord({ id: 'stale-1', customerId: 'c-1', agentId: 'agent-1' })
+    await store.put(first, null)
+    // That node reads the stored JSON whole, keeps the two members it does not know, and writes
+    // the next version back with them: the index in front still says version 1.
+    const raw = JSON.parse((await client.get(`${prefix}conv:${first.id}`)) ?? 'null') as Record<string, unknown>
+    expect(Array.isArray(raw['~index'])).toBe(true)
+    const rewritten = { ...raw, version: 2, agentId: 'agent-2' } as unknown as ConversationRecord
+    expect(await legacyPut(client, prefix, rewritten, 1)).toBe(1)
+    expect((await client.get(`${prefix}conv:${first.id}`))?.startsWith('{"~index":[1,')).toBe(true)
+
+    const second = { ...first, version: 2, agentId: 'agent-2' }
+    expect(await store.get(first.id)).toEqual(second)
+    const third = { ...second, version: 3, agentId: 'agent-3' }
+    await store.put(third, 2)
+    expect(await store.get(first.id)).toEqual(third)
+    expect((await store.heldBy('agent-1')).map((r) => r.id)).toEqual([])
+    expect((await store.heldBy('agent-3')).map((r) => r.id)).toEqual([first.id])
+
+    // The same once more, then a delete on the version the record holds.
+    const again = JSON.parse((await client.get(`${prefix}conv:${first.id}`)) ?? 'null') as Record<string, unknown>
+    expect(await legacyPut(client, prefix, { ...again, version: 4 } as unknown as ConversationRecord, 3)).toBe(1)
+    expect(await store.delete(first.id, 4)).toBe(true)
     expect(await keysUnder(client, prefix)).toEqual([])
   })
 

@@ -57,6 +57,17 @@ end
 local INDEX_HEAD = '{"~index":['
 local INDEX_END = '],"~":0,'
 
+-- What a decoded record is filed under; its scores are unknown.
+local function legacy_index(old)
+  local resumable, held
+  if old.state == 'reconnectable' and type(old.widgetId) == 'string' and type(old.customerId) == 'string' then
+    resumable = #old.widgetId .. ':' .. old.widgetId .. ':' .. old.customerId
+  end
+  if old.capacityHeld == true then held = str(old.agentId) end
+  return { version = tonumber(old.version), rid = str(old.reconnectId), resumable = resumable, held = held,
+    customer = str(old.customerId), legacy = true }
+end
+
 local function stored_index(stored)
   if type(stored) ~= 'string' then return nil end
   if string.sub(stored, 1, 11) == INDEX_HEAD then
@@ -69,13 +80,19 @@ local function stored_index(stored)
   end
   local ok, old = pcall(cjson.decode, stored)
   if not ok or type(old) ~= 'table' then return nil end
-  local resumable, held
-  if old.state == 'reconnectable' and type(old.widgetId) == 'string' and type(old.customerId) == 'string' then
-    resumable = #old.widgetId .. ':' .. old.widgetId .. ':' .. old.customerId
-  end
-  if old.capacityHeld == true then held = str(old.agentId) end
-  return { version = tonumber(old.version), rid = str(old.reconnectId), resumable = resumable, held = held,
-    customer = str(old.customerId), legacy = true }
+  return legacy_index(old)
+end
+
+-- An index whose version is not the one a write or delete expects may be stale: a node of the build
+-- before reads the two members as the record's own and writes them back unchanged in front of the
+-- next version. Only then (a conflict's path, never a write that goes through) is the value decoded
+-- whole; when the record's own version differs from its index, it is read as a legacy value.
+local function recheck(key, index)
+  if index.legacy then return index end
+  local ok, whole = pcall(cjson.decode, redis.call('GET', key))
+  if not ok or type(whole) ~= 'table' then return nil end
+  if tonumber(whole.version) == index.version then return index end
+  return legacy_index(whole)
 end
 
 -- false: no such key; nil: a value that cannot be read.
@@ -117,6 +134,12 @@ local old, rewrite = {}, true
 local stored = read_index(record_key)
 if stored then
   old = stored
+  if expected ~= '' and old.version ~= tonumber(expected) then
+    old = recheck(record_key, old)
+    if not old then
+      return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
+    end
+  end
   if expected == '' or old.version ~= tonumber(expected) then return 0 end
   rewrite = old.legacy == true
 elseif stored == nil then
@@ -153,6 +176,10 @@ local drop_stale_rid = stale_rid_key ~= '' and redis.call('GET', stale_rid_key) 
 if old.legacy then
   local checks = { { due_key, 'zset' }, { resumable_key, 'zset' }, { old_resumable, 'zset' }, { held_key, 'set' },
     { old_held, 'set' }, { customer_key, 'set' }, { old_customer, 'set' } }
+  if #ARGV > 10 then
+    checks[#checks + 1] = { KEYS[4], 'hash' }
+    checks[#checks + 1] = { KEYS[5], 'zset' }
+  end
   for _, check in ipairs(checks) do
     if check[1] ~= '' then
       local found = redis.call('TYPE', check[1]).ok
@@ -261,7 +288,13 @@ if old == false then return 0 end
 if not old then
   return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
 end
-if old.version ~= tonumber(expected) then return -1 end
+if old.version ~= tonumber(expected) then
+  old = recheck(record_key, old)
+  if not old then
+    return redis.error_reply('ERR chat-reconnect: stored record at ' .. record_key .. ' is not valid JSON')
+  end
+  if old.version ~= tonumber(expected) then return -1 end
+end
 
 local rid_key
 if old.rid then rid_key = p .. 'rid:' .. old.rid end
