@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { Redis } from 'ioredis'
@@ -9,6 +9,7 @@ import { createRedisStore } from '../src/adapters/redis'
 import { createReconnectService } from '../src/service/reconnect-service'
 import type { ConversationStore } from '../src/store/conversation-store'
 import type { ReconnectSettingsInput } from '../src/types'
+import { killed, startNode } from './support/child-node'
 import { createTestPool, databaseUrl, randomTableName } from './support/postgres'
 import { connect, describeWithRedisServer, dropPrefixes, randomPrefix, redisUrl, startOwnedRedis } from './support/redis'
 
@@ -28,27 +29,8 @@ afterAll(async () => {
 })
 
 /** Starts the writer node; resolves with what it wrote once it has written it. */
-function startWriter(args: string[]): Promise<{ child: ChildProcess; id: string; deadline: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [writer, ...args, JSON.stringify(SETTINGS)], { stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let out = ''
-    let err = ''
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const line = out.split('\n')[0]
-      if (out.includes('\n')) resolve({ child, ...(JSON.parse(line!) as { id: string; deadline: number }) })
-    })
-    child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()))
-    child.once('exit', (code) => reject(new Error(`writer exited with ${String(code)}: ${err}`)))
-  })
-}
-
-async function killed(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const gone = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGKILL')
-  await gone
+function startWriter(args: string[]) {
+  return startNode<{ id: string; deadline: number }>(writer, [...args, JSON.stringify(SETTINGS)], children)
 }
 
 async function survivorApplies(store: ConversationStore, writerArgs: string[]): Promise<void> {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
@@ -9,6 +9,7 @@ import { isConflictError } from '../src/errors'
 import { createReconnectService } from '../src/service/reconnect-service'
 import type { ConversationStore } from '../src/store/conversation-store'
 import type { ConversationRecord, ReconnectSettingsInput, ServiceEvent } from '../src/types'
+import { killed, startNode } from './support/child-node'
 import { createTestPool, describeWithPostgres, randomTableName } from './support/postgres'
 import { connect, describeWithRedis, describeWithRedisServer, dropPrefixes, randomPrefix, startOwnedRedis } from './support/redis'
 
@@ -92,26 +93,8 @@ async function drainUntilComplete(
 }
 
 /** Starts the writer node; resolves once it has written (and never acked) its lifecycles. */
-function startWriter(args: string[]): Promise<{ child: ChildProcess; ids: string[]; told: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [writer, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    children.push(child)
-    let out = ''
-    let err = ''
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      if (out.includes('\n')) resolve({ child, ...(JSON.parse(out.split('\n')[0]!) as { ids: string[]; told: number }) })
-    })
-    child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()))
-    child.once('exit', (code) => reject(new Error(`writer exited with ${String(code)}: ${err}`)))
-  })
-}
-
-async function killed(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const gone = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGKILL')
-  await gone
+function startWriter(args: string[]) {
+  return startNode<{ ids: string[]; told: number }>(writer, [...args], children)
 }
 
 /** (a) A node dies with SIGKILL before any of its events is acked; a survivor delivers them all. */

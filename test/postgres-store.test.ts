@@ -15,6 +15,7 @@ import { createMemoryStore } from '../src/store/memory-store'
 import type { ConversationStore } from '../src/store/conversation-store'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
 import type { ConversationRecord, State } from '../src/types'
+import { dueClaimCases, dueRecords } from './support/due-claims'
 import { serviceAcrossOutage } from './support/stores'
 import {
   canStartServers,
@@ -407,52 +408,13 @@ describeWithPostgres('postgres store', (url) => {
     async function twoNodes(count: number) {
       const a = await freshStore()
       const b = createPostgresStore({ pool: other, table: a.table })
-      const records = Array.from({ length: count }, (_, i) =>
-        sampleRecord({ state: 'reconnectable', timers: { window: T0 + i }, nextDueAt: T0 + i }),
-      )
+      const records = dueRecords(count)
       for (const r of records) await a.put(r, null)
       return { a, b, records }
     }
     const ids = (rows: ConversationRecord[]) => rows.map((r) => r.id)
 
-    it('two nodes sweeping at the same moment load disjoint rows, each earliest first', async () => {
-      for (let round = 0; round < 5; round += 1) {
-        const { a, b, records } = await twoNodes(60)
-        const [first, second] = await Promise.all([a.due(T0 + 100, 40), b.due(T0 + 100, 40)])
-        for (const rows of [first, second]) {
-          const at = rows.map((r) => r.nextDueAt!)
-          expect(at).toEqual([...at].sort((x, y) => x - y))
-        }
-        const seen = [...ids(first), ...ids(second)]
-        expect(new Set(seen).size).toBe(seen.length)
-        expect(seen.sort()).toEqual(ids(records).sort())
-      }
-    })
-
-    it('a node sweeping right after another loads only what that one left, until its claim ends', async () => {
-      const { a, b, records } = await twoNodes(6)
-      const now = T0 + 10
-      expect(ids(await a.due(now, 4))).toEqual(ids(records.slice(0, 4)))
-      expect(ids(await b.due(now, 10))).toEqual(ids(records.slice(4)))
-      expect(await b.due(now + 1, 10)).toEqual(records.slice(4)) // b's own claims never hide rows from b
-      expect(ids(await b.due(now + CLAIM_MS - 1, 10))).toEqual(ids(records.slice(4)))
-      // a's claim ends CLAIM_MS after the `now` a swept at, on the service's clock.
-      expect(ids(await b.due(now + CLAIM_MS, 10))).toEqual(ids(records))
-      expect(await a.due(now + CLAIM_MS, 10)).toEqual([])
-      // a's own view never changed: due() on one store reads like the memory store's.
-      expect(ids(await a.due(now + 2 * CLAIM_MS + 1, 10))).toEqual(ids(records))
-    })
-
-    it('a put that moves the deadline clears the claim; one that keeps it does not', async () => {
-      const { a, b, records } = await twoNodes(3)
-      const [r0, r1] = records as [ConversationRecord, ConversationRecord]
-      expect(ids(await a.due(T0 + 10, 10))).toEqual(ids(records))
-      await a.put({ ...r0, version: 2, timers: { window: T0 + 5 }, nextDueAt: T0 + 5 }, 1)
-      await a.put({ ...r1, version: 2, agentId: 'agent-2' }, 1)
-      expect((await b.due(T0 + 10, 10)).map((r) => [r.id, r.version])).toEqual([[r0.id, 2]])
-      // The moved row is b's now; the kept one is still a's.
-      expect(ids(await a.due(T0 + 11, 10))).toEqual([r1.id, records[2]!.id])
-    })
+    for (const c of dueClaimCases(twoNodes, CLAIM_MS)) it(c.name, c.run)
 
     it('nextDueAt counts a row another node claimed from the end of the claim', async () => {
       const { a, b, records } = await twoNodes(3)
