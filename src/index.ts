@@ -63,7 +63,14 @@ export { MAX_CONNECTIONS } from './machine/connections'
 export type { ConnectionEvent } from './machine/connections'
 export { decidePromptAnswer, decideReturn, isResumable, lostReason } from './policy'
 export type { DecidePromptAnswerInput, DecideReturnInput } from './policy'
-export type { ClaimEventsOptions, ConversationStore, DueOptions, OutboxWrite } from './store/conversation-store'
+export type {
+  ClaimEventsOptions,
+  ConversationStore,
+  DueOptions,
+  OutboxWrite,
+  StoreWrite,
+  StoreWriteResult,
+} from './store/conversation-store'
 export { createMemoryStore } from './store/memory-store'
 export type { MemoryStoreOptions } from './store/memory-store'
 export { checkRecordForPut, isConversationRecord } from './store/record'

@@ -1,5 +1,5 @@
 import { nanoid } from 'nanoid'
-import { NotFoundError, ReconnectError, StoreError, isConflictError, isReconnectError } from '../errors'
+import { ConflictError, NotFoundError, ReconnectError, StoreError, isConflictError, isReconnectError } from '../errors'
 import { supportsOutbox, supportsRetention, type ConversationStore, type OutboxWrite } from '../store/conversation-store'
 import { flatString } from '../ids'
 import { isSameRecord } from '../store/record'
@@ -19,6 +19,16 @@ export interface StoreGateway {
    * `outbox` (and a store that has one), the write's events are stored in the same atomic step.
    */
   save(record: ConversationRecord, expectedVersion: number | null, outbox?: OutboxWrite): Promise<ConversationRecord>
+  /** Whether the store writes batches itself (`putMany`); without it {@link StoreGateway.saveMany} makes one `put` each. */
+  readonly batched: boolean
+  /**
+   * Several compare-and-set writes of different conversations, each stamped like a `save`; one
+   * outcome per write, in order: the stored record, or the error its own `save` would have thrown
+   * (a `ConflictError` with its read-back, or a `StoreError`). A batch whose reply was lost is told
+   * apart write by write: each is written again on its own, and a landed one is found by its
+   * `writeId`, as `save` does.
+   */
+  saveMany(writes: readonly SaveWrite[]): Promise<SaveOutcome[]>
   /** The conversation whose link is `reconnectId`, or `undefined`. */
   getByReconnectId(reconnectId: string): Promise<ConversationRecord | undefined>
   /** The customer's resumable conversation on the widget at `now`, or `undefined`. */
@@ -47,6 +57,16 @@ export interface StoreGateway {
   /** The earliest visibility time of a pending event, or `null` (always `null` without an outbox). */
   nextEventAt(): Promise<number | null>
 }
+
+/** One write of {@link StoreGateway.saveMany}. */
+export interface SaveWrite {
+  record: ConversationRecord
+  expectedVersion: number
+  outbox: OutboxWrite | undefined
+}
+
+/** What became of one write of {@link StoreGateway.saveMany}. */
+export type SaveOutcome = { ok: true; record: ConversationRecord } | { ok: false; error: unknown }
 
 // The record a conflicting write's read-back found, so the caller's next attempt need not read it again.
 const readBacks = new WeakMap<object, ConversationRecord | undefined>()
@@ -106,10 +126,18 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
    * `record` is always one this service has just built, never one a caller or the store holds, so
    * it is stamped in place instead of being copied once more.
    */
-  function save(record: ConversationRecord, expectedVersion: number | null, events?: OutboxWrite): Promise<ConversationRecord> {
+  function stamp(record: ConversationRecord): void {
     // Stamped per write: a read-back can then tell this write from an identical one by another node.
     writes += 1
     record.writeId = flatString(`${writerId}.${writes.toString(36)}`)
+  }
+
+  function save(record: ConversationRecord, expectedVersion: number | null, events?: OutboxWrite): Promise<ConversationRecord> {
+    stamp(record)
+    return saveStamped(record, expectedVersion, events)
+  }
+
+  function saveStamped(record: ConversationRecord, expectedVersion: number | null, events?: OutboxWrite): Promise<ConversationRecord> {
     // Not an async function: every service call writes, and a suspended async frame costs more
     // than the two callbacks.
     let pending: Promise<void>
@@ -144,6 +172,49 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     throw error
   }
 
+  const putMany = store.putMany?.bind(store)
+
+  async function saveMany(batch: readonly SaveWrite[]): Promise<SaveOutcome[]> {
+    for (const write of batch) stamp(write.record)
+    if (putMany !== undefined && batch.length > 1) {
+      let results: unknown
+      try {
+        results = await putMany(
+          batch.map(({ record, expectedVersion, outbox: events }) =>
+            outbox && events !== undefined && events.events.length > 0
+              ? { record, expectedVersion, outbox: events }
+              : { record, expectedVersion },
+          ),
+        )
+      } catch {
+        // The batch failed, or its reply was lost: each write on its own, as `save` tells those apart.
+        results = undefined
+      }
+      if (Array.isArray(results) && results.length === batch.length) {
+        return Promise.all(
+          batch.map(async (write, k): Promise<SaveOutcome> => {
+            if (results[k] === 'written') return { ok: true, record: write.record }
+            // A conflict: read back once, like `save`, so the caller starts from the stored record.
+            const error = new ConflictError(write.record.id, write.expectedVersion)
+            return landedAnyway(write.record, error).then(
+              (record) => ({ ok: true, record }),
+              (failure: unknown) => ({ ok: false, error: failure }),
+            )
+          }),
+        )
+      }
+    }
+    // At once, not one after the other: against a store that is down, they fail together.
+    return Promise.all(
+      batch.map((write) =>
+        saveStamped(write.record, write.expectedVersion, write.outbox).then(
+          (record): SaveOutcome => ({ ok: true, record }),
+          (error: unknown): SaveOutcome => ({ ok: false, error }),
+        ),
+      ),
+    )
+  }
+
   async function load(id: string): Promise<ConversationRecord> {
     let record: ConversationRecord | undefined
     try {
@@ -159,6 +230,8 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     get: (id) => storeCall('get', id, () => store.get(id)),
     load,
     save,
+    batched: putMany !== undefined,
+    saveMany,
     getByReconnectId: (reconnectId) => storeCall('getByReconnectId', undefined, () => store.getByReconnectId(reconnectId)),
     findResumable: (widgetId, customerId, now) =>
       storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now)),

@@ -5,10 +5,16 @@ import type { ConversationRecord, ReconnectSettings, ServiceEvent } from '../typ
 import type { EventSink } from './event-sink'
 import type { Outbox } from './outbox'
 import type { SettingsLookup } from './settings-lookup'
-import { readBackOf, type StoreGateway } from './store-gateway'
+import { readBackOf, type SaveWrite, type StoreGateway } from './store-gateway'
 import type { WritePath } from './write-path'
 
 const SWEEP_BATCH = 256
+
+/**
+ * The most writes of one `putMany` in a sweep: a whole batch. Measured on PostgreSQL (20 000 due,
+ * one node), slices of 16 cost the server 2.2 s of CPU and slices of 256 cost 1.2 s.
+ */
+const SWEEP_WRITE_BATCH = 256
 
 /**
  * The default of `sweepConcurrency`: how many due conversations one sweep applies at once. Each is
@@ -189,13 +195,85 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     return { applied, record }
   }
 
+  /** `records` in slices of at most {@link SWEEP_WRITE_BATCH}, one `putMany` each. */
+  function slices(records: ConversationRecord[]): ConversationRecord[][] {
+    const parts: ConversationRecord[][] = []
+    for (let i = 0; i < records.length; i += SWEEP_WRITE_BATCH) parts.push(records.slice(i, i + SWEEP_WRITE_BATCH))
+    return parts
+  }
+
+  /**
+   * The sweep of a slice of due records on a store with `putMany`: each record's first write is
+   * planned as `expireOne` would, all of them go to the store in one `saveMany`, and what is left
+   * (a conflict to decide again, a retention delete) goes on record by record through `expireOne`.
+   */
+  async function applySlice(
+    slice: ConversationRecord[],
+    widgetSettings: (widgetId: string) => Promise<ReconnectSettings>,
+    sweepOne: (
+      record: ConversationRecord,
+      run: () => Promise<{ applied: number; record: ConversationRecord | undefined }>,
+    ) => Promise<number>,
+  ): Promise<number> {
+    type Planned = { outcome: ReturnType<WritePath['plan']>; now: number; write: number } | { error: unknown }
+    const planned: Planned[] = []
+    const writes: SaveWrite[] = []
+    // Every widget's lookup at once (each settles within the settings timeout), not one after another.
+    if (fixed === undefined) await Promise.allSettled(slice.map((record) => widgetSettings(record.widgetId)))
+    for (const record of slice) {
+      try {
+        const settings = fixed ?? (await widgetSettings(record.widgetId))
+        const now = clock.now()
+        const outcome = plan(record, settings, now, null)
+        const change = outcome.change
+        if (change === undefined) {
+          planned.push({ outcome, now, write: -1 })
+          continue
+        }
+        planned.push({ outcome, now, write: writes.length })
+        writes.push({ record: change.record, expectedVersion: record.version, outbox: writeFor(change.events, now) })
+      } catch (error) {
+        planned.push({ error })
+      }
+    }
+    const saved = writes.length === 0 ? [] : await deps.gateway.saveMany(writes)
+    // What is left of each record (a conflict decided again, a retention delete) in `concurrency` lanes.
+    return applyAll(
+      slice.map((record, k) => ({ record, entry: planned[k]! })),
+      ({ record, entry }) =>
+        sweepOne(record, async () => {
+          if ('error' in entry) throw entry.error
+          const { outcome, now } = entry
+          let applied = 0
+          if (entry.write >= 0) {
+            const result = saved[entry.write]!
+            if (!result.ok) {
+              if (!isConflictError(result.error)) throw result.error
+              // Another node got there first: decide again from the record as it now stands.
+              const seen = readBackOf(result.error)
+              const current = seen === null ? await get(record.id) : seen
+              return current === undefined ? { applied: 0, record: undefined } : expireOne(current, widgetSettings)
+            }
+            const change = outcome.change!
+            noteDeadline(change.record.nextDueAt)
+            emit(change.events, writes[entry.write]!.outbox !== undefined)
+            applied = change.transitions
+          }
+          const current = outcome.current
+          if (!isRetentionDue(current, now) || !deps.gateway.retention) return { applied, record: current }
+          const rest = await expireOne(current, widgetSettings)
+          return { applied: applied + rest.applied, record: rest.record }
+        }),
+    )
+  }
+
   /**
    * Runs `apply` on every record, at most `concurrency` at a time, and resolves to the sum of what
    * they return. Each record is applied by one lane from start to end, so the events of one
    * conversation keep their order. The first failure stops the lanes from taking more records; it is
    * thrown once every lane has finished, so nothing of this sweep is still running when it rejects.
    */
-  async function applyAll(records: ConversationRecord[], apply: (record: ConversationRecord) => Promise<number>): Promise<number> {
+  async function applyAll<T>(records: T[], apply: (record: T) => Promise<number>): Promise<number> {
     let next = 0
     let total = 0
     let failure: { error: unknown } | undefined
@@ -273,9 +351,13 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       // Nothing new in this batch: everything due is stuck or set aside.
       if (fresh.length === 0 && stuck.size + unreadable.size === passedBefore) break
       processed += fresh.length
-      const appliedNow = await applyAll(fresh, async (record) => {
+      /** Sweeps one record to the end with `run`, noting it as stuck or setting it aside as needed. */
+      const sweepOne = async (
+        record: ConversationRecord,
+        run: () => Promise<{ applied: number; record: ConversationRecord | undefined }>,
+      ): Promise<number> => {
         try {
-          const outcome = await expireOne(record, widgetSettings)
+          const outcome = await run()
           const after = outcome.record
           if (outcome.applied === 0 && after !== undefined && after.nextDueAt !== null && after.nextDueAt <= now) {
             stuck.set(after.id, after.nextDueAt)
@@ -291,7 +373,10 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
           stuck.set(record.id, record.nextDueAt)
           return 0
         }
-      })
+      }
+      const appliedNow = deps.gateway.batched
+        ? await applyAll(slices(fresh), (slice) => applySlice(slice, widgetSettings, sweepOne))
+        : await applyAll(fresh, (record) => sweepOne(record, () => expireOne(record, widgetSettings)))
       applied += appliedNow
       if (due.length + unreadableNow < want) break
     }

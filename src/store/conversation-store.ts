@@ -29,6 +29,17 @@ export interface ConversationStore {
    */
   put(record: ConversationRecord, expectedVersion: number | null, outbox?: OutboxWrite): Promise<void>
   /**
+   * Optional: several compare-and-set writes of different conversations in one call, each exactly
+   * as {@link ConversationStore.put} would make it (its own `expectedVersion`, its indexes, its
+   * outbox events in the same atomic step as its record). Resolves to one result per write, in
+   * order: `'written'`, or `'conflict'` when the stored version was not the expected one (that
+   * write wrote nothing). The writes of one call land together or not at all; a rejection means
+   * none of them is known to have landed (the caller reads them back). Two writes of one id in a
+   * call are refused with `invalid-argument`. The sweep uses it when the store has it; a store
+   * without it gets one `put` per write.
+   */
+  putMany?(writes: readonly StoreWrite[]): Promise<StoreWriteResult[]>
+  /**
    * Up to `limit` records whose `nextDueAt <= now`, earliest `nextDueAt` first. A stored record that
    * cannot be read is left out and handed to `options.onBadRecord` when given (a store that ignores
    * `options` may reject instead, as before).
@@ -77,6 +88,19 @@ export interface OutboxWrite {
   /** When `claimEvents` may first take them (epoch ms); until then the writer delivers them itself. */
   readonly visibleAt: number
 }
+
+/** One write of {@link ConversationStore.putMany}: the arguments of one `put`. */
+export interface StoreWrite {
+  /** The record to store. */
+  readonly record: ConversationRecord
+  /** The stored version the write expects, `null` for a conversation that must not exist yet. */
+  readonly expectedVersion: number | null
+  /** The write's events, as `put`'s `outbox`. */
+  readonly outbox?: OutboxWrite
+}
+
+/** What became of one write of {@link ConversationStore.putMany}. */
+export type StoreWriteResult = 'written' | 'conflict'
 
 /** Options of {@link ConversationStore.claimEvents}. */
 export interface ClaimEventsOptions {

@@ -1,6 +1,6 @@
 import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError, isReconnectError } from '../../errors'
-import type { ConversationStore, OutboxStore, OutboxWrite } from '../../store/conversation-store'
+import type { ConversationStore, OutboxStore, OutboxWrite, StoreWrite, StoreWriteResult } from '../../store/conversation-store'
 import { describeStoredId, parseOutboxEvent } from '../../store/outbox-entry'
 import { checkRecordForPut, isConversationRecord } from '../../store/record'
 import type { ConversationRecord, ServiceEvent } from '../../types'
@@ -96,6 +96,8 @@ export interface PostgresStore extends ConversationStore {
   byCustomer(customerId: string): Promise<ConversationRecord[]>
   /** The outbox (`<table>_outbox`): pending events, claimed with `FOR UPDATE SKIP LOCKED`. */
   claimEvents: OutboxStore['claimEvents']
+  /** Several compare-and-set writes (and their events) in one statement and one commit. */
+  putMany: NonNullable<ConversationStore['putMany']>
   /** Deletes delivered events from the outbox table: one statement. */
   ackEvents: OutboxStore['ackEvents']
   /** The earliest visibility time in the outbox table, or `null`. */
@@ -279,6 +281,29 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       ` claimed_by = CASE WHEN next_due_at IS DISTINCT FROM $7 THEN NULL ELSE claimed_by END` +
       ` WHERE id = $1 AND version = $13`,
     exists: `SELECT 1 FROM ${t} WHERE id = $1`,
+    // putMany: every write of the batch in one statement. $1–$12 the column arrays, $13 the expected
+    // versions (null = create); $14–$17 the events: owner id, visible-at, event id, event JSON. Each
+    // row is version-checked on its own, and an event is stored only with the row that owns it.
+    putMany:
+      `WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],` +
+      ` $7::bigint[], $8::boolean[], $9::bigint[], $10::bigint[], $11::int[], $12::text[], $13::int[])` +
+      ` AS i(id, widget_id, reconnect_id, customer_id, agent_id, state, next_due_at, capacity_held, window_ends_at,` +
+      ` updated_at, version, record, expected)),` +
+      ` u AS (UPDATE ${t} AS c SET widget_id = i.widget_id, reconnect_id = i.reconnect_id, customer_id = i.customer_id,` +
+      ` agent_id = i.agent_id, state = i.state, next_due_at = i.next_due_at, capacity_held = i.capacity_held,` +
+      ` window_ends_at = i.window_ends_at, updated_at = i.updated_at, version = i.version, record = i.record::jsonb,` +
+      ` claimed_until = CASE WHEN c.next_due_at IS DISTINCT FROM i.next_due_at THEN NULL ELSE c.claimed_until END,` +
+      ` claimed_by = CASE WHEN c.next_due_at IS DISTINCT FROM i.next_due_at THEN NULL ELSE c.claimed_by END` +
+      ` FROM i WHERE i.expected IS NOT NULL AND c.id = i.id AND c.version = i.expected RETURNING c.id),` +
+      ` n AS (INSERT INTO ${t} (id, widget_id, reconnect_id, customer_id, agent_id, state, next_due_at, capacity_held,` +
+      ` window_ends_at, updated_at, version, record) SELECT id, widget_id, reconnect_id, customer_id, agent_id, state,` +
+      ` next_due_at, capacity_held, window_ends_at, updated_at, version, record::jsonb FROM i WHERE i.expected IS NULL` +
+      ` ON CONFLICT (id) DO NOTHING RETURNING id),` +
+      ` w AS (SELECT id FROM u UNION ALL SELECT id FROM n),` +
+      ` o AS (INSERT INTO ${o} (id, visible_at, event) SELECT e.id, e.visible_at, e.event` +
+      ` FROM unnest($14::text[], $15::bigint[], $16::text[], $17::text[]) AS e(owner, visible_at, id, event) JOIN w ON w.id = e.owner` +
+      ` ON CONFLICT (id) DO UPDATE SET visible_at = EXCLUDED.visible_at, event = EXCLUDED.event)` +
+      ` SELECT id FROM w`,
     // The write and its events in one statement: the outbox rows exist exactly when the record row
     // was written ($13/$14 visible-at, $14/$15 ids, $15/$16 event JSON after the record's values).
     insertWithEvents: withEvents(
@@ -603,6 +628,53 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
       }
       if (rowCount !== 1) throw new ConflictError(record.id, expectedVersion)
       if (announce && record.nextDueAt !== null) await announceDeadline(record.nextDueAt)
+    },
+
+    async putMany(writes) {
+      if (!Array.isArray(writes)) throw new ReconnectError('invalid-argument', 'putMany: needs an array of writes')
+      if (writes.length === 0) return []
+      const columnValues: unknown[][] = Array.from({ length: 13 }, () => [])
+      const eventValues: unknown[][] = [[], [], [], []]
+      const ids = new Set<string>()
+      let earliest: number | null = null
+      for (const write of writes as readonly StoreWrite[]) {
+        if (typeof write !== 'object' || write === null) {
+          throw new ReconnectError('invalid-argument', 'putMany: each write must be { record, expectedVersion, outbox? }')
+        }
+        const { record, expectedVersion } = write
+        checkRecordForPut(record, expectedVersion, 'putMany')
+        if (ids.has(record.id)) {
+          throw new ReconnectError('invalid-argument', `putMany: conversation ${describeStoredId(record.id)} is written twice in one call`)
+        }
+        ids.add(record.id)
+        const values = columns(record, serialise(record))
+        for (let k = 0; k < 12; k += 1) columnValues[k]!.push(values[k])
+        columnValues[12]!.push(expectedVersion)
+        const events = outboxValues(write.outbox)
+        if (events !== undefined) {
+          for (let k = 0; k < events[1].length; k += 1) {
+            eventValues[0]!.push(record.id)
+            eventValues[1]!.push(events[0])
+            eventValues[2]!.push(events[1][k])
+            eventValues[3]!.push(events[2][k])
+          }
+        }
+      }
+      let result: PostgresQueryResult
+      try {
+        result = await pool.query(sql.putMany, [...columnValues, ...eventValues])
+      } catch (error) {
+        throw failure('putMany', undefined, error)
+      }
+      const written = new Set<string>()
+      for (const row of result.rows) written.add(String((row as { id?: unknown }).id))
+      const results = (writes as readonly StoreWrite[]).map(({ record }): StoreWriteResult => {
+        if (!written.has(record.id)) return 'conflict'
+        if (record.nextDueAt !== null && (earliest === null || record.nextDueAt < earliest)) earliest = record.nextDueAt
+        return 'written'
+      })
+      if (announce && earliest !== null) await announceDeadline(earliest)
+      return results
     },
 
     async due(now, limit, dueOptions) {
