@@ -37,6 +37,8 @@ describeWithPostgres('two nodes on one PostgreSQL table', (url) => {
   const events: ServiceEvent[] = []
   // What each node's due() handed out, as id@version: a claim keeps one version with one node.
   const loaded: [Set<string>, Set<string>] = [new Set(), new Set()]
+  // What the sweeps' batched writes (putMany) came to: the race runs through them.
+  const batched = { written: 0, conflict: 0 }
   function expectDisjointSweeps(what: string): void {
     const both = [...loaded[0]].filter((key) => loaded[1].has(key))
     expect(both, what).toEqual([])
@@ -57,6 +59,11 @@ describeWithPostgres('two nodes on one PostgreSQL table', (url) => {
           const rows = await store.due(now, limit)
           for (const r of rows) loaded[i]!.add(`${r.id}@${r.version}`)
           return rows
+        },
+        async putMany(writes) {
+          const results = await store.putMany(writes)
+          for (const result of results) batched[result] += 1
+          return results
         },
       }
       return createReconnectService({ settings, store: recording, clock, maxAttempts: 10, onEvent: (event) => void events.push(event) })
@@ -169,5 +176,6 @@ describeWithPostgres('two nodes on one PostgreSQL table', (url) => {
       byVersion.set(key, record)
     }
     expect(written.length).toBeGreaterThan(0)
+    expect(batched.written).toBeGreaterThan(0)
   })
 })

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { isConflictError, isReconnectError, isStoreError } from '../errors'
-import type { ConversationStore, OutboxStore } from '../store/conversation-store'
+import type { ConversationStore, OutboxStore, StoreWrite } from '../store/conversation-store'
 import type { ConversationRecord, ServiceEvent } from '../types'
 
 /** One case of the store contract: a name and an async check that throws on failure. */
@@ -417,6 +417,188 @@ function corruptionArbitrary(): fc.Arbitrary<{ what: string; corrupt: Corrupt }>
   )
 }
 
+/** The store's `putMany`, or `undefined` when it has none (its cases then pass without checking anything). */
+function putManyOf(store: ConversationStore): NonNullable<ConversationStore['putMany']> | undefined {
+  return typeof store.putMany === 'function' ? store.putMany.bind(store) : undefined
+}
+
+/** The cases of the optional `putMany`; each passes at once on a store without it. */
+function putManyCases(outbox: boolean): [string, (store: ConversationStore) => Promise<void>][] {
+  return [
+    [
+      'putMany checks each write on its own version: the ones that match are written with their indexes, the others are conflicts that write nothing',
+      async (store) => {
+        const putMany = putManyOf(store)
+        if (putMany === undefined) return
+        same(await putMany([]), [], 'putMany of no writes')
+        const kept = sampleRecord({ agentId: 'agent-kept' })
+        const moved = reconnectable(T0 + 50, { customerId: 'customer-moved' })
+        const stale = sampleRecord({ agentId: 'agent-stale' })
+        const taken = sampleRecord()
+        for (const record of [kept, moved, stale, taken]) await store.put(record, null)
+        const created = reconnectable(T0 + 20, { customerId: 'customer-new', agentId: 'agent-new' })
+        const movedNext = { ...moved, version: 2, timers: { window: T0 + 10 }, nextDueAt: T0 + 10, agentId: 'agent-moved' }
+        const staleNext = { ...stale, version: 3, agentId: 'agent-refused', reconnectId: 'refused-reconnect-id1' }
+        const takenAgain = { ...taken, agentId: 'agent-refused' }
+        const results = await putMany([
+          { record: created, expectedVersion: null },
+          { record: movedNext, expectedVersion: 1 },
+          { record: staleNext, expectedVersion: 2 },
+          { record: takenAgain, expectedVersion: null },
+        ])
+        same(results, ['written', 'written', 'conflict', 'conflict'], 'results, in the order of the writes')
+        same(await store.get(created.id), created, 'the created record')
+        same(await store.get(movedNext.id), movedNext, 'the updated record')
+        same(await store.get(stale.id), stale, 'the record of a stale write')
+        same(await store.get(taken.id), taken, 'the record of a second create')
+        same(await store.getByReconnectId(staleNext.reconnectId), undefined, 'reconnect id of the refused write')
+        same(await store.heldBy('agent-refused'), [], 'agent of the refused writes')
+        sameSet(await store.heldBy('agent-moved'), [moved.id], 'agent of the updated record')
+        same(
+          (await store.due(T0 + 100, 10)).map((r) => r.id),
+          [moved.id, created.id],
+          'due, earliest first',
+        )
+        same(await store.nextDueAt(), T0 + 10, 'nextDueAt')
+        same((await store.findResumable('default', 'customer-new', T0))?.id, created.id, 'findResumable of the created record')
+        sameSet(await store.heldBy('agent-kept'), [kept.id], 'a record the call did not name')
+      },
+    ],
+    [
+      'putMany gives the same results and leaves the same records as one put per write (generated batches)',
+      async (store) => {
+        const putMany = putManyOf(store)
+        if (putMany === undefined) return
+        let round = 0
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.record({
+                stored: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }),
+                expected: fc.option(fc.integer({ min: 1, max: 3 }), { nil: null }),
+                due: fc.option(fc.integer({ min: 0, max: 100 }), { nil: null }),
+              }),
+              { minLength: 1, maxLength: 8 },
+            ),
+            async (plan) => {
+              round += 1
+              // Each write twice, on records of their own: once through putMany, once through put.
+              const batch: StoreWrite[] = []
+              const one: StoreWrite[] = []
+              for (const [k, step] of plan.entries()) {
+                for (const [side, list] of [
+                  ['many', batch],
+                  ['one', one],
+                ] as const) {
+                  const id = `pm-${round}-${k}-${side}`
+                  if (step.stored !== undefined) await store.put(sampleRecord({ id, version: step.stored }), null)
+                  const version = (step.expected ?? 0) + 1
+                  const nextDueAt = step.due === null ? null : T0 + step.due
+                  const record = sampleRecord({
+                    id,
+                    version,
+                    timers: nextDueAt === null ? {} : { lease: nextDueAt },
+                    nextDueAt,
+                  })
+                  list.push({ record, expectedVersion: step.expected })
+                }
+              }
+              const results = await putMany(batch)
+              for (const [k, write] of one.entries()) {
+                let expected: string
+                try {
+                  await store.put(write.record, write.expectedVersion)
+                  expected = 'written'
+                } catch (error) {
+                  if (!isConflictError(error)) throw error
+                  expected = 'conflict'
+                }
+                same(results[k], expected, `result of write ${k}`)
+                const viaMany = await store.get(batch[k]!.record.id)
+                const viaOne = await store.get(write.record.id)
+                same(
+                  viaMany === undefined ? undefined : { ...viaMany, id: '', reconnectId: '' },
+                  viaOne === undefined ? undefined : { ...viaOne, id: '', reconnectId: '' },
+                  `record of write ${k}`,
+                )
+              }
+            },
+          ),
+          { numRuns: 25 },
+        )
+      },
+    ],
+    [
+      'putMany refuses two writes of one conversation, or an invalid record, with invalid-argument and writes nothing',
+      async (store) => {
+        const putMany = putManyOf(store)
+        if (putMany === undefined) return
+        const record = sampleRecord()
+        await store.put(record, null)
+        const fresh = sampleRecord()
+        const attempts: [string, StoreWrite[]][] = [
+          [
+            'the same id twice',
+            [
+              { record: fresh, expectedVersion: null },
+              { record: { ...record, version: 2 }, expectedVersion: 1 },
+              { record: { ...record, version: 2, agentId: 'other' }, expectedVersion: 1 },
+            ],
+          ],
+          [
+            'an invalid record',
+            [
+              { record: fresh, expectedVersion: null },
+              { record: { ...record, version: 2, state: 'gone' as ConversationRecord['state'] }, expectedVersion: 1 },
+            ],
+          ],
+        ]
+        for (const [what, writes] of attempts) {
+          let refused: unknown
+          try {
+            await putMany(writes)
+          } catch (error) {
+            refused = error
+          }
+          if (!isReconnectError(refused) || refused.code !== 'invalid-argument') {
+            fail(`putMany with ${what}: expected ReconnectError 'invalid-argument', got ${String(refused)}`)
+          }
+          same(await store.get(fresh.id), undefined, `${what}: the other write of the call`)
+          same(await store.get(record.id), record, `${what}: the stored record`)
+        }
+      },
+    ],
+    [
+      'putMany stores the events of each write that lands with it, and none of a write that is refused',
+      async (plain) => {
+        const putMany = putManyOf(plain)
+        if (putMany === undefined || !outbox) return
+        const store = outboxOf(plain)
+        const stored = sampleRecord()
+        await store.put(stored, null)
+        const created = sampleRecord()
+        const updated = { ...stored, version: 2, agentId: 'agent-2' }
+        const refused = { ...stored, version: 3 }
+        const refusedOther = sampleRecord()
+        await store.put(refusedOther, null)
+        const createdEvents = sampleEvents(created, 2)
+        const updatedEvents = sampleEvents(updated, 3)
+        const results = await putMany([
+          { record: created, expectedVersion: null, outbox: { events: createdEvents, visibleAt: T0 + 10 } },
+          { record: updated, expectedVersion: 1, outbox: { events: updatedEvents, visibleAt: T0 + 20 } },
+          { record: { ...refusedOther, version: 3 }, expectedVersion: 2, outbox: { events: sampleEvents(refused, 2), visibleAt: T0 } },
+          { record: sampleRecord(), expectedVersion: null, outbox: { events: [], visibleAt: T0 } },
+        ])
+        same(results, ['written', 'written', 'conflict', 'written'], 'results')
+        same(await store.nextEventAt(), T0 + 10, 'nextEventAt')
+        same(await store.claimEvents(T0 + 15, 10_000_000, 100), createdEvents, 'events visible at T0 + 15')
+        same(await store.claimEvents(T0 + 25, 10_000_000, 100), updatedEvents, 'events visible at T0 + 25')
+        same(await store.claimEvents(T0 + 1_000_000, 1_000, 100), [], 'nothing else is pending')
+      },
+    ],
+  ]
+}
+
 /** The cases of records no store may accept. */
 const invalidRecordCases: [string, (store: ConversationStore) => Promise<void>][] = [
   [
@@ -723,6 +905,7 @@ export function storeContract(
   cases.push(...invalidRecordCases)
   if (options.retention !== false) cases.push(...retentionCases)
   if (options.outbox !== false) cases.push(...outboxCases)
+  cases.push(...putManyCases(options.outbox !== false))
   return cases.map(([name, check]) => ({
     name,
     run: async () => {
