@@ -102,7 +102,7 @@ describe('the sweep on a store with putMany', () => {
           batches += many.batches
         },
       ),
-      { numRuns: 25, ...replayParameters() },
+      replayParameters(25),
     )
     // (A batch of one is a plain put.) Enough runs had several due at once to go through putMany.
     expect(batches).toBeGreaterThan(0)
