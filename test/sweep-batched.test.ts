@@ -144,6 +144,36 @@ describe('the sweep on a store with putMany', () => {
     expect(events.filter((e) => e.conversationId === racedId && e.type === 'transition')).toEqual([])
   })
 
+  it('a batch with a write the store fails on still tells every write that landed, then the sweep stops with the failure', async () => {
+    const clock = createManualClock(1_700_000_000_000)
+    const plain = createMemoryStore()
+    let bad = ''
+    // The batch call fails, and so does the write of its first conversation on its own.
+    const wrapped = withPutMany(plain, async (writes) => {
+      bad = writes[0]!.record.id
+      throw new Error('the batch was refused')
+    })
+    wrapped.store.put = (record, expected, outbox) =>
+      record.id === bad ? Promise.reject(new Error('disk full')) : plain.put(record, expected, outbox)
+    const seeding = createReconnectService({ settings, store: plain, clock })
+    const ids: string[] = []
+    for (let i = 0; i < 40; i += 1) {
+      const chat = await seeding.start({ agentId: `agent-${i % 3}` })
+      await seeding.disconnect(chat.id)
+      ids.push(chat.id)
+    }
+    clock.advance(11 * MINUTE)
+    const events: ServiceEvent[] = []
+    const service = createReconnectService({ settings, store: wrapped.store, clock, onEvent: (event) => void events.push(event) })
+    await expect(service.runDueTimers()).rejects.toMatchObject({ code: 'store-failure' })
+    expect(bad).not.toBe('')
+    for (const id of ids) {
+      const told = events.filter((e) => e.conversationId === id && e.type === 'transition' && e.to === 'wrap-up')
+      expect((await plain.get(id))?.state, id).toBe(id === bad ? 'reconnectable' : 'wrap-up')
+      expect(told, id).toHaveLength(id === bad ? 0 : 1)
+    }
+  })
+
   it("a widget whose settings fail sets its records aside; the batch still writes every other widget's", async () => {
     const clock = createManualClock(1_700_000_000_000)
     const plain = createMemoryStore()

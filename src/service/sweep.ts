@@ -237,6 +237,13 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       }
     }
     const saved = writes.length === 0 ? [] : await deps.gateway.saveMany(writes)
+    // Every write that landed is told first: a store failure met below must not keep its events back.
+    for (const entry of planned) {
+      if ('error' in entry || entry.write < 0 || !saved[entry.write]!.ok) continue
+      const change = entry.outcome.change!
+      noteDeadline(change.record.nextDueAt)
+      emit(change.events, writes[entry.write]!.outbox !== undefined)
+    }
     // What is left of each record (a conflict decided again, a retention delete) in `concurrency` lanes.
     return applyAll(
       slice.map((record, k) => ({ record, entry: planned[k]! })),
@@ -254,10 +261,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
               const current = seen === null ? await get(record.id) : seen
               return current === undefined ? { applied: 0, record: undefined } : expireOne(current, widgetSettings)
             }
-            const change = outcome.change!
-            noteDeadline(change.record.nextDueAt)
-            emit(change.events, writes[entry.write]!.outbox !== undefined)
-            applied = change.transitions
+            applied = outcome.change!.transitions
           }
           const current = outcome.current
           if (!isRetentionDue(current, now) || !deps.gateway.retention) return { applied, record: current }
