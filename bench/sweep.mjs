@@ -184,8 +184,10 @@ async function longestPut(count) {
     for (const entry of list.getEntries()) pauses.push([entry.startTime, entry.startTime + entry.duration])
   })
   observer.observe({ entryTypes: ['gc'] })
-  const slowest = [] // [ms, start], the 50 longest
   let longestCpu = 0
+  // Every put's start and length: which of them a pause overlapped is decided for all of them
+  // afterwards (the slowest ones are often all hit by a pause, so a short list of them may hold none).
+  const starts = new Float64Array(2 * count)
   const times = new Float64Array(2 * count)
   let state = 12345
   for (let n = 0; n < 2 * count; n += 1) {
@@ -205,26 +207,53 @@ async function longestPut(count) {
     const cpuMs = (cpu.user + cpu.system) / 1000
     if (cpuMs > longestCpu) longestCpu = cpuMs
     versions[i] += 1
+    starts[n] = t0
     times[n] = ms
-    if (slowest.length < 50 || ms > slowest[slowest.length - 1][0]) {
-      slowest.push([ms, t0])
-      slowest.sort((a, b) => b[0] - a[0])
-      slowest.length = Math.min(slowest.length, 50)
-    }
   }
   await new Promise((resolve) => setTimeout(resolve, 50)) // let the observer deliver the last entries
   observer.disconnect()
-  const hitByGc = ([ms, start]) => pauses.some(([from, to]) => from < start + ms && to > start)
-  const clean = slowest.find((put) => !hitByGc(put))
-  times.sort()
+  const clean = longestClear(starts, times, pauses)
+  let longest = 0
+  for (const ms of times) if (ms > longest) longest = ms
+  const sorted = Float64Array.from(times).sort()
   return {
-    longest: slowest[0][0],
+    longest,
     longestCpu,
-    longestWithoutGc: clean?.[0] ?? null,
-    p9999: times[Math.floor(times.length * 0.9999)],
+    longestWithoutGc: clean.ms,
+    clearPuts: clean.count,
+    p9999: sorted[Math.floor(sorted.length * 0.9999)],
     gcPauses: pauses.length,
     longestPause: Math.max(0, ...pauses.map(([from, to]) => to - from)),
   }
+}
+
+/**
+ * The longest of the puts (`starts[n]`, lasting `times[n]`) that no pause (`[from, to]`) overlapped,
+ * and how many such puts there were; `ms` is null only when a pause overlapped every put. Puts run
+ * one after the other, as do the pauses, so one pass over both in time order decides every put.
+ */
+function longestClear(starts, times, pauses) {
+  const sorted = [...pauses].sort((a, b) => a[0] - b[0])
+  let p = 0
+  let ms = null
+  let count = 0
+  for (let n = 0; n < starts.length; n += 1) {
+    const start = starts[n]
+    const end = start + times[n]
+    // Pauses that ended before this put started cannot overlap it or any later put.
+    while (p < sorted.length && sorted[p][1] <= start) p += 1
+    let hit = false
+    for (let q = p; q < sorted.length && sorted[q][0] < end; q += 1) {
+      if (sorted[q][1] > start) {
+        hit = true
+        break
+      }
+    }
+    if (hit) continue
+    count += 1
+    if (ms === null || times[n] > ms) ms = times[n]
+  }
+  return { ms, count }
 }
 
 // ─── rows ────────────────────────────────────────────────────────────────────────────────────────
@@ -286,8 +315,11 @@ export async function run() {
       value: put.longestWithoutGc,
       unit: 'ms',
       target: '< 10 ms',
-      met: put.longestWithoutGc === null ? put.p9999 < 10 : put.longestWithoutGc < 10,
-      note: `${(2 * MEMORY_COUNT).toLocaleString('en-US')} puts that move a deadline; the longest of the 50 slowest puts that no garbage-collection pause overlapped${put.longestWithoutGc === null ? ' (none: a GC pause overlapped each of them)' : ''}; 99.99th percentile of all ${put.p9999.toFixed(3)} ms`,
+      met: put.longestWithoutGc === null ? null : put.longestWithoutGc < 10,
+      note:
+        `${(2 * MEMORY_COUNT).toLocaleString('en-US')} puts that move a deadline; the longest of the ` +
+        `${put.clearPuts.toLocaleString('en-US')} puts that no garbage-collection pause overlapped` +
+        `${put.longestWithoutGc === null ? ' (none: a GC pause overlapped every put)' : ''}; 99.99th percentile of all ${put.p9999.toFixed(3)} ms`,
     }),
     row({
       name: `longest single put, memory store of ${n}, CPU time`,
