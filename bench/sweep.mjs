@@ -101,10 +101,12 @@ async function node(kind, name) {
   process.send({ ready: true })
   process.once('message', async () => {
     const t0 = performance.now()
+    const cpu0 = process.cpuUsage()
     const applied = await sweepAll(service)
     const ms = performance.now() - t0
+    const cpu = process.cpuUsage(cpu0)
     await close()
-    process.send({ applied, ms }, () => process.exit(0))
+    process.send({ applied, ms, cpuUs: cpu.user + cpu.system }, () => process.exit(0))
   })
 }
 
@@ -128,10 +130,13 @@ async function sweepWith(kind, count, nodes) {
         child.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`a ${kind} node exited with ${code}`))))
       }),
   )
+  const server0 = kind === 'redis' ? await redisCpuUs(opened.client) : 0
   const t0 = performance.now()
   for (const child of children) child.send('go')
   const results = await Promise.all(done)
   const wall = performance.now() - t0
+  // The server's CPU over the sweep (Redis only: one process, one main thread), to set against the nodes'.
+  const serverUs = kind === 'redis' ? (await redisCpuUs(opened.client)) - server0 : null
   const applied = results.reduce((sum, r) => sum + r.applied, 0)
   const left = await opened.store.due(SWEEP_AT, 1)
   if (kind === 'redis') await dropPrefix(opened.client, `${name}:`)
@@ -139,7 +144,14 @@ async function sweepWith(kind, count, nodes) {
   await opened.close()
   if (applied !== count || left.length !== 0)
     throw new Error(`${kind}, ${nodes} node(s): applied ${applied} of ${count}, ${left.length} left`)
-  return { wall, shares: results.map((r) => r.applied) }
+  return { wall, shares: results.map((r) => r.applied), nodeUs: results.reduce((sum, r) => sum + r.cpuUs, 0), serverUs }
+}
+
+/** The Redis server's CPU time so far (user + system, every thread), in µs. */
+async function redisCpuUs(client) {
+  const info = await client.info('cpu')
+  const field = (name) => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)[1])
+  return (field('used_cpu_sys') + field('used_cpu_user')) * 1e6
 }
 
 async function dropPrefix(client, prefix) {
@@ -263,11 +275,14 @@ const ROUNDS = Number(process.env.BENCH_SWEEP_ROUNDS ?? 1)
 async function pair(measure) {
   const one = []
   const two = []
+  const cpu = []
   for (let r = 0; r < ROUNDS; r += 1) {
-    one.push((await measure(1)).wall)
+    const single = await measure(1)
+    one.push(single.wall)
+    cpu.push(single)
     two.push((await measure(2)).wall)
   }
-  return { one: median(one), two: median(two) }
+  return { one: median(one), two: median(two), cpu: cpu[cpu.length >> 1] }
 }
 
 function sweepRows(label, count, { one, two }, oneTargetMs, note) {
@@ -353,13 +368,18 @@ export async function run() {
       continue
     }
     const measured = await pair((nodes) => sweepWith(kind, STORE_COUNT, nodes))
+    const perRow = (us) => (us / STORE_COUNT).toFixed(1)
+    const cpuNote =
+      measured.cpu.serverUs === null
+        ? ''
+        : `; CPU per swept row with 1 node: node ${perRow(measured.cpu.nodeUs)} µs, Redis ${perRow(measured.cpu.serverUs)} µs (INFO cpu)`
     rows.push(
       ...sweepRows(
         label,
         STORE_COUNT,
         measured,
         targetMs * (STORE_COUNT / 100_000),
-        'each node a child process with its own connection(s), sweeping its share of one store; 1 node measured in the same run',
+        `each node a child process with its own connection(s), sweeping its share of one store; 1 node measured in the same run${cpuNote}`,
       ),
     )
   }
