@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { distDir, machine, markdownTable, quick, textTable } from './lib.mjs'
 
-const SUITES = ['decide-return', 'settings', 'lifecycle', 'due-timers', 'sweep', 'memory', 'stores', 'metrics', 'http']
+const SUITES = ['decide-return', 'settings', 'lifecycle', 'due-timers', 'sweep', 'memory', 'stores', 'wake', 'metrics', 'http']
 
 const only = process.argv
   .find((a) => a.startsWith('--only='))
