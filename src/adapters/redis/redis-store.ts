@@ -3,7 +3,8 @@ import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isReconnectError } from '../../errors'
 import type { ConversationStore, OutboxStore, OutboxWrite } from '../../store/conversation-store'
 import { describeStoredId, parseOutboxEvent } from '../../store/outbox-entry'
-import { checkRecordForPut, isConversationRecord, isStorableKey } from '../../store/record'
+import { readStoredRecord, storedRecordJson } from '../../store/history-codec'
+import { checkRecordForPut, isStorableKey } from '../../store/record'
 import type { ConversationRecord, ServiceEvent } from '../../types'
 import { DEFAULT_REDIS_PREFIX, hashTagOf, redisKeys } from './keys'
 import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
@@ -332,11 +333,12 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     } catch (error) {
       throw new StoreError(operation, { cause: error, conversationId })
     }
-    if (!isConversationRecord(value) || (conversationId !== undefined && value.id !== conversationId)) {
+    const record = readStoredRecord(value)
+    if (record === undefined || (conversationId !== undefined && record.id !== conversationId)) {
       const where = conversationId === undefined ? 'a stored value' : `the value stored for "${conversationId}"`
       throw new StoreError(operation, { conversationId, cause: new Error(`${where} is not a valid conversation record`) })
     }
-    return value
+    return record
   }
 
   function parseList(reply: unknown, operation: string): ConversationRecord[] {
@@ -422,7 +424,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
           scriptPrefix,
           record.id,
           expectedVersion === null ? '' : String(expectedVersion),
-          storedValue(index, JSON.stringify(record)),
+          storedValue(index, storedRecordJson(record)),
           tail === null ? '' : `${scriptPrefix}resumable:${tail}`,
           updatedAt,
           held ? scriptKeys.held(record.agentId!) : '',
