@@ -276,6 +276,40 @@ describeWithRedis('redis store', (url) => {
     }
   })
 
+  it('reads an index longer than the 256 bytes a write looks at first (long ids): entries move, conflicts are refused, delete leaves nothing', async () => {
+    const prefix = fresh('long-index')
+    const store = createRedisStore({ client, prefix })
+    const long = (tag: string) => `${tag}-${'é'.repeat(60)}${'x'.repeat(40)}`
+    const record = sampleRecord({
+      id: 'long-1',
+      reconnectId: long('rid'),
+      widgetId: long('widget'),
+      customerId: long('customer'),
+      agentId: long('agent'),
+      state: 'reconnectable',
+      capacityHeld: true,
+      timers: { window: T0 + 50 },
+      nextDueAt: T0 + 50,
+    })
+    await store.put(record, null)
+    const stored = (await client.get(`${prefix}conv:${record.id}`))!
+    expect(Buffer.byteLength(stored.slice(0, stored.indexOf('],"~":0,')))).toBeGreaterThan(256)
+    expect(await store.findResumable(record.widgetId, record.customerId!, T0)).toEqual(record)
+    expect(await store.heldBy(record.agentId!)).toEqual([record])
+
+    const moved = { ...record, version: 2, state: 'active' as const, timers: {}, nextDueAt: null, agentId: long('other') }
+    await expect(store.put({ ...moved, version: 3 }, 2)).rejects.toSatisfy(isConflictError)
+    await store.put(moved, 1)
+    expect(await store.findResumable(record.widgetId, record.customerId!, T0)).toBeUndefined()
+    expect(await store.heldBy(record.agentId!)).toEqual([])
+    expect(await store.heldBy(moved.agentId)).toEqual([moved])
+    expect(await store.due(Infinity, 10)).toEqual([])
+    expect(await store.getByReconnectId(record.reconnectId)).toEqual(moved)
+    await expect(store.delete(moved.id, 1)).rejects.toSatisfy(isConflictError)
+    expect(await store.delete(moved.id, 2)).toBe(true)
+    expect(await keysUnder(client, prefix)).toEqual([])
+  })
+
   it('keeps every epoch ms exact through Lua and sorted-set scores', async () => {
     const prefix = fresh('precision')
     const store = createRedisStore({ client, prefix })

@@ -2,6 +2,7 @@ import { nanoid } from 'nanoid'
 import { ConflictError, NotFoundError, ReconnectError, StoreError, isConflictError, isReconnectError } from '../errors'
 import { supportsOutbox, supportsRetention, type ConversationStore, type OutboxWrite } from '../store/conversation-store'
 import { flatString } from '../ids'
+import { memoryStoreInternals } from '../store/memory-store'
 import { isSameRecord } from '../store/record'
 import type { ConversationRecord, ServiceEvent } from '../types'
 
@@ -29,11 +30,20 @@ export interface StoreGateway {
    * `writeId`, as `save` does.
    */
   saveMany(writes: readonly SaveWrite[]): Promise<SaveOutcome[]>
+  /**
+   * `save` of a record the caller hands over: it never changes it afterwards, nor gives it (or any
+   * object in it) to anyone who might, so a memory store may keep it instead of a copy.
+   */
+  saveOwned(record: ConversationRecord, expectedVersion: number | null, outbox?: OutboxWrite): Promise<ConversationRecord>
   /** The conversation whose link is `reconnectId`, or `undefined`. */
   getByReconnectId(reconnectId: string): Promise<ConversationRecord | undefined>
   /** The customer's resumable conversation on the widget at `now`, or `undefined`. */
   findResumable(widgetId: string, customerId: string, now: number): Promise<ConversationRecord | undefined>
-  /** Up to `limit` records with a deadline at or before `now`; unreadable ones go to `onBadRecord`. */
+  /**
+   * Up to `limit` records with a deadline at or before `now`; unreadable ones go to `onBadRecord`.
+   * They may be a memory store's own copies: the caller never changes them, nor gives them (or any
+   * object in them) to anyone who might.
+   */
   due(
     now: number,
     limit: number,
@@ -115,6 +125,9 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
   let writes = 0
 
   const outbox = supportsOutbox(store)
+  // A memory store's copy-free `put` and `due` (see MemoryStoreInternals), used where the service
+  // keeps their promise: the sweep.
+  const memory = memoryStoreInternals(store)
 
   /**
    * A compare-and-set write. When the store fails, the write may still have landed (the reply was
@@ -133,19 +146,33 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
   }
 
   function save(record: ConversationRecord, expectedVersion: number | null, events?: OutboxWrite): Promise<ConversationRecord> {
-    stamp(record)
-    return saveStamped(record, expectedVersion, events)
+    return write(record, expectedVersion, events, store.put)
   }
 
-  function saveStamped(record: ConversationRecord, expectedVersion: number | null, events?: OutboxWrite): Promise<ConversationRecord> {
+  function write(
+    record: ConversationRecord,
+    expectedVersion: number | null,
+    events: OutboxWrite | undefined,
+    put: (record: ConversationRecord, expectedVersion: number | null, pending?: OutboxWrite) => Promise<void>,
+  ): Promise<ConversationRecord> {
+    stamp(record)
+    return writeStamped(record, expectedVersion, events, put)
+  }
+
+  function writeStamped(
+    record: ConversationRecord,
+    expectedVersion: number | null,
+    events: OutboxWrite | undefined,
+    put: (record: ConversationRecord, expectedVersion: number | null, pending?: OutboxWrite) => Promise<void>,
+  ): Promise<ConversationRecord> {
     // Not an async function: every service call writes, and a suspended async frame costs more
     // than the two callbacks.
     let pending: Promise<void>
     try {
       pending = Promise.resolve(
         outbox && events !== undefined && events.events.length > 0
-          ? store.put(record, expectedVersion, events)
-          : store.put(record, expectedVersion),
+          ? put.call(store, record, expectedVersion, events)
+          : put.call(store, record, expectedVersion),
       )
     } catch (error) {
       return landedAnyway(record, storeFailure(error, 'put', record.id))
@@ -207,7 +234,7 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     // At once, not one after the other: against a store that is down, they fail together.
     return Promise.all(
       batch.map((write) =>
-        saveStamped(write.record, write.expectedVersion, write.outbox).then(
+        writeStamped(write.record, write.expectedVersion, write.outbox, store.put).then(
           (record): SaveOutcome => ({ ok: true, record }),
           (error: unknown): SaveOutcome => ({ ok: false, error }),
         ),
@@ -232,17 +259,20 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     save,
     batched: putMany !== undefined,
     saveMany,
+    saveOwned: memory === undefined ? save : (record, expectedVersion, events) => write(record, expectedVersion, events, memory.keep),
     getByReconnectId: (reconnectId) => storeCall('getByReconnectId', undefined, () => store.getByReconnectId(reconnectId)),
     findResumable: (widgetId, customerId, now) =>
       storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now)),
     due: (now, limit, onBadRecord, claimer) =>
       storeCall('due', undefined, () =>
-        onBadRecord === undefined && claimer === undefined
-          ? store.due(now, limit)
-          : store.due(now, limit, {
-              ...(onBadRecord === undefined ? {} : { onBadRecord }),
-              ...(claimer === undefined ? {} : { claimer }),
-            }),
+        memory !== undefined
+          ? memory.share(now, limit, claimer === undefined ? undefined : { claimer })
+          : onBadRecord === undefined && claimer === undefined
+            ? store.due(now, limit)
+            : store.due(now, limit, {
+                ...(onBadRecord === undefined ? {} : { onBadRecord }),
+                ...(claimer === undefined ? {} : { claimer }),
+              }),
       ),
     nextDueAt: () => storeCall('nextDueAt', undefined, () => store.nextDueAt()),
     retention: supportsRetention(store),

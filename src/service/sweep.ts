@@ -103,7 +103,7 @@ function readLimit(runOptions: unknown): number {
  */
 export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => Promise<number> {
   const { clock, plan, maxAttempts, noteDeadline } = deps
-  const { get, save, due: dueRecords } = deps.gateway
+  const { get, saveOwned, due: dueRecords } = deps.gateway
   const { fixed, settingsFor } = deps.settings
   const { emit, report } = deps.events
   const { writeFor } = deps.outbox
@@ -168,7 +168,8 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       if (change !== undefined) {
         const outbox = writeFor(change.events, now)
         try {
-          await save(change.record, record.version, outbox)
+          // Handed over: the sweep never changes a planned record, nor gives it to the host.
+          await saveOwned(change.record, record.version, outbox)
         } catch (error) {
           if (!isConflictError(error)) throw error
           // Another node got there first: look again (the gateway's read-back did), it may have

@@ -1,5 +1,4 @@
 import { ConflictError, ReconnectError, SettingsError, StoreError } from '../errors'
-import { flatString } from '../ids'
 import type { ConversationRecord, ServiceEvent } from '../types'
 import type { ConversationStore, OutboxWrite } from './conversation-store'
 import { checkRecordForPut, cloneRecord, copyRecordFields, hasExtraFields } from './record'
@@ -30,6 +29,10 @@ class DeadlineHeap {
   // By handle.
   private readonly slots: number[] = []
   private readonly records: (ConversationRecord | undefined)[] = []
+  // The claim on an entry (see `claim`): the claimer's number (0: none) and until when. Numbers in
+  // arrays, not a map of objects: a sweep claims every record it is handed.
+  private readonly claimedBy: number[] = []
+  private readonly claimedUntil: number[] = []
   private readonly freeHandles: number[] = []
   private stamp = 0
 
@@ -54,6 +57,8 @@ class DeadlineHeap {
     ;(record as Handled)[HANDLE] = handle
     const slot = this.slots[handle]!
     if (this.ats[slot] === at) return
+    // A claim is on a deadline: one that moved is new work for every sweeper.
+    this.claimedBy[handle] = 0
     this.ats[slot] = at
     this.seqs[slot] = this.stamp++
     this.sift(slot)
@@ -74,17 +79,31 @@ class DeadlineHeap {
    * Visits the entries in deadline order, without taking them out, until `visit` returns false.
    * A second, small heap holds the frontier: the children of every entry visited so far.
    */
-  walk(visit: (at: number, record: ConversationRecord) => boolean): void {
+  walk(visit: (at: number, record: ConversationRecord, handle: number) => boolean): void {
     const size = this.ats.length
     if (size === 0) return
     const earlier = (i: number, j: number): boolean => this.earlier(i, j)
     const frontier: number[] = [0]
     while (frontier.length > 0) {
       const i = popIndex(frontier, earlier)
-      if (!visit(this.ats[i]!, this.records[this.handles[i]!]!)) return
+      const handle = this.handles[i]!
+      if (!visit(this.ats[i]!, this.records[handle]!, handle)) return
       const first = ARITY * i + 1
       for (let child = first; child < first + ARITY && child < size; child += 1) pushIndex(frontier, child, earlier)
     }
+  }
+
+  /**
+   * Claims the entry `handle` (as `walk` names it) for claimer number `by` (≥ 1) until `until`,
+   * unless another claimer's claim on it lasts past `now`: then it answers false. A claim lasts
+   * until it ends, the deadline moves or the entry goes.
+   */
+  claim(handle: number, by: number, now: number, until: number): boolean {
+    const holder = this.claimedBy[handle]
+    if (holder !== undefined && holder !== 0 && holder !== by && this.claimedUntil[handle]! > now) return false
+    this.claimedBy[handle] = by
+    this.claimedUntil[handle] = until
+    return true
   }
 
   private earlier(i: number, j: number): boolean {
@@ -97,6 +116,7 @@ class DeadlineHeap {
     const handle = this.freeHandles.pop() ?? this.records.length
     this.records[handle] = record
     ;(record as Handled)[HANDLE] = handle
+    this.claimedBy[handle] = 0
     const slot = this.ats.length
     this.ats.push(at)
     this.seqs.push(this.stamp++)
@@ -108,6 +128,7 @@ class DeadlineHeap {
   private remove(handle: number): void {
     const slot = this.slots[handle]!
     this.records[handle] = undefined
+    this.claimedBy[handle] = 0
     this.freeHandles.push(handle)
     const at = this.ats.pop()!
     const seq = this.seqs.pop()!
@@ -228,11 +249,6 @@ function idsUnder(index: Index, key: string): Iterable<string> {
   return typeof ids === 'string' ? [ids] : ids
 }
 
-function customerKey(widgetId: string, customerId: string): string {
-  // Kept as an index key for as long as the conversation waits: one flat string, not two pieces.
-  return flatString(`${widgetId}\u0000${customerId}`)
-}
-
 /**
  * How long a record the `due` of one service's sweep returned stays hidden from the sweeps of other
  * services on the same store (or until its deadline moves): long enough for a sweep's batch, and
@@ -318,21 +334,22 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   const copyOut = (record: ConversationRecord): ConversationRecord =>
     withExtras.has(record) ? cloneRecord(record) : copyRecordFields(record)
   const byReconnectId = new Map<string, string>()
+  // Reconnectable records by customer, of every widget: a customer waits on few widgets at once, and
+  // a key of its own for each (widget, customer) pair cost a new string, its hash and a comparison
+  // with a stored key on every write that changed it. A record that stops being reconnectable stays
+  // filed under its customer until `findResumable` next meets it there, it changes customer or it is
+  // removed: the sweep's write that ends a window then touches no index entry of the customer's (a
+  // look-up in a map of every waiting customer, a tenth of a million-record sweep's time).
   const resumable: Index = new Map()
   const held: Index = new Map()
   const byCustomerId: Index = new Map()
   const deadlines = new DeadlineHeap()
-  // Sweeps of several services on this one store: id → who claimed the record at which deadline,
-  // until when. A moved deadline or a removed record drops its claim.
-  const claims = new Map<string, { by: string; at: number; until: number }>()
+  // Sweeps of several services on this one store: each claimer's number in the deadline heap's
+  // claims (a moved deadline or a removed record drops its claim there).
+  const claimers = new Map<string, number>()
   // The outbox: event id → the event and when a claim may take it. Entries are acked within moments
   // of their write, so the few pending ones are scanned rather than indexed.
   const outbox = new Map<string, { event: ServiceEvent; visibleAt: number }>()
-
-  function resumableKey(record: ConversationRecord | undefined): string | undefined {
-    if (record === undefined || record.state !== 'reconnectable' || record.customerId === null) return undefined
-    return customerKey(record.widgetId, record.customerId)
-  }
 
   function holder(record: ConversationRecord | undefined): string | undefined {
     return record?.capacityHeld && record.agentId !== null ? record.agentId : undefined
@@ -345,11 +362,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       if (byReconnectId.get(previous.reconnectId) === previous.id) byReconnectId.delete(previous.reconnectId)
     }
     if (previous === undefined || previous.reconnectId !== record.reconnectId) byReconnectId.set(record.reconnectId, record.id)
-    const wasResumable = resumableKey(previous)
-    const isResumable = resumableKey(record)
-    if (wasResumable !== isResumable) {
-      if (wasResumable !== undefined) removeFrom(resumable, wasResumable, record.id)
-      if (isResumable !== undefined) addTo(resumable, isResumable, record.id)
+    const wasCustomer = previous?.customerId ?? null
+    // Filed under its customer already unless it just became reconnectable or changed customer.
+    if (wasCustomer !== record.customerId && wasCustomer !== null) removeFrom(resumable, wasCustomer, record.id)
+    if (record.state === 'reconnectable' && record.customerId !== null) {
+      if (previous?.state !== 'reconnectable' || wasCustomer !== record.customerId) addTo(resumable, record.customerId, record.id)
     }
     const wasHeldBy = holder(previous)
     const isHeldBy = holder(record)
@@ -357,26 +374,24 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       if (wasHeldBy !== undefined) removeFrom(held, wasHeldBy, record.id)
       if (isHeldBy !== undefined) addTo(held, isHeldBy, record.id)
     }
-    const wasCustomer = previous?.customerId ?? null
     if (wasCustomer !== record.customerId) {
       if (wasCustomer !== null) removeFrom(byCustomerId, wasCustomer, record.id)
       if (record.customerId !== null) addTo(byCustomerId, record.customerId, record.id)
     }
     deadlines.place(record, previous)
-    if (claims.size > 0 && record.nextDueAt !== (previous?.nextDueAt ?? null)) claims.delete(record.id)
   }
 
   /** Drops a record and every index entry naming it. */
   function remove(record: ConversationRecord): void {
     records.delete(record.id)
     deadlines.drop(record)
-    claims.delete(record.id)
     if (byReconnectId.get(record.reconnectId) === record.id) byReconnectId.delete(record.reconnectId)
-    const wasResumable = resumableKey(record)
-    if (wasResumable !== undefined) removeFrom(resumable, wasResumable, record.id)
     const wasHeldBy = holder(record)
     if (wasHeldBy !== undefined) removeFrom(held, wasHeldBy, record.id)
-    if (record.customerId !== null) removeFrom(byCustomerId, record.customerId, record.id)
+    if (record.customerId !== null) {
+      removeFrom(byCustomerId, record.customerId, record.id)
+      removeFrom(resumable, record.customerId, record.id)
+    }
   }
 
   function noteClosed(record: ConversationRecord, previous: ConversationRecord | undefined): void {
@@ -400,7 +415,72 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     }
   }
 
-  return Object.assign(new StoreSize(records), {
+  /**
+   * `put`; with `keep`, the record itself becomes the stored copy (see {@link MemoryStoreInternals}):
+   * one copy less per write.
+   */
+  function write(record: ConversationRecord, expectedVersion: number | null, pending: OutboxWrite | undefined, keep: boolean): void {
+    // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
+    // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
+    checkRecordForPut(record, expectedVersion, 'memory store: put()')
+    const current = records.get(record.id)
+    const currentVersion = current === undefined ? null : current.version
+    if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)
+    // A reconnect id opens exactly one conversation: taking over another's id would strand its link.
+    // The record's own id, unchanged, is its own (one look-up less in a map of every record).
+    const holder = current !== undefined && current.reconnectId === record.reconnectId ? record.id : byReconnectId.get(record.reconnectId)
+    if (holder !== undefined && holder !== record.id && records.get(holder)?.reconnectId === record.reconnectId) {
+      throw new StoreError('put', {
+        conversationId: record.id,
+        cause: new Error(`reconnect id "${record.reconnectId}" already belongs to another conversation`),
+      })
+    }
+    if (pending !== undefined) checkOutboxWrite(pending)
+    const extra = hasExtraFields(record)
+    const copy = extra ? cloneRecord(record) : keep ? record : copyRecordFields(record)
+    if (extra) withExtras.add(copy)
+    records.set(copy.id, copy)
+    reindex(copy, current)
+    noteClosed(copy, current)
+    // The same synchronous step as the record: no other call can see one without the other.
+    if (pending !== undefined) {
+      for (const event of pending.events) outbox.set(event.id, { event: { ...event }, visibleAt: pending.visibleAt })
+    }
+  }
+
+  /** `due`, each record handed out as `out` makes it. */
+  function dueRecords(
+    now: number,
+    limit: number,
+    dueOptions: { claimer?: string } | undefined,
+    out: (record: ConversationRecord) => ConversationRecord,
+  ): ConversationRecord[] {
+    dropOldClosed(now)
+    const found: ConversationRecord[] = []
+    const claimer = dueOptions?.claimer
+    if (claimer === undefined || !Number.isFinite(now)) {
+      deadlines.walk((at, record) => {
+        if (found.length >= limit || at > now) return false
+        found.push(out(record))
+        return true
+      })
+      return found
+    }
+    let by = claimers.get(claimer)
+    if (by === undefined) {
+      by = claimers.size + 1
+      claimers.set(claimer, by)
+    }
+    const until = now + MEMORY_CLAIM_MS
+    deadlines.walk((at, record, handle) => {
+      if (found.length >= limit || at > now) return false
+      if (deadlines.claim(handle, by, now, until)) found.push(out(record))
+      return true
+    })
+    return found
+  }
+
+  const store = Object.assign(new StoreSize(records), {
     async get(id) {
       const record = records.get(id)
       return record === undefined ? undefined : copyOut(record)
@@ -414,41 +494,22 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
 
     async findResumable(widgetId, customerId, now) {
       let best: ConversationRecord | undefined
-      for (const id of idsUnder(resumable, customerKey(widgetId, customerId))) {
+      for (const id of idsUnder(resumable, customerId)) {
         const record = records.get(id)
-        const window = record?.timers.window
-        if (record === undefined || window === undefined || now >= window) continue
+        if (record === undefined || record.state !== 'reconnectable') {
+          // Filed when it was reconnectable: it is not any more.
+          removeFrom(resumable, customerId, id)
+          continue
+        }
+        const window = record.timers.window
+        if (record.widgetId !== widgetId || window === undefined || now >= window) continue
         if (best === undefined || record.updatedAt > best.updatedAt) best = record
       }
       return best === undefined ? undefined : copyOut(best)
     },
 
     async put(record, expectedVersion, pending) {
-      // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
-      // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
-      checkRecordForPut(record, expectedVersion, 'memory store: put()')
-      const current = records.get(record.id)
-      const currentVersion = current === undefined ? null : current.version
-      if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)
-      // A reconnect id opens exactly one conversation: taking over another's id would strand its link.
-      const holder = byReconnectId.get(record.reconnectId)
-      if (holder !== undefined && holder !== record.id && records.get(holder)?.reconnectId === record.reconnectId) {
-        throw new StoreError('put', {
-          conversationId: record.id,
-          cause: new Error(`reconnect id "${record.reconnectId}" already belongs to another conversation`),
-        })
-      }
-      if (pending !== undefined) checkOutboxWrite(pending)
-      const extra = hasExtraFields(record)
-      const copy = extra ? cloneRecord(record) : copyRecordFields(record)
-      if (extra) withExtras.add(copy)
-      records.set(copy.id, copy)
-      reindex(copy, current)
-      noteClosed(copy, current)
-      // The same synchronous step as the record: no other call can see one without the other.
-      if (pending !== undefined) {
-        for (const event of pending.events) outbox.set(event.id, { event: { ...event }, visibleAt: pending.visibleAt })
-      }
+      write(record, expectedVersion, pending, false)
     },
 
     async claimEvents(now, leaseMs, limit) {
@@ -472,27 +533,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     },
 
     async due(now, limit, dueOptions) {
-      dropOldClosed(now)
-      const found: ConversationRecord[] = []
-      const claimer = dueOptions?.claimer
-      if (claimer === undefined || !Number.isFinite(now)) {
-        deadlines.walk((at, record) => {
-          if (found.length >= limit || at > now) return false
-          found.push(copyOut(record))
-          return true
-        })
-        return found
-      }
-      const until = now + MEMORY_CLAIM_MS
-      deadlines.walk((at, record) => {
-        if (found.length >= limit || at > now) return false
-        const claim = claims.get(record.id)
-        if (claim !== undefined && claim.by !== claimer && claim.at === at && claim.until > now) return true
-        claims.set(record.id, { by: claimer, at, until })
-        found.push(copyOut(record))
-        return true
-      })
-      return found
+      return dueRecords(now, limit, dueOptions, copyOut)
     },
 
     async nextDueAt() {
@@ -525,4 +566,34 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       return out
     },
   } satisfies ConversationStore)
+  internals.set(store, {
+    keep: async (record, expectedVersion, pending) => write(record, expectedVersion, pending, true),
+    // A stored copy with properties of a host's is copied all the same: the caller could not know of them.
+    share: async (now, limit, dueOptions) =>
+      dueRecords(now, limit, dueOptions, (record) => (withExtras.has(record) ? cloneRecord(record) : record)),
+  })
+  return store
+}
+
+/**
+ * What the service's sweep may use instead of a memory store's `put` and `due`, to skip copies it
+ * does not need. Both are for callers that keep a promise the store cannot check, so neither is on
+ * the store object itself (a host's wrapper of a store, a spread or a `Proxy`, never reaches them):
+ * - `keep` is `put` where the store keeps the record it is given as its stored copy; the caller
+ *   hands it over and never changes it, nor gives it (or any object in it) to anyone who might.
+ * - `share` is `due` handing out the stored copies themselves; the caller never changes them, nor
+ *   gives them (or any object in them) to anyone who might.
+ * Stored copies are never changed by the store, apart from its own symbol-keyed deadline handle,
+ * so what `share` hands out stays as it was.
+ */
+export interface MemoryStoreInternals {
+  keep(record: ConversationRecord, expectedVersion: number | null, pending?: OutboxWrite): Promise<void>
+  share(now: number, limit: number, dueOptions?: { claimer?: string }): Promise<ConversationRecord[]>
+}
+
+const internals = new WeakMap<object, MemoryStoreInternals>()
+
+/** The {@link MemoryStoreInternals} of `store` if it is a memory store itself (not a wrapper of one), else `undefined`. */
+export function memoryStoreInternals(store: object): MemoryStoreInternals | undefined {
+  return internals.get(store)
 }

@@ -1,7 +1,8 @@
 import fc from 'fast-check'
 import { isConflictError, isReconnectError, isStoreError } from '../errors'
 import type { ConversationStore, OutboxStore, StoreWrite } from '../store/conversation-store'
-import type { ConversationRecord, ServiceEvent } from '../types'
+import { STATES } from '../machine/lifecycle'
+import type { ConversationRecord, HistoryEntry, ServiceEvent } from '../types'
 
 /** One case of the store contract: a name and an async check that throws on failure. */
 export interface StoreContractCase {
@@ -599,6 +600,30 @@ function putManyCases(outbox: boolean): [string, (store: ConversationStore) => P
   ]
 }
 
+/**
+ * Histories of 0–32 entries: those a conversation collects (whole-ms times, the lifecycle's events),
+ * and ones with anything else a record may hold (any event name, negative, fractional or huge times;
+ * no -0, which JSON cannot carry, and no NUL or lone surrogate, which not every store can).
+ */
+function historyArbitrary(): fc.Arbitrary<HistoryEntry[]> {
+  const state = fc.constantFrom(...STATES)
+  const entry = (at: fc.Arbitrary<number>, event: fc.Arbitrary<string>) => fc.record({ at, event, from: state, to: state })
+  const usualAt = fc.integer({ min: T0, max: T0 + 86_400_000 })
+  const usualEvent = fc.constantFrom('customer.disconnected', 'customer.returned', 'agent.assigned', 'grace.elapsed')
+  const odd = entry(
+    fc.oneof(
+      fc.maxSafeInteger(),
+      fc.double({ noNaN: true, noDefaultInfinity: true }).map((at) => at + 0),
+    ),
+    fc.oneof(
+      usualEvent,
+      fc.string({ unit: 'grapheme', maxLength: 12 }).map((event) => event.replace(/\0/g, '')),
+    ),
+  )
+  const usual = entry(usualAt, usualEvent)
+  return fc.oneof(fc.array(usual, { maxLength: 32 }), fc.array(fc.oneof(usual, usual, usual, odd), { maxLength: 32 }))
+}
+
 /** The cases of records no store may accept. */
 const invalidRecordCases: [string, (store: ConversationStore) => Promise<void>][] = [
   [
@@ -699,6 +724,26 @@ export function storeContract(
         await store.put(record, null)
         same(await store.get(record.id), record, 'get after put')
         same(await store.getByReconnectId(record.reconnectId), record, 'getByReconnectId after put')
+      },
+    ],
+    [
+      'a history of any length and content reads back exactly, through every read and a later write',
+      async (store) => {
+        const record = sampleRecord({ state: 'queued', agentId: null, capacityHeld: false, capacitySince: null, nextDueAt: T0 })
+        record.timers = { queue: T0 }
+        await store.put(record, null)
+        let version = 1
+        await fc.assert(
+          fc.asyncProperty(historyArbitrary(), async (history) => {
+            const next = { ...record, version: version + 1, history }
+            await store.put(next, version)
+            version += 1
+            same(await store.get(record.id), next, 'get')
+            same(await store.getByReconnectId(record.reconnectId), next, 'getByReconnectId')
+            same(await store.due(T0, 10), [next], 'due')
+          }),
+          { numRuns: 60 },
+        )
       },
     ],
     [

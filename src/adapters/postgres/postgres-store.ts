@@ -2,7 +2,8 @@ import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError, isReconnectError } from '../../errors'
 import type { ConversationStore, OutboxStore, OutboxWrite, StoreWrite, StoreWriteResult } from '../../store/conversation-store'
 import { describeStoredId, parseOutboxEvent } from '../../store/outbox-entry'
-import { checkRecordForPut, isConversationRecord } from '../../store/record'
+import { readStoredRecord, storedRecordJson } from '../../store/history-codec'
+import { checkRecordForPut } from '../../store/record'
 import type { ConversationRecord, ServiceEvent } from '../../types'
 import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
 import { schemaSql, tableNames, type TableNames } from './schema'
@@ -156,11 +157,11 @@ const UNSTORABLE_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\u(?:0000|d[89a-f])/i
 
 /** Serialises a record, refusing strings that PostgreSQL text could not hold. */
 function serialise(record: ConversationRecord): string {
-  const plain = JSON.stringify(record)
+  const plain = storedRecordJson(record)
   // The common case, checked on the output in one pass: no escape of either kind anywhere.
   if (!plain.includes('\\u') || !UNSTORABLE_ESCAPE.test(plain)) return plain
   let bad: string | undefined
-  const json = JSON.stringify(record, (key, value: unknown) => {
+  JSON.stringify(record, (key, value: unknown) => {
     if (bad === undefined && typeof value === 'string' && !storable(value)) bad = key === '' ? 'record' : key
     return value
   })
@@ -170,7 +171,7 @@ function serialise(record: ConversationRecord): string {
       `put: ${bad} of conversation ${describeStoredId(record.id)} contains a NUL character or an unpaired surrogate, which PostgreSQL cannot store`,
     )
   }
-  return json
+  return plain
 }
 
 /** The extra parameters of a put that stores events (visible-at, ids, JSON), or `undefined` for none. */
@@ -498,19 +499,20 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
         throw new StoreError(operation, { conversationId, cause: error })
       }
     }
-    if (!isConversationRecord(value)) {
+    const stored = readStoredRecord(value)
+    if (stored === undefined) {
       throw new StoreError(operation, {
         conversationId,
         cause: new Error(`the row of ${describeStoredId(String(id))} in ${names.name} does not hold a valid conversation record`),
       })
     }
-    if (value.id !== id || value.version !== toSafeInteger(version)) {
+    if (stored.id !== id || stored.version !== toSafeInteger(version)) {
       throw new StoreError(operation, {
         conversationId,
         cause: new Error(`the id or version columns of ${describeStoredId(String(id))} in ${names.name} disagree with its record`),
       })
     }
-    return value
+    return stored
   }
 
   async function one(operation: string, conversationId: string | undefined, text: string, values: unknown[]) {

@@ -3,7 +3,8 @@ import { nanoid } from 'nanoid'
 import { ConflictError, ReconnectError, SettingsError, StoreError, isReconnectError } from '../../errors'
 import type { ConversationStore, OutboxStore, OutboxWrite } from '../../store/conversation-store'
 import { describeStoredId, parseOutboxEvent } from '../../store/outbox-entry'
-import { checkRecordForPut, isConversationRecord, isStorableKey } from '../../store/record'
+import { readStoredRecord, storedRecordJson } from '../../store/history-codec'
+import { checkRecordForPut, isStorableKey } from '../../store/record'
 import type { ConversationRecord, ServiceEvent } from '../../types'
 import { DEFAULT_REDIS_PREFIX, hashTagOf, redisKeys } from './keys'
 import { backfillRetention, type RetentionBackfill, type RetentionBackfillResult } from '../../store/retention-backfill'
@@ -93,6 +94,8 @@ function globLiteral(text: string): string {
 interface LuaScript {
   readonly source: string
   sha: Promise<string | null> | undefined
+  /** The SHA-1 once known, so that a call sends EVALSHA without waiting on a promise first. */
+  knownSha: string | undefined
 }
 
 /** A bad argument to one of the store's methods (bad options are a `SettingsError` instead). */
@@ -223,7 +226,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const keys = redisKeys(prefix)
   const scriptKeys = redisKeys(scriptPrefix)
 
-  const script = (source: string): LuaScript => ({ source, sha: undefined })
+  const script = (source: string): LuaScript => ({ source, sha: undefined, knownSha: undefined })
   const put = script(PUT_SCRIPT)
   const byReconnectId = script(GET_BY_RECONNECT_ID_SCRIPT)
   const resumableCandidates = script(RESUMABLE_CANDIDATES_SCRIPT)
@@ -284,18 +287,26 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const customerRecords = script(BY_CUSTOMER_SCRIPT)
   const indexCustomer = script(INDEX_CUSTOMER_SCRIPT)
 
-  async function run(lua: LuaScript, scriptKeyNames: string[], args: string[]): Promise<unknown> {
+  function run(lua: LuaScript, scriptKeyNames: string[], args: string[]): Promise<unknown> {
+    const known = lua.knownSha
+    if (known !== undefined) return evalsha(lua, known, scriptKeyNames, args)
+    return firstRun(lua, scriptKeyNames, args)
+  }
+
+  function evalsha(lua: LuaScript, sha: string, scriptKeyNames: string[], args: string[]): Promise<unknown> {
+    return redis.evalsha(sha, scriptKeyNames.length, ...scriptKeyNames, ...args).catch((error: unknown) => {
+      // The server forgot the script (restart, failover, SCRIPT FLUSH): EVAL also caches it again.
+      if (!isNoScript(error)) throw error
+      return redis.eval(lua.source, scriptKeyNames.length, ...scriptKeyNames, ...args)
+    })
+  }
+
+  async function firstRun(lua: LuaScript, scriptKeyNames: string[], args: string[]): Promise<unknown> {
     lua.sha ??= sha1Hex(lua.source).catch(() => null)
     const sha = await lua.sha
-    if (sha !== null) {
-      try {
-        return await redis.evalsha(sha, scriptKeyNames.length, ...scriptKeyNames, ...args)
-      } catch (error) {
-        // The server forgot the script (restart, failover, SCRIPT FLUSH): EVAL also caches it again.
-        if (!isNoScript(error)) throw error
-      }
-    }
-    return redis.eval(lua.source, scriptKeyNames.length, ...scriptKeyNames, ...args)
+    if (sha === null) return redis.eval(lua.source, scriptKeyNames.length, ...scriptKeyNames, ...args)
+    lua.knownSha = sha
+    return evalsha(lua, sha, scriptKeyNames, args)
   }
 
   async function guarded<T>(operation: string, conversationId: string | undefined, work: () => Promise<T>): Promise<T> {
@@ -307,6 +318,14 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     }
   }
 
+  /** `guarded` for a call that is one promise already: one handler on it instead of an async frame. */
+  function guardedPromise<T>(operation: string, conversationId: string | undefined, work: Promise<T>): Promise<T> {
+    return work.catch((error: unknown) => {
+      if (isReconnectError(error)) throw error
+      throw new StoreError(operation, { cause: error, conversationId })
+    })
+  }
+
   function parse(stored: unknown, operation: string, conversationId: string | undefined): ConversationRecord {
     let value: unknown
     try {
@@ -314,11 +333,12 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     } catch (error) {
       throw new StoreError(operation, { cause: error, conversationId })
     }
-    if (!isConversationRecord(value) || (conversationId !== undefined && value.id !== conversationId)) {
+    const record = readStoredRecord(value)
+    if (record === undefined || (conversationId !== undefined && record.id !== conversationId)) {
       const where = conversationId === undefined ? 'a stored value' : `the value stored for "${conversationId}"`
       throw new StoreError(operation, { conversationId, cause: new Error(`${where} is not a valid conversation record`) })
     }
-    return value
+    return record
   }
 
   function parseList(reply: unknown, operation: string): ConversationRecord[] {
@@ -343,20 +363,28 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
   const store: RedisStore = {
     get(id) {
-      return guarded('get', id, async () => {
-        const json = await redis.get(keys.record(id))
-        return json === null ? undefined : parse(json, 'get', id)
-      })
+      let read: Promise<ConversationRecord | undefined>
+      try {
+        read = redis.get(keys.record(id)).then((json) => (json === null ? undefined : parse(json, 'get', id)))
+      } catch (error) {
+        read = Promise.reject(error)
+      }
+      return guardedPromise('get', id, read)
     },
 
     getByReconnectId(reconnectId) {
-      return guarded('getByReconnectId', undefined, async () => {
-        const json = await run(byReconnectId, [keys.reconnectId(reconnectId)], [scriptPrefix])
-        if (json === null || json === undefined) return undefined
-        const record = parse(json, 'getByReconnectId', undefined)
-        // A reconnect id must never open someone else's conversation, whatever happened to the keys.
-        return record.reconnectId === reconnectId ? record : undefined
-      })
+      let read: Promise<ConversationRecord | undefined>
+      try {
+        read = run(byReconnectId, [keys.reconnectId(reconnectId)], [scriptPrefix]).then((json) => {
+          if (json === null || json === undefined) return undefined
+          const record = parse(json, 'getByReconnectId', undefined)
+          // A reconnect id must never open someone else's conversation, whatever happened to the keys.
+          return record.reconnectId === reconnectId ? record : undefined
+        })
+      } catch (error) {
+        read = Promise.reject(error)
+      }
+      return guardedPromise('getByReconnectId', undefined, read)
     },
 
     findResumable(widgetId, customerId, now) {
@@ -371,7 +399,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     put(record, expectedVersion, outbox) {
-      return guarded('put', typeof record?.id === 'string' ? record.id : undefined, async () => {
+      let write: Promise<void>
+      try {
         checkRecordForPut(record, expectedVersion, 'redis store: put()')
         const events = outboxArgs(outbox)
         const resumable = record.state === 'reconnectable' && record.customerId !== null
@@ -391,25 +420,30 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         ])
         const recordKeys = [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due]
         if (events.length > 0) recordKeys.push(keys.outboxEvents, keys.outboxPending)
-        const written = await run(put, recordKeys, [
+        write = run(put, recordKeys, [
           scriptPrefix,
           record.id,
           expectedVersion === null ? '' : String(expectedVersion),
-          storedValue(index, JSON.stringify(record)),
+          storedValue(index, storedRecordJson(record)),
           tail === null ? '' : `${scriptPrefix}resumable:${tail}`,
           updatedAt,
           held ? scriptKeys.held(record.agentId!) : '',
           dueAt ?? '',
           record.customerId === null ? '' : scriptKeys.customer(record.customerId),
           ...events,
-        ])
-        if (written === 2) {
-          const reason = new Error(`reconnect id ${describeStoredId(record.reconnectId)} already belongs to another conversation`)
-          throw new StoreError('put', { conversationId: record.id, cause: reason })
-        }
-        if (written !== 1) throw new ConflictError(record.id, expectedVersion)
-        if (announce && record.nextDueAt !== null) await announceDeadline(record.nextDueAt)
-      })
+        ]).then((written) => {
+          if (written === 2) {
+            const reason = new Error(`reconnect id ${describeStoredId(record.reconnectId)} already belongs to another conversation`)
+            throw new StoreError('put', { conversationId: record.id, cause: reason })
+          }
+          if (written !== 1) throw new ConflictError(record.id, expectedVersion)
+          if (announce && record.nextDueAt !== null) return announceDeadline(record.nextDueAt)
+          return undefined
+        })
+      } catch (error) {
+        write = Promise.reject(error)
+      }
+      return guardedPromise('put', typeof record?.id === 'string' ? record.id : undefined, write)
     },
 
     due(now, limit, dueOptions) {

@@ -45,8 +45,8 @@ end
  * index is decoded whole, once, and \`legacy\` says that its scores are unknown. Returns nil for a
  * value that cannot be read.
  *
- * \`read_index(key)\` reads only the value's first 512 bytes (every byte handed to Lua costs time,
- * about 1.5 µs per KB) unless the index is longer or the value has none.
+ * \`read_index(key)\` reads only the value's first 256 bytes (every byte handed to Lua costs time,
+ * about 1.3 µs per KB) unless the index is longer or the value has none.
  */
 const STORED_INDEX = `
 local function str(value)
@@ -68,16 +68,19 @@ local function legacy_index(old)
     customer = str(old.customerId), legacy = true }
 end
 
+-- The index at the front of \`text\` (a value, or its first bytes): nil when it does not end within them.
+local function front_index(text)
+  local finish = string.find(text, INDEX_END, 12, true)
+  if not finish then return nil end
+  local ok, line = pcall(cjson.decode, string.sub(text, 11, finish))
+  if not ok or type(line) ~= 'table' or type(line[1]) ~= 'number' then return nil end
+  return { version = line[1], rid = str(line[2]), resumable = str(line[3]), resumable_score = str(line[4]),
+    held = str(line[5]), customer = str(line[6]), due = str(line[7]) }
+end
+
 local function stored_index(stored)
   if type(stored) ~= 'string' then return nil end
-  if string.sub(stored, 1, 11) == INDEX_HEAD then
-    local finish = string.find(stored, INDEX_END, 12, true)
-    if not finish then return nil end
-    local ok, line = pcall(cjson.decode, string.sub(stored, 11, finish))
-    if not ok or type(line) ~= 'table' or type(line[1]) ~= 'number' then return nil end
-    return { version = line[1], rid = str(line[2]), resumable = str(line[3]), resumable_score = str(line[4]),
-      held = str(line[5]), customer = str(line[6]), due = str(line[7]) }
-  end
+  if string.sub(stored, 1, 11) == INDEX_HEAD then return front_index(stored) end
   local ok, old = pcall(cjson.decode, stored)
   if not ok or type(old) ~= 'table' then return nil end
   return legacy_index(old)
@@ -95,14 +98,18 @@ local function recheck(key, index)
   return legacy_index(whole)
 end
 
--- false: no such key; nil: a value that cannot be read.
+-- false: no such key; nil: a value that cannot be read. The first 256 bytes hold the index of nearly
+-- every record; a longer one (long ids) or a value without one is read whole.
 local function read_index(key)
-  local head = redis.call('GETRANGE', key, 0, 511)
+  local head = redis.call('GETRANGE', key, 0, 255)
   if head == '' then
     if redis.call('EXISTS', key) == 0 then return false end
     return nil
   end
-  if string.sub(head, 1, 11) == INDEX_HEAD and string.find(head, INDEX_END, 12, true) then return stored_index(head) end
+  if string.sub(head, 1, 11) == INDEX_HEAD then
+    local index = front_index(head)
+    if index then return index end
+  end
   return stored_index(redis.call('GET', key))
 end
 `
