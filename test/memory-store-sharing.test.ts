@@ -243,4 +243,28 @@ describe('memory store: the sweep without copies', () => {
     expect(memoryStoreInternals(new Proxy(store, {}))).toBeUndefined()
     expect(memoryStoreInternals({ ...store })).toBeUndefined()
   })
+
+  it('goes through put and due replaced on the store object after the service was made (a spy sees every sweep call)', async () => {
+    const store = createMemoryStore()
+    const clock = createManualClock(T)
+    const service = createReconnectService({ settings: SETTINGS, store, clock })
+    const chat = await service.start({ agentId: 'agent-1', customerId: 'customer-1' })
+    await service.disconnect(chat.id)
+    const { put, due } = store
+    let puts = 0
+    let dues = 0
+    store.put = (...args) => {
+      puts += 1
+      return put.apply(store, args)
+    }
+    store.due = (...args) => {
+      dues += 1
+      return due.apply(store, args)
+    }
+    clock.advance(6 * 60_000)
+    expect(await service.runDueTimers()).toBe(1)
+    expect(dues).toBeGreaterThan(0)
+    expect(puts).toBe(1)
+    expect((await store.get(chat.id))?.state).toBe('wrap-up')
+  })
 })

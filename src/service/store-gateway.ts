@@ -259,13 +259,17 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     save,
     batched: putMany !== undefined,
     saveMany,
-    saveOwned: memory === undefined ? save : (record, expectedVersion, events) => write(record, expectedVersion, events, memory.keep),
+    saveOwned:
+      memory === undefined
+        ? save
+        : (record, expectedVersion, events) =>
+            memory.untouched() ? write(record, expectedVersion, events, memory.keep) : save(record, expectedVersion, events),
     getByReconnectId: (reconnectId) => storeCall('getByReconnectId', undefined, () => store.getByReconnectId(reconnectId)),
     findResumable: (widgetId, customerId, now) =>
       storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now)),
     due: (now, limit, onBadRecord, claimer) =>
       storeCall('due', undefined, () =>
-        memory !== undefined
+        memory?.untouched()
           ? memory.share(now, limit, claimer === undefined ? undefined : { claimer })
           : onBadRecord === undefined && claimer === undefined
             ? store.due(now, limit)

@@ -191,7 +191,11 @@ export function readStoredRecord(value: unknown): ConversationRecord | undefined
   // The entries are checked already: the rest of the record is checked with an empty history.
   const record = value as { history: unknown }
   record.history = NO_HISTORY
-  if (recordProblem(record) !== undefined) return undefined
+  if (recordProblem(record) !== undefined) {
+    // Left as it was read: the caller may quote it in its error.
+    record.history = history
+    return undefined
+  }
   record.history = entries
   return record as ConversationRecord
 }

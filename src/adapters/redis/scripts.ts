@@ -40,8 +40,9 @@ end
  *    customerId | null, nextDueAt | null],"~":0, …the record's own members}
  * (the tail is '<n>:<widgetId>:<customerId>'; scores as the strings Redis was given). The array
  * holds only scalars, and a JSON string never holds an unescaped quote, so the first '],"~":0,'
- * ends it. The value stays one JSON object, so a node of the version before (which stored the
- * record's JSON alone) still reads and rewrites it during a rolling upgrade. A value without the
+ * ends it. The value stays one JSON object. Values stored before the index existed are still read
+ * (a build that old cannot read what this one writes, whose history is in the short stored form:
+ * upgrade every node before the new build writes, docs/storage.md). A value without the
  * index is decoded whole, once, and \`legacy\` says that its scores are unknown. Returns nil for a
  * value that cannot be read.
  *
