@@ -150,3 +150,32 @@ export async function main(importMetaUrl, run) {
     process.exitCode = 1
   }
 }
+
+/**
+ * Runs `callers` loops for `seconds`, each calling `call(i)` back to back (it resolves to how many
+ * calls it made); returns calls per second.
+ */
+export async function concurrentRate(callers, call, seconds) {
+  let calls = 0
+  const until = performance.now() + seconds * 1000
+  const t0 = performance.now()
+  await Promise.all(
+    Array.from({ length: callers }, async (_, i) => {
+      while (performance.now() < until) {
+        const done = await call(i) // not `calls += await …`: that reads `calls` before the await and loses updates
+        calls += done
+      }
+    }),
+  )
+  return calls / ((performance.now() - t0) / 1000)
+}
+
+/** Deletes every key under `prefix` (SCAN, then DEL in pages), as a benchmark's clean-up. */
+export async function deleteRedisPrefix(client, prefix) {
+  let cursor = '0'
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    if (keys.length > 0) await client.del(...keys)
+    cursor = next
+  } while (cursor !== '0')
+}

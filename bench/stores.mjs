@@ -4,7 +4,7 @@
 // PostgreSQL) of the same JSON, with no index. Also Redis server time per disconnect + return, and a
 // long-lived record (32 history entries) against a fresh one.
 //   REDIS_URL=redis://127.0.0.1:6379 DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node bench/stores.mjs
-import { importDist, main, median, quick, row } from './lib.mjs'
+import { concurrentRate, deleteRedisPrefix, importDist, main, median, quick, row } from './lib.mjs'
 
 const lib = await importDist()
 const { createManualClock } = await importDist('testing')
@@ -162,12 +162,7 @@ async function redisBackend(url) {
       },
     },
     async close() {
-      let cursor = '0'
-      do {
-        const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-        if (keys.length > 0) await client.del(...keys)
-        cursor = next
-      } while (cursor !== '0')
+      await deleteRedisPrefix(client, prefix)
       await client.quit()
     },
   }
@@ -295,20 +290,9 @@ async function roundTrips(backend) {
   return counts
 }
 
-/** Runs `CALLERS` loops for `seconds`, each calling `call(i)` back to back; returns calls per second. */
-async function throughput(call, seconds = SECONDS) {
-  let calls = 0
-  const until = performance.now() + seconds * 1000
-  const t0 = performance.now()
-  await Promise.all(
-    Array.from({ length: CALLERS }, async (_, i) => {
-      while (performance.now() < until) {
-        const done = await call(i) // not `calls += await …`: that reads `calls` before the await and loses updates
-        calls += done
-      }
-    }),
-  )
-  return calls / ((performance.now() - t0) / 1000)
+/** Calls per second of `call` at `CALLERS` callers. */
+function throughput(call, seconds = SECONDS) {
+  return concurrentRate(CALLERS, call, seconds)
 }
 
 /**

@@ -4,7 +4,7 @@
 //
 //   node --expose-gc bench/wake.mjs [--json] [--quick]
 //   REDIS_URL=… DATABASE_URL=… enable the rows.
-import { importDist, main, median, quick, row } from './lib.mjs'
+import { concurrentRate, deleteRedisPrefix, importDist, main, median, quick, row } from './lib.mjs'
 
 const lib = await importDist()
 
@@ -15,20 +15,9 @@ const POOL_SIZE = 16
 const settingsInput = { enabled: true, timeLimit: { minutes: 30 }, portalUrl: 'https://shop.example/help' }
 const tag = `benchwake${process.pid}`
 
-/** Runs `CALLERS` loops for `SECONDS`, each calling `call(i)` back to back; returns calls per second. */
-async function throughput(call, seconds = SECONDS) {
-  let calls = 0
-  const until = performance.now() + seconds * 1000
-  const t0 = performance.now()
-  await Promise.all(
-    Array.from({ length: CALLERS }, async (_, i) => {
-      while (performance.now() < until) {
-        const done = await call(i) // not `calls += await …`: that reads `calls` before the await
-        calls += done
-      }
-    }),
-  )
-  return calls / ((performance.now() - t0) / 1000)
+/** Calls per second of `call` at `CALLERS` callers. */
+function throughput(call, seconds = SECONDS) {
+  return concurrentRate(CALLERS, call, seconds)
 }
 
 /**
@@ -85,12 +74,7 @@ async function redisRow(url) {
     'Redis',
     (announceDeadlines) => createRedisStore({ client, prefix, announceDeadlines }),
     async () => {
-      let cursor = '0'
-      do {
-        const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-        if (keys.length > 0) await client.del(...keys)
-        cursor = next
-      } while (cursor !== '0')
+      await deleteRedisPrefix(client, prefix)
       await client.quit()
     },
   )
