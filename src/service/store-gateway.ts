@@ -125,6 +125,9 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
   let writes = 0
 
   const outbox = supportsOutbox(store)
+  /** A write's events as the store takes them: only a store with an outbox, and only when there are any. */
+  const storedEvents = (events: OutboxWrite | undefined): OutboxWrite | undefined =>
+    outbox && events !== undefined && events.events.length > 0 ? events : undefined
   // A memory store's copy-free `put` and `due` (see MemoryStoreInternals), used where the service
   // keeps their promise: the sweep.
   const memory = memoryStoreInternals(store)
@@ -169,10 +172,9 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     // than the two callbacks.
     let pending: Promise<void>
     try {
+      const stored = storedEvents(events)
       pending = Promise.resolve(
-        outbox && events !== undefined && events.events.length > 0
-          ? put.call(store, record, expectedVersion, events)
-          : put.call(store, record, expectedVersion),
+        stored !== undefined ? put.call(store, record, expectedVersion, stored) : put.call(store, record, expectedVersion),
       )
     } catch (error) {
       return landedAnyway(record, storeFailure(error, 'put', record.id))
@@ -207,11 +209,10 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
       let results: unknown
       try {
         results = await putMany(
-          batch.map(({ record, expectedVersion, outbox: events }) =>
-            outbox && events !== undefined && events.events.length > 0
-              ? { record, expectedVersion, outbox: events }
-              : { record, expectedVersion },
-          ),
+          batch.map(({ record, expectedVersion, outbox: events }) => {
+            const stored = storedEvents(events)
+            return stored !== undefined ? { record, expectedVersion, outbox: stored } : { record, expectedVersion }
+          }),
         )
       } catch {
         // The batch failed, or its reply was lost: each write on its own, as `save` tells those apart.

@@ -8,13 +8,12 @@ import type { SettingsLookup } from './settings-lookup'
 import { readBackOf, type SaveWrite, type StoreGateway } from './store-gateway'
 import type { WritePath } from './write-path'
 
-const SWEEP_BATCH = 256
-
 /**
- * The most writes of one `putMany` in a sweep: a whole batch. Measured on PostgreSQL (20 000 due,
- * one node), slices of 16 cost the server 2.2 s of CPU and slices of 256 cost 1.2 s.
+ * How many due records a sweep asks the store for at once. On a store with `putMany` this is also
+ * one batch write: measured on PostgreSQL (20 000 due, one node), writes in slices of 16 cost the
+ * server 2.2 s of CPU, whole batches of 256 cost 1.2 s.
  */
-const SWEEP_WRITE_BATCH = 256
+const SWEEP_BATCH = 256
 
 /**
  * The default of `sweepConcurrency`: how many due conversations one sweep applies at once. Each is
@@ -196,20 +195,13 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     return { applied, record }
   }
 
-  /** `records` in slices of at most {@link SWEEP_WRITE_BATCH}, one `putMany` each. */
-  function slices(records: ConversationRecord[]): ConversationRecord[][] {
-    const parts: ConversationRecord[][] = []
-    for (let i = 0; i < records.length; i += SWEEP_WRITE_BATCH) parts.push(records.slice(i, i + SWEEP_WRITE_BATCH))
-    return parts
-  }
-
   /**
-   * The sweep of a slice of due records on a store with `putMany`: each record's first write is
+   * The sweep of a batch of due records on a store with `putMany`: each record's first write is
    * planned as `expireOne` would, all of them go to the store in one `saveMany`, and what is left
    * (a conflict to decide again, a retention delete) goes on record by record through `expireOne`.
    */
-  async function applySlice(
-    slice: ConversationRecord[],
+  async function applyBatch(
+    batch: ConversationRecord[],
     widgetSettings: (widgetId: string) => Promise<ReconnectSettings>,
     sweepOne: (
       record: ConversationRecord,
@@ -220,8 +212,8 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     const planned: Planned[] = []
     const writes: SaveWrite[] = []
     // Every widget's lookup at once (each settles within the settings timeout), not one after another.
-    if (fixed === undefined) await Promise.allSettled(slice.map((record) => widgetSettings(record.widgetId)))
-    for (const record of slice) {
+    if (fixed === undefined) await Promise.allSettled(batch.map((record) => widgetSettings(record.widgetId)))
+    for (const record of batch) {
       try {
         const settings = fixed ?? (await widgetSettings(record.widgetId))
         const now = clock.now()
@@ -247,7 +239,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     }
     // What is left of each record (a conflict decided again, a retention delete) in `concurrency` lanes.
     return applyAll(
-      slice.map((record, k) => ({ record, entry: planned[k]! })),
+      batch.map((record, k) => ({ record, entry: planned[k]! })),
       ({ record, entry }) =>
         sweepOne(record, async () => {
           if ('error' in entry) throw entry.error
@@ -380,7 +372,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
         }
       }
       const appliedNow = deps.gateway.batched
-        ? await applyAll(slices(fresh), (slice) => applySlice(slice, widgetSettings, sweepOne))
+        ? await applyBatch(fresh, widgetSettings, sweepOne)
         : await applyAll(fresh, (record) => sweepOne(record, () => expireOne(record, widgetSettings)))
       applied += appliedNow
       if (due.length + unreadableNow < want) break

@@ -318,8 +318,17 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     }
   }
 
-  /** `guarded` for a call that is one promise already: one handler on it instead of an async frame. */
-  function guardedPromise<T>(operation: string, conversationId: string | undefined, work: Promise<T>): Promise<T> {
+  /**
+   * `guarded` for work that is one promise: one handler on it instead of an async frame. A throw
+   * while starting it (a bad argument) becomes a rejection too.
+   */
+  function guardedPromise<T>(operation: string, conversationId: string | undefined, start: () => Promise<T>): Promise<T> {
+    let work: Promise<T>
+    try {
+      work = start()
+    } catch (error) {
+      work = Promise.reject(error)
+    }
     return work.catch((error: unknown) => {
       if (isReconnectError(error)) throw error
       throw new StoreError(operation, { cause: error, conversationId })
@@ -363,28 +372,20 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
   const store: RedisStore = {
     get(id) {
-      let read: Promise<ConversationRecord | undefined>
-      try {
-        read = redis.get(keys.record(id)).then((json) => (json === null ? undefined : parse(json, 'get', id)))
-      } catch (error) {
-        read = Promise.reject(error)
-      }
-      return guardedPromise('get', id, read)
+      return guardedPromise('get', id, () =>
+        redis.get(keys.record(id)).then((json) => (json === null ? undefined : parse(json, 'get', id))),
+      )
     },
 
     getByReconnectId(reconnectId) {
-      let read: Promise<ConversationRecord | undefined>
-      try {
-        read = run(byReconnectId, [keys.reconnectId(reconnectId)], [scriptPrefix]).then((json) => {
+      return guardedPromise('getByReconnectId', undefined, () =>
+        run(byReconnectId, [keys.reconnectId(reconnectId)], [scriptPrefix]).then((json) => {
           if (json === null || json === undefined) return undefined
           const record = parse(json, 'getByReconnectId', undefined)
           // A reconnect id must never open someone else's conversation, whatever happened to the keys.
           return record.reconnectId === reconnectId ? record : undefined
-        })
-      } catch (error) {
-        read = Promise.reject(error)
-      }
-      return guardedPromise('getByReconnectId', undefined, read)
+        }),
+      )
     },
 
     findResumable(widgetId, customerId, now) {
@@ -399,8 +400,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     put(record, expectedVersion, outbox) {
-      let write: Promise<void>
-      try {
+      return guardedPromise('put', typeof record?.id === 'string' ? record.id : undefined, () => {
         checkRecordForPut(record, expectedVersion, 'redis store: put()')
         const events = outboxArgs(outbox)
         const resumable = record.state === 'reconnectable' && record.customerId !== null
@@ -420,7 +420,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         ])
         const recordKeys = [keys.record(record.id), keys.reconnectId(record.reconnectId), keys.due]
         if (events.length > 0) recordKeys.push(keys.outboxEvents, keys.outboxPending)
-        write = run(put, recordKeys, [
+        return run(put, recordKeys, [
           scriptPrefix,
           record.id,
           expectedVersion === null ? '' : String(expectedVersion),
@@ -440,10 +440,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
           if (announce && record.nextDueAt !== null) return announceDeadline(record.nextDueAt)
           return undefined
         })
-      } catch (error) {
-        write = Promise.reject(error)
-      }
-      return guardedPromise('put', typeof record?.id === 'string' ? record.id : undefined, write)
+      })
     },
 
     due(now, limit, dueOptions) {
