@@ -276,13 +276,16 @@ async function pair(measure) {
   const one = []
   const two = []
   const cpu = []
+  const cpuTwo = []
   for (let r = 0; r < ROUNDS; r += 1) {
     const single = await measure(1)
     one.push(single.wall)
     cpu.push(single)
-    two.push((await measure(2)).wall)
+    const double = await measure(2)
+    two.push(double.wall)
+    cpuTwo.push(double)
   }
-  return { one: median(one), two: median(two), cpu: cpu[cpu.length >> 1] }
+  return { one: median(one), two: median(two), cpu: cpu[cpu.length >> 1], cpuTwo: cpuTwo[cpuTwo.length >> 1] }
 }
 
 function sweepRows(label, count, { one, two }, oneTargetMs, note) {
@@ -372,7 +375,8 @@ export async function run() {
     const cpuNote =
       measured.cpu.serverUs === null
         ? ''
-        : `; CPU per swept row with 1 node: node ${perRow(measured.cpu.nodeUs)} µs, Redis ${perRow(measured.cpu.serverUs)} µs (INFO cpu)`
+        : `; CPU per swept row with 1 node: node ${perRow(measured.cpu.nodeUs)} µs, Redis ${perRow(measured.cpu.serverUs)} µs; ` +
+          `with 2: nodes ${perRow(measured.cpuTwo.nodeUs)} µs, Redis ${perRow(measured.cpuTwo.serverUs)} µs (INFO cpu)`
     rows.push(
       ...sweepRows(
         label,
