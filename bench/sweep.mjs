@@ -273,19 +273,15 @@ function longestClear(starts, times, pauses) {
 const ROUNDS = Number(process.env.BENCH_SWEEP_ROUNDS ?? 1)
 
 async function pair(measure) {
-  const one = []
-  const two = []
-  const cpu = []
-  const cpuTwo = []
+  const singles = []
+  const doubles = []
   for (let r = 0; r < ROUNDS; r += 1) {
-    const single = await measure(1)
-    one.push(single.wall)
-    cpu.push(single)
-    const double = await measure(2)
-    two.push(double.wall)
-    cpuTwo.push(double)
+    singles.push(await measure(1))
+    doubles.push(await measure(2))
   }
-  return { one: median(one), two: median(two), cpu: cpu[cpu.length >> 1], cpuTwo: cpuTwo[cpuTwo.length >> 1] }
+  const wall = (runs) => median(runs.map((run) => run.wall))
+  // The CPU figures are those of the middle round.
+  return { one: wall(singles), two: wall(doubles), cpu: singles[singles.length >> 1], cpuTwo: doubles[doubles.length >> 1] }
 }
 
 function sweepRows(label, count, { one, two }, oneTargetMs, note) {
