@@ -145,11 +145,16 @@ describe('memory store: findResumable after any mix of writes (model-based)', ()
 function freezingStore(): ConversationStore {
   const store = createMemoryStore()
   const inner = memoryStoreInternals(store)!
-  const { keep, share } = inner
+  const { keep, keepMany, share } = inner
   inner.share = async (...args) => (await share(...args)).map((record) => deepFreeze(record))
   inner.keep = async (record, ...rest) => {
     await keep(record, ...rest)
     deepFreeze(record)
+  }
+  inner.keepMany = (writes) => {
+    const results = keepMany(writes)
+    for (const [k, write] of writes.entries()) if (results[k] === 'written') deepFreeze(write.record)
+    return results
   }
   return store
 }
@@ -222,7 +227,7 @@ describe('memory store: the sweep without copies', () => {
     const inner = memoryStoreInternals(store)!
     let shared = 0
     let kept = 0
-    const { keep, share } = inner
+    const { keep, keepMany, share } = inner
     inner.share = async (...args) => {
       shared += 1
       return share(...args)
@@ -230,6 +235,10 @@ describe('memory store: the sweep without copies', () => {
     inner.keep = async (...args) => {
       kept += 1
       return keep(...args)
+    }
+    inner.keepMany = (writes) => {
+      kept += writes.length
+      return keepMany(writes)
     }
     const clock = createManualClock(T)
     const service = createReconnectService({ settings: SETTINGS, store, clock })

@@ -1,7 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createReconnectService } from '../src/service/reconnect-service'
-import { createMemoryStore } from '../src/store/memory-store'
+import { isReconnectError } from '../src/errors'
+import { createMemoryStore, memoryStoreInternals } from '../src/store/memory-store'
 import { createManualClock } from '../src/testing/manual-clock'
 import type { ConversationRecord } from '../src/types'
 import { sampleRecord, storeContract } from '../src/testing/store-contract'
@@ -13,6 +14,62 @@ describe('memory store: storeContract', () => {
 
 describe('memory store: storeContract with keepClosedFor', () => {
   for (const c of storeContract(() => createMemoryStore({ keepClosedFor: 60_000 }))) it(c.name, c.run)
+})
+
+/** A memory store whose `putMany` is its own batch write for the sweep (keepMany), to hold that to the contract. */
+function withKeepMany() {
+  const store = createMemoryStore()
+  const inner = memoryStoreInternals(store)!
+  return Object.assign(store, { putMany: async (writes: Parameters<typeof inner.keepMany>[0]) => inner.keepMany(writes) })
+}
+
+describe("memory store: the sweep's batch write (keepMany) holds to the putMany contract", () => {
+  for (const c of storeContract(withKeepMany)) if (c.name.startsWith('putMany')) it(c.name, c.run)
+
+  it('refuses a call where two writes take one reconnect id, or one takes the id of a conversation it does not write, and writes nothing', async () => {
+    const store = withKeepMany()
+    const holder = sampleRecord({ customerId: 'customer-holder' })
+    await store.put(holder, null)
+    const a = sampleRecord()
+    const b = sampleRecord({ reconnectId: a.reconnectId })
+    const c = sampleRecord({ reconnectId: holder.reconnectId })
+    for (const writes of [
+      [
+        { record: a, expectedVersion: null },
+        { record: b, expectedVersion: null },
+      ],
+      [
+        { record: a, expectedVersion: null },
+        { record: c, expectedVersion: null },
+      ],
+    ]) {
+      let refused: unknown
+      try {
+        await store.putMany(writes)
+      } catch (error) {
+        refused = error
+      }
+      expect(isReconnectError(refused) && refused.code).toBe('store-failure')
+      for (const { record } of writes) expect(await store.get(record.id)).toBeUndefined()
+      expect((await store.getByReconnectId(holder.reconnectId))?.id).toBe(holder.id)
+      expect(store.size).toBe(1)
+    }
+    // A conflict takes nothing: the other write of the call may have the id.
+    const stale = { ...sampleRecord({ reconnectId: a.reconnectId }), version: 2 }
+    expect(await store.putMany([{ record: stale, expectedVersion: 1 }, { record: a, expectedVersion: null }])).toEqual(['conflict', 'written'])
+    expect((await store.getByReconnectId(a.reconnectId))?.id).toBe(a.id)
+  })
+
+  it('keeps each written record itself as the stored copy, and no record of a write that lost', async () => {
+    const store = createMemoryStore()
+    const inner = memoryStoreInternals(store)!
+    const due = { ...sampleRecord({ nextDueAt: 5, timers: { wrapUp: 5 }, state: 'wrap-up' }) }
+    const lost = { ...sampleRecord({ nextDueAt: 5, timers: { wrapUp: 5 }, state: 'wrap-up' }), version: 3 }
+    expect(inner.keepMany([{ record: due, expectedVersion: null }, { record: lost, expectedVersion: 2 }])).toEqual(['written', 'conflict'])
+    const shared = await inner.share(10, 10)
+    expect(shared).toHaveLength(1)
+    expect(shared[0]).toBe(due)
+  })
 })
 
 describe('memory store: indexes', () => {

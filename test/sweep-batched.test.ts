@@ -54,21 +54,23 @@ function unstamped(records: (ConversationRecord | undefined)[]) {
 }
 
 describe('the sweep on a store with putMany', () => {
-  it('applies the same deadlines, leaves the same records and tells the same events as one put per record (generated conversations)', async () => {
+  it("applies the same deadlines, leaves the same records and tells the same events as one put per record, through a putMany or the memory store's own (generated conversations)", async () => {
     let batches = 0
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.constantFrom('disconnected', 'ended', 'closed', 'active'), { minLength: 1, maxLength: 40 }),
         fc.integer({ min: 1, max: 60 }),
         async (kinds, minutes) => {
-          const run = async (batchedStore: boolean) => {
+          // 'each': one put per record (a wrapper of the memory store is no memory store to the
+          // service); 'putMany': a store's putMany; 'memory': the memory store's own batch write.
+          const run = async (how: 'each' | 'putMany' | 'memory') => {
             const clock = createManualClock(1_700_000_000_000)
             const plain = createMemoryStore()
             const wrapped = withPutMany(plain)
             const events: ServiceEvent[] = []
             const service = createReconnectService({
               settings,
-              store: batchedStore ? wrapped.store : plain,
+              store: how === 'putMany' ? wrapped.store : how === 'each' ? { ...plain } : plain,
               clock,
               onEvent: (event) => void events.push({ ...event, id: '' }),
             })
@@ -87,9 +89,11 @@ describe('the sweep on a store with putMany', () => {
             const records = unstamped(await Promise.all(ids.map((id) => plain.get(id))))
             return { applied, records, events, ids, batches: wrapped.calls.length }
           }
-          const one = await run(false)
-          const many = await run(true)
+          const one = await run('each')
+          const many = await run('putMany')
+          const own = await run('memory')
           expect(many.applied).toBe(one.applied)
+          expect(own.applied).toBe(one.applied)
           // Ids are random per service: compare everything but them.
           const strip = (r: { records: unknown[]; events: ServiceEvent[]; ids: string[] }) =>
             JSON.parse(
@@ -99,6 +103,7 @@ describe('the sweep on a store with putMany', () => {
               ),
             )
           expect(strip(many)).toEqual(strip(one))
+          expect(strip(own)).toEqual(strip(one))
           batches += many.batches
         },
       ),

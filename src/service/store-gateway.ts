@@ -1,6 +1,13 @@
 import { nanoid } from 'nanoid'
 import { ConflictError, NotFoundError, ReconnectError, StoreError, isConflictError, isReconnectError } from '../errors'
-import { supportsOutbox, supportsRetention, type ConversationStore, type OutboxWrite } from '../store/conversation-store'
+import {
+  supportsOutbox,
+  supportsRetention,
+  type ConversationStore,
+  type OutboxWrite,
+  type StoreWrite,
+  type StoreWriteResult,
+} from '../store/conversation-store'
 import { flatString } from '../ids'
 import { memoryStoreInternals } from '../store/memory-store'
 import { isSameRecord } from '../store/record'
@@ -20,14 +27,17 @@ export interface StoreGateway {
    * `outbox` (and a store that has one), the write's events are stored in the same atomic step.
    */
   save(record: ConversationRecord, expectedVersion: number | null, outbox?: OutboxWrite): Promise<ConversationRecord>
-  /** Whether the store writes batches itself (`putMany`); without it {@link StoreGateway.saveMany} makes one `put` each. */
+  /**
+   * Whether the store writes batches itself (`putMany`, or a memory store's own batch write while its
+   * `put` and `due` are its own); without it {@link StoreGateway.saveMany} makes one `put` each.
+   */
   readonly batched: boolean
   /**
    * Several compare-and-set writes of different conversations, each stamped like a `save`; one
    * outcome per write, in order: the stored record, or the error its own `save` would have thrown
    * (a `ConflictError` with its read-back, or a `StoreError`). A batch whose reply was lost is told
    * apart write by write: each is written again on its own, and a landed one is found by its
-   * `writeId`, as `save` does.
+   * `writeId`, as `save` does. The records are handed over as to {@link StoreGateway.saveOwned}.
    */
   saveMany(writes: readonly SaveWrite[]): Promise<SaveOutcome[]>
   /**
@@ -203,36 +213,58 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
 
   const putMany = store.putMany?.bind(store)
 
-  async function saveMany(batch: readonly SaveWrite[]): Promise<SaveOutcome[]> {
+  function saveMany(batch: readonly SaveWrite[]): Promise<SaveOutcome[]> {
     for (const write of batch) stamp(write.record)
-    if (putMany !== undefined && batch.length > 1) {
-      let results: unknown
+    const writes = (): StoreWrite[] =>
+      batch.map(({ record, expectedVersion, outbox: events }) => {
+        const stored = storedEvents(events)
+        return stored !== undefined ? { record, expectedVersion, outbox: stored } : { record, expectedVersion }
+      })
+    // A memory store's own: the records are handed over (the sweep never changes one it planned),
+    // and the whole batch is written at once, without a promise per write.
+    if (memory?.untouched()) {
+      let results: StoreWriteResult[] | undefined
       try {
-        results = await putMany(
-          batch.map(({ record, expectedVersion, outbox: events }) => {
-            const stored = storedEvents(events)
-            return stored !== undefined ? { record, expectedVersion, outbox: stored } : { record, expectedVersion }
-          }),
-        )
+        results = memory.keepMany(writes())
       } catch {
-        // The batch failed, or its reply was lost: each write on its own, as `save` tells those apart.
-        results = undefined
+        // Refused as a whole (a record it cannot take): each write on its own tells which.
       }
-      if (Array.isArray(results) && results.length === batch.length) {
-        return Promise.all(
-          batch.map(async (write, k): Promise<SaveOutcome> => {
-            if (results[k] === 'written') return { ok: true, record: write.record }
-            // A conflict: read back once, like `save`, so the caller starts from the stored record.
-            const error = new ConflictError(write.record.id, write.expectedVersion)
-            return landedAnyway(write.record, error).then(
-              (record) => ({ ok: true, record }),
-              (failure: unknown) => ({ ok: false, error: failure }),
-            )
-          }),
-        )
-      }
+      if (results !== undefined) return outcomesOf(batch, results)
+      return eachOnItsOwn(batch)
     }
-    // At once, not one after the other: against a store that is down, they fail together.
+    if (putMany === undefined || batch.length <= 1) return eachOnItsOwn(batch)
+    return Promise.resolve()
+      .then(() => putMany(writes()))
+      .then(
+        (results: unknown) => (Array.isArray(results) && results.length === batch.length ? outcomesOf(batch, results) : eachOnItsOwn(batch)),
+        // The batch failed, or its reply was lost: each write on its own, as `save` tells those apart.
+        () => eachOnItsOwn(batch),
+      )
+  }
+
+  /** The outcomes of a batch the store answered write by write; a conflict is read back once, like `save`'s. */
+  function outcomesOf(batch: readonly SaveWrite[], results: readonly unknown[]): Promise<SaveOutcome[]> {
+    const outcomes: (SaveOutcome | Promise<SaveOutcome>)[] = []
+    let waiting = false
+    for (const [k, write] of batch.entries()) {
+      if (results[k] === 'written') {
+        outcomes.push({ ok: true, record: write.record })
+        continue
+      }
+      waiting = true
+      outcomes.push(
+        landedAnyway(write.record, new ConflictError(write.record.id, write.expectedVersion)).then(
+          (record): SaveOutcome => ({ ok: true, record }),
+          (failure: unknown): SaveOutcome => ({ ok: false, error: failure }),
+        ),
+      )
+    }
+    // Every write landed (the sweep's usual batch): no promise per write.
+    return waiting ? Promise.all(outcomes) : Promise.resolve(outcomes as SaveOutcome[])
+  }
+
+  /** One `put` per write, at once, not one after the other: against a store that is down, they fail together. */
+  function eachOnItsOwn(batch: readonly SaveWrite[]): Promise<SaveOutcome[]> {
     return Promise.all(
       batch.map((write) =>
         writeStamped(write.record, write.expectedVersion, write.outbox, store.put).then(
@@ -258,7 +290,9 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     get: (id) => storeCall('get', id, () => store.get(id)),
     load,
     save,
-    batched: putMany !== undefined,
+    get batched() {
+      return putMany !== undefined || memory?.untouched() === true
+    },
     saveMany,
     saveOwned:
       memory === undefined

@@ -53,6 +53,9 @@ export interface SweepDeps {
   concurrency?: number
 }
 
+/** What sweeping one due record came to: how many deadlines it applied, and the record as last seen (`undefined` once gone). */
+type SweptRecord = { applied: number; record: ConversationRecord | undefined }
+
 /** A widget's settings lookup failed or timed out in this sweep: every record of it is skipped. */
 class WidgetSettingsFailure {
   constructor(
@@ -156,7 +159,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
   async function expireOne(
     seen: ConversationRecord,
     widgetSettings: (widgetId: string) => Promise<ReconnectSettings>,
-  ): Promise<{ applied: number; record: ConversationRecord | undefined }> {
+  ): Promise<SweptRecord> {
     let record: ConversationRecord | undefined = seen
     let applied = 0
     for (let attempt = 0; attempt < maxAttempts && record !== undefined; attempt += 1) {
@@ -196,17 +199,16 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
   }
 
   /**
-   * The sweep of a batch of due records on a store with `putMany`: each record's first write is
-   * planned as `expireOne` would, all of them go to the store in one `saveMany`, and what is left
-   * (a conflict to decide again, a retention delete) goes on record by record through `expireOne`.
+   * The sweep of a batch of due records on a store that writes batches (`putMany`, or a memory
+   * store's own): each record's first write is planned as `expireOne` would, all of them go to the
+   * store in one `saveMany`, and what is left (a conflict to decide again, a retention delete) goes
+   * on record by record through `expireOne`.
    */
   async function applyBatch(
     batch: ConversationRecord[],
     widgetSettings: (widgetId: string) => Promise<ReconnectSettings>,
-    sweepOne: (
-      record: ConversationRecord,
-      run: () => Promise<{ applied: number; record: ConversationRecord | undefined }>,
-    ) => Promise<number>,
+    sweepOne: (record: ConversationRecord, run: () => Promise<SweptRecord>) => Promise<number>,
+    settle: (outcome: SweptRecord) => number,
   ): Promise<number> {
     type Planned = { outcome: ReturnType<WritePath['plan']>; now: number; write: number } | { error: unknown }
     const planned: Planned[] = []
@@ -237,31 +239,44 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       noteDeadline(change.record.nextDueAt)
       emit(change.events, writes[entry.write]!.outbox !== undefined)
     }
-    // What is left of each record (a conflict decided again, a retention delete) in `concurrency` lanes.
-    return applyAll(
-      batch.map((record, k) => ({ record, entry: planned[k]! })),
-      ({ record, entry }) =>
-        sweepOne(record, async () => {
-          if ('error' in entry) throw entry.error
-          const { outcome, now } = entry
-          let applied = 0
-          if (entry.write >= 0) {
-            const result = saved[entry.write]!
-            if (!result.ok) {
-              if (!isConflictError(result.error)) throw result.error
-              // Another node got there first: decide again from the record as it now stands.
-              const seen = readBackOf(result.error)
-              const current = seen === null ? await get(record.id) : seen
-              return current === undefined ? { applied: 0, record: undefined } : expireOne(current, widgetSettings)
-            }
-            applied = outcome.change!.transitions
+    // A record whose write landed (or that needed none) and has no retention delete to follow is done
+    // here and now; what is left (a planning error, a conflict to decide again, a retention delete)
+    // goes on in `concurrency` lanes.
+    let applied = 0
+    const left: { record: ConversationRecord; entry: Planned }[] = []
+    for (const [k, record] of batch.entries()) {
+      const entry = planned[k]!
+      const done =
+        !('error' in entry) &&
+        (entry.write < 0 || saved[entry.write]!.ok) &&
+        !(deps.gateway.retention && isRetentionDue(entry.outcome.current, entry.now))
+      if (!done) left.push({ record, entry })
+      else applied += settle({ applied: entry.write < 0 ? 0 : entry.outcome.change!.transitions, record: entry.outcome.current })
+    }
+    if (left.length === 0) return applied
+    const rest = await applyAll(left, ({ record, entry }) =>
+      sweepOne(record, async () => {
+        if ('error' in entry) throw entry.error
+        const { outcome, now } = entry
+        let applied = 0
+        if (entry.write >= 0) {
+          const result = saved[entry.write]!
+          if (!result.ok) {
+            if (!isConflictError(result.error)) throw result.error
+            // Another node got there first: decide again from the record as it now stands.
+            const seen = readBackOf(result.error)
+            const current = seen === null ? await get(record.id) : seen
+            return current === undefined ? { applied: 0, record: undefined } : expireOne(current, widgetSettings)
           }
-          const current = outcome.current
-          if (!isRetentionDue(current, now) || !deps.gateway.retention) return { applied, record: current }
-          const rest = await expireOne(current, widgetSettings)
-          return { applied: applied + rest.applied, record: rest.record }
-        }),
+          applied = outcome.change!.transitions
+        }
+        const current = outcome.current
+        if (!isRetentionDue(current, now) || !deps.gateway.retention) return { applied, record: current }
+        const rest = await expireOne(current, widgetSettings)
+        return { applied: applied + rest.applied, record: rest.record }
+      }),
     )
+    return applied + rest
   }
 
   /**
@@ -348,18 +363,18 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       // Nothing new in this batch: everything due is stuck or set aside.
       if (fresh.length === 0 && stuck.size + unreadable.size === passedBefore) break
       processed += fresh.length
+      /** How many deadlines a record's sweep applied; one that applied none and stays due is stuck. */
+      const settle = (outcome: SweptRecord): number => {
+        const after = outcome.record
+        if (outcome.applied === 0 && after !== undefined && after.nextDueAt !== null && after.nextDueAt <= now) {
+          stuck.set(after.id, after.nextDueAt)
+        }
+        return outcome.applied
+      }
       /** Sweeps one record to the end with `run`, noting it as stuck or setting it aside as needed. */
-      const sweepOne = async (
-        record: ConversationRecord,
-        run: () => Promise<{ applied: number; record: ConversationRecord | undefined }>,
-      ): Promise<number> => {
+      const sweepOne = async (record: ConversationRecord, run: () => Promise<SweptRecord>): Promise<number> => {
         try {
-          const outcome = await run()
-          const after = outcome.record
-          if (outcome.applied === 0 && after !== undefined && after.nextDueAt !== null && after.nextDueAt <= now) {
-            stuck.set(after.id, after.nextDueAt)
-          }
-          return outcome.applied
+          return settle(await run())
         } catch (error) {
           // A store failure stops the sweep (the next one retries); anything else concerns this one
           // conversation: set it aside and go on, so one bad record cannot hold back every other
@@ -372,7 +387,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
         }
       }
       const appliedNow = deps.gateway.batched
-        ? await applyBatch(fresh, widgetSettings, sweepOne)
+        ? await applyBatch(fresh, widgetSettings, sweepOne, settle)
         : await applyAll(fresh, (record) => sweepOne(record, () => expireOne(record, widgetSettings)))
       applied += appliedNow
       if (due.length + unreadableNow < want) break

@@ -1,6 +1,6 @@
-import { ConflictError, ReconnectError, SettingsError, StoreError } from '../errors'
+import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError } from '../errors'
 import type { ConversationRecord, ServiceEvent } from '../types'
-import type { ConversationStore, OutboxWrite } from './conversation-store'
+import type { ConversationStore, OutboxWrite, StoreWrite, StoreWriteResult } from './conversation-store'
 import { checkRecordForPut, cloneRecord, copyRecordFields, hasExtraFields } from './record'
 
 /**
@@ -417,13 +417,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   }
 
   /**
-   * `put`; with `keep`, the record itself becomes the stored copy (see {@link MemoryStoreInternals}):
-   * one copy less per write.
+   * The checks `put` makes before it writes anything, in its order: the record itself, then its
+   * version (a `ConflictError`), then its reconnect id. Returns the stored copy it supersedes.
    */
-  function write(record: ConversationRecord, expectedVersion: number | null, pending: OutboxWrite | undefined, keep: boolean): void {
+  function checkWrite(record: ConversationRecord, expectedVersion: number | null, operation: string): ConversationRecord | undefined {
     // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
     // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
-    checkRecordForPut(record, expectedVersion, 'memory store: put()')
+    checkRecordForPut(record, expectedVersion, `memory store: ${operation}()`)
     const current = records.get(record.id)
     const currentVersion = current === undefined ? null : current.version
     if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)
@@ -431,12 +431,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     // The record's own id, unchanged, is its own (one look-up less in a map of every record).
     const holder = current !== undefined && current.reconnectId === record.reconnectId ? record.id : byReconnectId.get(record.reconnectId)
     if (holder !== undefined && holder !== record.id && records.get(holder)?.reconnectId === record.reconnectId) {
-      throw new StoreError('put', {
+      throw new StoreError(operation, {
         conversationId: record.id,
         cause: new Error(`reconnect id "${record.reconnectId}" already belongs to another conversation`),
       })
     }
-    if (pending !== undefined) checkOutboxWrite(pending)
+    return current
+  }
+
+  /** Stores a checked write; with `keep`, the record itself becomes the stored copy (see {@link MemoryStoreInternals}). */
+  function apply(record: ConversationRecord, current: ConversationRecord | undefined, pending: OutboxWrite | undefined, keep: boolean): void {
     const extra = hasExtraFields(record)
     const copy = extra ? cloneRecord(record) : keep ? record : copyRecordFields(record)
     if (extra) withExtras.add(copy)
@@ -447,6 +451,66 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     if (pending !== undefined) {
       for (const event of pending.events) outbox.set(event.id, { event: { ...event }, visibleAt: pending.visibleAt })
     }
+  }
+
+  /** `put`; with `keep`, the record itself becomes the stored copy: one copy less per write. */
+  function write(record: ConversationRecord, expectedVersion: number | null, pending: OutboxWrite | undefined, keep: boolean): void {
+    const current = checkWrite(record, expectedVersion, 'put')
+    if (pending !== undefined) checkOutboxWrite(pending)
+    apply(record, current, pending, keep)
+  }
+
+  /**
+   * `putMany` as the optional store method's contract has it, keeping each written record as `keep`
+   * does (see {@link MemoryStoreInternals}): every write is checked before any is stored, so a call
+   * lands whole or not at all.
+   * A reconnect id two writes of the call would both take is refused as `put` refuses one another
+   * conversation holds, even where one of the two writes would release it first.
+   */
+  function keepMany(writes: readonly StoreWrite[]): StoreWriteResult[] {
+    if (!Array.isArray(writes)) throw new ReconnectError('invalid-argument', 'memory store: putMany() needs an array of writes')
+    const results: StoreWriteResult[] = []
+    const checked: (ConversationRecord | undefined)[] = []
+    const ids = new Set<string>()
+    const claimed = new Set<string>()
+    for (const write of writes) {
+      if (typeof write !== 'object' || write === null) {
+        throw new ReconnectError('invalid-argument', 'memory store: putMany() takes writes of { record, expectedVersion, outbox? }')
+      }
+      const { record, expectedVersion } = write
+      if (write.outbox !== undefined) checkOutboxWrite(write.outbox)
+      let current: ConversationRecord | undefined | null
+      try {
+        current = checkWrite(record, expectedVersion, 'putMany')
+      } catch (error) {
+        if (!isConflictError(error)) throw error
+        current = null
+      }
+      if (ids.has(record.id)) {
+        throw new ReconnectError('invalid-argument', 'memory store: putMany() writes one conversation twice in one call')
+      }
+      ids.add(record.id)
+      if (current === null) {
+        results.push('conflict')
+        checked.push(undefined)
+        continue
+      }
+      if (current === undefined || current.reconnectId !== record.reconnectId) {
+        if (claimed.has(record.reconnectId)) {
+          throw new StoreError('putMany', {
+            conversationId: record.id,
+            cause: new Error(`reconnect id "${record.reconnectId}" is taken by two writes of one call`),
+          })
+        }
+        claimed.add(record.reconnectId)
+      }
+      results.push('written')
+      checked.push(current)
+    }
+    for (let k = 0; k < writes.length; k += 1) {
+      if (results[k] === 'written') apply(writes[k]!.record, checked[k], writes[k]!.outbox, true)
+    }
+    return results
   }
 
   /** `due`, each record handed out as `out` makes it. */
@@ -574,6 +638,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   const inner: MemoryStoreInternals = {
     untouched: () => store.put === ownPut && store.due === ownDue,
     keep: async (record, expectedVersion, pending) => write(record, expectedVersion, pending, true),
+    keepMany,
     // A stored copy with properties of a host's is copied all the same: the caller could not know of them.
     share: async (now, limit, dueOptions) =>
       dueRecords(now, limit, dueOptions, (record) => (withExtras.has(record) ? cloneRecord(record) : record)),
@@ -603,6 +668,11 @@ export interface MemoryStoreInternals {
    */
   untouched(): boolean
   keep(record: ConversationRecord, expectedVersion: number | null, pending?: OutboxWrite): Promise<void>
+  /**
+   * `putMany` (the contract of the optional store method) keeping each written record as `keep`
+   * does, at once: one result per write, and a call that is refused throws (writing nothing).
+   */
+  keepMany(writes: readonly StoreWrite[]): StoreWriteResult[]
   share(now: number, limit: number, dueOptions?: { claimer?: string }): Promise<ConversationRecord[]>
 }
 
