@@ -130,3 +130,10 @@ for (const kind of kinds) {
     })
   })
 }
+
+if (kinds.length === 0) {
+  // A file with no suite at all fails in vitest: say why it has none instead.
+  describe.skip('sweep claims on Redis and PostgreSQL (skipped: set REDIS_URL or DATABASE_URL; under CI=true they run)', () => {
+    it('needs a server', () => {})
+  })
+}

@@ -29,9 +29,11 @@ export interface StoreGateway {
   save(record: ConversationRecord, expectedVersion: number | null, outbox?: OutboxWrite): Promise<ConversationRecord>
   /**
    * Whether the store writes batches itself (`putMany`, or a memory store's own batch write while its
-   * `put` and `due` are its own); without it {@link StoreGateway.saveMany} makes one `put` each.
+   * `put` and `due` are its own); without it {@link StoreGateway.saveMany} makes one `put` each. A
+   * function, not a getter: a getter in the gateway's object literal would make it a dictionary-mode
+   * object in V8, and every call through it slower.
    */
-  readonly batched: boolean
+  batched(): boolean
   /**
    * Several compare-and-set writes of different conversations, each stamped like a `save`; one
    * outcome per write, in order: the stored record, or the error its own `save` would have thrown
@@ -290,9 +292,7 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     get: (id) => storeCall('get', id, () => store.get(id)),
     load,
     save,
-    get batched() {
-      return putMany !== undefined || memory?.untouched() === true
-    },
+    batched: () => putMany !== undefined || memory?.untouched() === true,
     saveMany,
     saveOwned:
       memory === undefined

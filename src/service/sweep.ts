@@ -386,7 +386,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
           return 0
         }
       }
-      const appliedNow = deps.gateway.batched
+      const appliedNow = deps.gateway.batched()
         ? await applyBatch(fresh, widgetSettings, sweepOne, settle)
         : await applyAll(fresh, (record) => sweepOne(record, () => expireOne(record, widgetSettings)))
       applied += appliedNow

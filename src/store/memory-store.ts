@@ -420,10 +420,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
    * The checks `put` makes before it writes anything, in its order: the record itself, then its
    * version (a `ConflictError`), then its reconnect id. Returns the stored copy it supersedes.
    */
-  function checkWrite(record: ConversationRecord, expectedVersion: number | null, operation: string): ConversationRecord | undefined {
+  function checkWrite(
+    record: ConversationRecord,
+    expectedVersion: number | null,
+    operation: 'put' | 'putMany',
+  ): ConversationRecord | undefined {
     // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
     // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
-    checkRecordForPut(record, expectedVersion, `memory store: ${operation}()`)
+    checkRecordForPut(record, expectedVersion, operation === 'put' ? 'memory store: put()' : 'memory store: putMany()')
     const current = records.get(record.id)
     const currentVersion = current === undefined ? null : current.version
     if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)
