@@ -308,6 +308,19 @@ describe('memory store: copies', () => {
     expect(read).not.toBe(record)
     expect(read!.history).not.toBe(record.history)
   })
+
+  it('stores a record whose prototype adds enumerable properties as its own properties only, in get, due and a sweep', async () => {
+    const store = createMemoryStore()
+    const proto = { inherited: 'from the prototype' }
+    const own = sampleRecord({ state: 'reconnectable', timers: { window: 10 }, nextDueAt: 10 })
+    const record = Object.assign(Object.create(proto) as ConversationRecord, own)
+    await store.put(record, null)
+    expect(await store.get(own.id)).toStrictEqual(own)
+    expect(await store.due(10, 10)).toStrictEqual([own])
+    const shared = await memoryStoreInternals(store)!.share(10, 10)
+    expect(shared).toStrictEqual([own])
+    expect(Object.getPrototypeOf(shared[0])).toBe(Object.prototype)
+  })
 })
 
 describe('memory store: invalid records', () => {

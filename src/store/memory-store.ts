@@ -331,8 +331,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   // Stored records that carry properties besides a record's own fields: only these need the slower
   // copy that keeps them.
   const withExtras = new WeakSet<ConversationRecord>()
+  // Until a first such record, no look-up in `withExtras`: one costs a read of a record's property
+  // storage, a cache miss per record of a big sweep (3% of its time on a million records).
+  let anyExtras = false
+  const hasExtras = (record: ConversationRecord): boolean => anyExtras && withExtras.has(record)
   const copyOut = (record: ConversationRecord): ConversationRecord =>
-    withExtras.has(record) ? cloneRecord(record) : copyRecordFields(record)
+    hasExtras(record) ? cloneRecord(record) : copyRecordFields(record)
   const byReconnectId = new Map<string, string>()
   // Reconnectable records by customer, of every widget: a customer waits on few widgets at once, and
   // a key of its own for each (widget, customer) pair cost a new string, its hash and a comparison
@@ -447,7 +451,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   function apply(record: ConversationRecord, current: ConversationRecord | undefined, pending: OutboxWrite | undefined, keep: boolean): void {
     const extra = hasExtraFields(record)
     const copy = extra ? cloneRecord(record) : keep ? record : copyRecordFields(record)
-    if (extra) withExtras.add(copy)
+    if (extra) {
+      withExtras.add(copy)
+      anyExtras = true
+    }
     records.set(copy.id, copy)
     reindex(copy, current)
     noteClosed(copy, current)
@@ -645,7 +652,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     keepMany,
     // A stored copy with properties of a host's is copied all the same: the caller could not know of them.
     share: async (now, limit, dueOptions) =>
-      dueRecords(now, limit, dueOptions, (record) => (withExtras.has(record) ? cloneRecord(record) : record)),
+      dueRecords(now, limit, dueOptions, (record) => (hasExtras(record) ? cloneRecord(record) : record)),
   }
   Object.defineProperty(store, INTERNALS, { value: { owner: store, internals: inner } })
   return store
