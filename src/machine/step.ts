@@ -59,9 +59,15 @@ export type StepResult =
       quiet?: true
     }
 
+// A deadline's event name, made once per timer rather than once per step.
+const ELAPSED: Readonly<Record<string, string>> = Object.freeze(
+  Object.fromEntries(TIMER_NAMES.map((timer) => [timer, `${timer}.elapsed`])),
+)
+
 /** The name an event is recorded under in `history` and reported under in service events. */
 export function eventName(event: StepEvent): string {
-  return event.type === 'timer.elapsed' ? `${event.timer}.elapsed` : event.type
+  if (event.type !== 'timer.elapsed') return event.type
+  return (Object.hasOwn(ELAPSED, event.timer) ? ELAPSED[event.timer] : undefined) ?? `${event.timer}.elapsed`
 }
 
 // Both walk the timers a record has (`for…in`, usually one or two) instead of asking for every timer
@@ -79,15 +85,21 @@ export function earliestDeadline(timers: ConversationRecord['timers']): number |
 
 /** The timer that is due first at `now` (ties in `timerRank` order), or `undefined` when none has passed. */
 export function firstDueTimer(record: ConversationRecord, now: number): { timer: TimerName; at: number } | undefined {
-  let due: { timer: TimerName; at: number; rank: number } | undefined
+  // Kept in locals, not an object per candidate: the sweep asks this of every record twice.
+  let timer: TimerName | undefined
+  let dueAt = 0
+  let dueRank = 0
   for (const name in record.timers) {
-    const timer = name as TimerName
-    const at = record.timers[timer]
+    const at = record.timers[name as TimerName]
     const rank = timerRank(name)
     if (at === undefined || at > now || rank === undefined) continue
-    if (due === undefined || at < due.at || (at === due.at && rank < due.rank)) due = { timer, at, rank }
+    if (timer === undefined || at < dueAt || (at === dueAt && rank < dueRank)) {
+      timer = name as TimerName
+      dueAt = at
+      dueRank = rank
+    }
   }
-  return due === undefined ? undefined : { timer: due.timer, at: due.at }
+  return timer === undefined ? undefined : { timer, at: dueAt }
 }
 
 // Fields in the order copyRecordFields (src/store/record.ts) copies them: records keep one shape.

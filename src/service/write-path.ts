@@ -9,6 +9,9 @@ import type { SettingsLookup } from './settings-lookup'
 import { readBackOf, type StoreGateway } from './store-gateway'
 import { withoutLateWarnings } from './sweep'
 
+/** `plan` without an event to offer (the sweep's): one shared empty list, not a new one per record. */
+const NO_EVENTS: readonly StepEvent[] = []
+
 /** A decision made on a record that has since changed in a way that voids it; the caller decides again. */
 export class StaleDecision extends Error {}
 
@@ -79,7 +82,7 @@ export function createWritePath(deps: WritePathDeps): WritePath {
     const steps: Extract<StepResult, { kind: 'changed' }>[] = expireConversation(record, settings, now)
     let current = steps.at(-1)?.record ?? record
     let rejected: StepEvent | undefined
-    const offered = event === null ? [] : Array.isArray(event) ? (event as readonly StepEvent[]) : [event as StepEvent]
+    const offered = event === null ? NO_EVENTS : Array.isArray(event) ? (event as readonly StepEvent[]) : [event as StepEvent]
     for (const one of offered) {
       const step = stepConversation(current, settings, one)
       if (step.kind === 'changed') {
