@@ -36,7 +36,7 @@ export interface StoreGateway {
   batched(): boolean
   /**
    * Several compare-and-set writes of different conversations, each stamped like a `save`; one
-   * outcome per write, in order: the stored record, or the error its own `save` would have thrown
+   * outcome per write, in order: landed (it is stored), or the error its own `save` would have thrown
    * (a `ConflictError` with its read-back, or a `StoreError`). A batch whose reply was lost is told
    * apart write by write: each is written again on its own, and a landed one is found by its
    * `writeId`, as `save` does. The records are handed over as to {@link StoreGateway.saveOwned}.
@@ -88,7 +88,10 @@ export interface SaveWrite {
 }
 
 /** What became of one write of {@link StoreGateway.saveMany}. */
-export type SaveOutcome = { ok: true; record: ConversationRecord } | { ok: false; error: unknown }
+export type SaveOutcome = { readonly ok: true } | { readonly ok: false; readonly error: unknown }
+
+/** The outcome of every write that landed: one object for all of them. */
+const LANDED: SaveOutcome = Object.freeze({ ok: true })
 
 // The record a conflicting write's read-back found, so the caller's next attempt need not read it again.
 const readBacks = new WeakMap<object, ConversationRecord | undefined>()
@@ -227,7 +230,8 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     if (memory?.untouched()) {
       let results: StoreWriteResult[] | undefined
       try {
-        results = memory.keepMany(writes())
+        // As they are: the memory store has an outbox, and it stores no entry of a write without events.
+        results = memory.keepMany(batch)
       } catch {
         // Refused as a whole (a record it cannot take): each write on its own tells which.
       }
@@ -248,15 +252,16 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
   function outcomesOf(batch: readonly SaveWrite[], results: readonly unknown[]): Promise<SaveOutcome[]> {
     const outcomes: (SaveOutcome | Promise<SaveOutcome>)[] = []
     let waiting = false
-    for (const [k, write] of batch.entries()) {
+    for (let k = 0; k < batch.length; k += 1) {
+      const write = batch[k]!
       if (results[k] === 'written') {
-        outcomes.push({ ok: true, record: write.record })
+        outcomes.push(LANDED)
         continue
       }
       waiting = true
       outcomes.push(
         landedAnyway(write.record, new ConflictError(write.record.id, write.expectedVersion)).then(
-          (record): SaveOutcome => ({ ok: true, record }),
+          (): SaveOutcome => LANDED,
           (failure: unknown): SaveOutcome => ({ ok: false, error: failure }),
         ),
       )
@@ -270,7 +275,7 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     return Promise.all(
       batch.map((write) =>
         writeStamped(write.record, write.expectedVersion, write.outbox, store.put).then(
-          (record): SaveOutcome => ({ ok: true, record }),
+          (): SaveOutcome => LANDED,
           (error: unknown): SaveOutcome => ({ ok: false, error }),
         ),
       ),

@@ -208,7 +208,7 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     batch: ConversationRecord[],
     widgetSettings: (widgetId: string) => Promise<ReconnectSettings>,
     sweepOne: (record: ConversationRecord, run: () => Promise<SweptRecord>) => Promise<number>,
-    settle: (outcome: SweptRecord) => number,
+    settle: (applied: number, record: ConversationRecord | undefined) => number,
   ): Promise<number> {
     type Planned = { outcome: ReturnType<WritePath['plan']>; now: number; write: number } | { error: unknown }
     const planned: Planned[] = []
@@ -244,14 +244,15 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
     // goes on in `concurrency` lanes.
     let applied = 0
     const left: { record: ConversationRecord; entry: Planned }[] = []
-    for (const [k, record] of batch.entries()) {
+    for (let k = 0; k < batch.length; k += 1) {
+      const record = batch[k]!
       const entry = planned[k]!
       const done =
         !('error' in entry) &&
         (entry.write < 0 || saved[entry.write]!.ok) &&
         !(deps.gateway.retention && isRetentionDue(entry.outcome.current, entry.now))
       if (!done) left.push({ record, entry })
-      else applied += settle({ applied: entry.write < 0 ? 0 : entry.outcome.change!.transitions, record: entry.outcome.current })
+      else applied += settle(entry.write < 0 ? 0 : entry.outcome.change!.transitions, entry.outcome.current)
     }
     if (left.length === 0) return applied
     const rest = await applyAll(left, ({ record, entry }) =>
@@ -364,17 +365,17 @@ export function createSweep(deps: SweepDeps): (options?: { limit?: number }) => 
       if (fresh.length === 0 && stuck.size + unreadable.size === passedBefore) break
       processed += fresh.length
       /** How many deadlines a record's sweep applied; one that applied none and stays due is stuck. */
-      const settle = (outcome: SweptRecord): number => {
-        const after = outcome.record
-        if (outcome.applied === 0 && after !== undefined && after.nextDueAt !== null && after.nextDueAt <= now) {
+      const settle = (applied: number, after: ConversationRecord | undefined): number => {
+        if (applied === 0 && after !== undefined && after.nextDueAt !== null && after.nextDueAt <= now) {
           stuck.set(after.id, after.nextDueAt)
         }
-        return outcome.applied
+        return applied
       }
       /** Sweeps one record to the end with `run`, noting it as stuck or setting it aside as needed. */
       const sweepOne = async (record: ConversationRecord, run: () => Promise<SweptRecord>): Promise<number> => {
         try {
-          return settle(await run())
+          const outcome = await run()
+          return settle(outcome.applied, outcome.record)
         } catch (error) {
           // A store failure stops the sweep (the next one retries); anything else concerns this one
           // conversation: set it aside and go on, so one bad record cannot hold back every other
