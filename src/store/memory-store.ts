@@ -1,7 +1,7 @@
 import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError } from '../errors'
 import type { ConversationRecord, ServiceEvent } from '../types'
 import type { ConversationStore, OutboxWrite, StoreWrite, StoreWriteResult } from './conversation-store'
-import { checkRecordForPut, cloneRecord, copyRecordFields, hasExtraFields } from './record'
+import { checkRecordForPutOver, cloneRecord, copyRecordFields, hasExtraFields } from './record'
 
 /**
  * The handle of a stored copy in the {@link DeadlineHeap}, under a symbol: no copy handed out has
@@ -420,6 +420,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     }
   }
 
+  /** The stored copy of the conversation `record` names, if any, to check `record` against; never throws. */
+  function storedOf(record: ConversationRecord): ConversationRecord | undefined {
+    try {
+      return records.get(record.id)
+    } catch {
+      // Its id cannot be read: the check says so.
+      return undefined
+    }
+  }
+
   /**
    * The checks `put` makes before it writes anything, in its order: the record itself, then its
    * version (a `ConflictError`), then its reconnect id. Returns the stored copy it supersedes.
@@ -431,7 +441,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   ): ConversationRecord | undefined {
     // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
     // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
-    checkRecordForPut(record, expectedVersion, operation === 'put' ? 'memory store: put()' : 'memory store: putMany()')
+    checkRecordForPutOver(record, expectedVersion, operation === 'put' ? 'memory store: put()' : 'memory store: putMany()', storedOf(record))
     const current = records.get(record.id)
     const currentVersion = current === undefined ? null : current.version
     if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)

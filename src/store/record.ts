@@ -140,10 +140,18 @@ function isState(value: unknown): boolean {
   return typeof value === 'string' && STATES.has(value)
 }
 
-function historyProblem(history: unknown): string | undefined {
+/**
+ * `known`: the history of a stored record this one may keep entries of. Its entries were checked
+ * when it was stored and are never changed after, and a step keeps them as the same objects (all of
+ * them, or all but the oldest once the history is full, then one new entry), so an entry that is
+ * the one at its place there is not read again: an entry of a big store's record is a cache miss.
+ */
+function historyProblem(history: unknown, known?: readonly HistoryEntry[]): string | undefined {
   if (!Array.isArray(history)) return `history must be an array, got ${kindOf(history)}`
+  const offset = known === undefined ? -1 : known.length - history.length + 1
   for (let i = 0; i < history.length; i += 1) {
     const entry = history[i] as Record<string, unknown> | null
+    if (offset >= 0 && typeof entry === 'object' && entry !== null && (entry as unknown) === known![i + offset]) continue
     if (typeof entry !== 'object' || entry === null) return `history[${i}] must be an object, got ${kindOf(entry)}`
     if (!isTime(entry.at)) return `history[${i}].at must be a finite number, got ${kindOf(entry.at)}`
     if (typeof entry.event !== 'string') return `history[${i}].event must be a string, got ${kindOf(entry.event)}`
@@ -165,7 +173,7 @@ function timersProblem(timers: unknown): string | undefined {
 }
 
 // Field by field, without loops over field names: this runs on every write of every store.
-function shapeProblem(value: unknown): string | undefined {
+function shapeProblem(value: unknown, known?: ConversationRecord): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return `a record must be an object, got ${kindOf(value)}`
   const r = value as Record<string, unknown>
   if (typeof r.id !== 'string') return `id must be a string, got ${kindOf(r.id)}`
@@ -193,7 +201,7 @@ function shapeProblem(value: unknown): string | undefined {
     const problem = connectionsProblem(r.connections)
     if (problem !== undefined) return problem
   }
-  return historyProblem(r.history)
+  return historyProblem(r.history, known?.history)
 }
 
 /**
@@ -231,20 +239,21 @@ function isStorableOrNull(value: string | null): boolean {
   return value === null || isStorableKey(value)
 }
 
-function writeProblem(record: unknown, expectedVersion: unknown): string | undefined {
+function writeProblem(record: unknown, expectedVersion: unknown, known?: ConversationRecord): string | undefined {
   if (expectedVersion !== null && !Number.isInteger(expectedVersion)) {
     return `expectedVersion must be an integer or null, got ${kindOf(expectedVersion)}`
   }
-  const problem = shapeProblem(record)
+  const problem = shapeProblem(record, known)
   if (problem !== undefined) return problem
   const r = record as ConversationRecord
   const unstorable = ' contains a NUL character or an unpaired surrogate, which stores cannot hold'
-  if (!isStorableKey(r.id)) return `id${unstorable}`
-  if (!isStorableKey(r.widgetId)) return `widgetId${unstorable}`
-  if (!isStorableKey(r.reconnectId)) return `reconnectId${unstorable}`
-  if (!isStorableOrNull(r.customerId)) return `customerId${unstorable}`
-  if (!isStorableOrNull(r.agentId)) return `agentId${unstorable}`
-  if (!isStorableOrNull(r.previousAgentId)) return `previousAgentId${unstorable}`
+  // A key equal to the stored record's own was checked when that was stored.
+  if (r.id !== known?.id && !isStorableKey(r.id)) return `id${unstorable}`
+  if (r.widgetId !== known?.widgetId && !isStorableKey(r.widgetId)) return `widgetId${unstorable}`
+  if (r.reconnectId !== known?.reconnectId && !isStorableKey(r.reconnectId)) return `reconnectId${unstorable}`
+  if (r.customerId !== known?.customerId && !isStorableOrNull(r.customerId)) return `customerId${unstorable}`
+  if (r.agentId !== known?.agentId && !isStorableOrNull(r.agentId)) return `agentId${unstorable}`
+  if (r.previousAgentId !== known?.previousAgentId && !isStorableOrNull(r.previousAgentId)) return `previousAgentId${unstorable}`
   if (r.connections !== undefined) {
     for (const id in r.connections) {
       if (Object.hasOwn(r.connections, id) && !isStorableKey(id)) return `a connection id${unstorable}`
@@ -267,9 +276,24 @@ function writeProblem(record: unknown, expectedVersion: unknown): string | undef
  * }
  */
 export function checkRecordForPut(record: unknown, expectedVersion: unknown, what: string): asserts record is ConversationRecord {
+  checkRecordForPutOver(record, expectedVersion, what, undefined)
+}
+
+/**
+ * {@link checkRecordForPut} of a record that may replace `stored`, a record the store holds (it was
+ * checked when it was stored, and nothing changes it since): what it has of `stored` as it is (the
+ * same keys, the same history entry objects) is not checked again. The same records are refused
+ * with the same messages. For a store's own use, with its own stored copy only. @internal
+ */
+export function checkRecordForPutOver(
+  record: unknown,
+  expectedVersion: unknown,
+  what: string,
+  stored: ConversationRecord | undefined,
+): asserts record is ConversationRecord {
   let problem: string | undefined
   try {
-    problem = writeProblem(record, expectedVersion)
+    problem = writeProblem(record, expectedVersion, stored)
   } catch (error) {
     throw new ReconnectError('invalid-argument', `${what}: the record's properties cannot be read`, { cause: error })
   }
