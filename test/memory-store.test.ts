@@ -56,7 +56,12 @@ describe("memory store: the sweep's batch write (keepMany) holds to the putMany 
     }
     // A conflict takes nothing: the other write of the call may have the id.
     const stale = { ...sampleRecord({ reconnectId: a.reconnectId }), version: 2 }
-    expect(await store.putMany([{ record: stale, expectedVersion: 1 }, { record: a, expectedVersion: null }])).toEqual(['conflict', 'written'])
+    expect(
+      await store.putMany([
+        { record: stale, expectedVersion: 1 },
+        { record: a, expectedVersion: null },
+      ]),
+    ).toEqual(['conflict', 'written'])
     expect((await store.getByReconnectId(a.reconnectId))?.id).toBe(a.id)
   })
 
@@ -65,7 +70,12 @@ describe("memory store: the sweep's batch write (keepMany) holds to the putMany 
     const inner = memoryStoreInternals(store)!
     const due = { ...sampleRecord({ nextDueAt: 5, timers: { wrapUp: 5 }, state: 'wrap-up' }) }
     const lost = { ...sampleRecord({ nextDueAt: 5, timers: { wrapUp: 5 }, state: 'wrap-up' }), version: 3 }
-    expect(inner.keepMany([{ record: due, expectedVersion: null }, { record: lost, expectedVersion: 2 }])).toEqual(['written', 'conflict'])
+    expect(
+      inner.keepMany([
+        { record: due, expectedVersion: null },
+        { record: lost, expectedVersion: 2 },
+      ]),
+    ).toEqual(['written', 'conflict'])
     const shared = await inner.share(10, 10)
     expect(shared).toHaveLength(1)
     expect(shared[0]).toBe(due)

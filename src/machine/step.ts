@@ -60,9 +60,7 @@ export type StepResult =
     }
 
 // A deadline's event name, made once per timer rather than once per step.
-const ELAPSED: Readonly<Record<string, string>> = Object.freeze(
-  Object.fromEntries(TIMER_NAMES.map((timer) => [timer, `${timer}.elapsed`])),
-)
+const ELAPSED: Readonly<Record<string, string>> = Object.freeze(Object.fromEntries(TIMER_NAMES.map((timer) => [timer, `${timer}.elapsed`])))
 
 /** The name an event is recorded under in `history` and reported under in service events. */
 export function eventName(event: StepEvent): string {

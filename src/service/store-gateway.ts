@@ -242,7 +242,8 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
     return Promise.resolve()
       .then(() => putMany(writes()))
       .then(
-        (results: unknown) => (Array.isArray(results) && results.length === batch.length ? outcomesOf(batch, results) : eachOnItsOwn(batch)),
+        (results: unknown) =>
+          Array.isArray(results) && results.length === batch.length ? outcomesOf(batch, results) : eachOnItsOwn(batch),
         // The batch failed, or its reply was lost: each write on its own, as `save` tells those apart.
         () => eachOnItsOwn(batch),
       )

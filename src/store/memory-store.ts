@@ -335,8 +335,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   // storage, a cache miss per record of a big sweep (3% of its time on a million records).
   let anyExtras = false
   const hasExtras = (record: ConversationRecord): boolean => anyExtras && withExtras.has(record)
-  const copyOut = (record: ConversationRecord): ConversationRecord =>
-    hasExtras(record) ? cloneRecord(record) : copyRecordFields(record)
+  const copyOut = (record: ConversationRecord): ConversationRecord => (hasExtras(record) ? cloneRecord(record) : copyRecordFields(record))
   const byReconnectId = new Map<string, string>()
   // Reconnectable records by customer, of every widget: a customer waits on few widgets at once, and
   // a key of its own for each (widget, customer) pair cost a new string, its hash and a comparison
@@ -441,7 +440,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   ): ConversationRecord | undefined {
     // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
     // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
-    checkRecordForPutOver(record, expectedVersion, operation === 'put' ? 'memory store: put()' : 'memory store: putMany()', storedOf(record))
+    checkRecordForPutOver(
+      record,
+      expectedVersion,
+      operation === 'put' ? 'memory store: put()' : 'memory store: putMany()',
+      storedOf(record),
+    )
     const current = records.get(record.id)
     const currentVersion = current === undefined ? null : current.version
     if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)
@@ -458,7 +462,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   }
 
   /** Stores a checked write; with `keep`, the record itself becomes the stored copy (see {@link MemoryStoreInternals}). */
-  function apply(record: ConversationRecord, current: ConversationRecord | undefined, pending: OutboxWrite | undefined, keep: boolean): void {
+  function apply(
+    record: ConversationRecord,
+    current: ConversationRecord | undefined,
+    pending: OutboxWrite | undefined,
+    keep: boolean,
+  ): void {
     const extra = hasExtraFields(record)
     const copy = extra ? cloneRecord(record) : keep ? record : copyRecordFields(record)
     if (extra) {
