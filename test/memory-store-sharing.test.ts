@@ -236,8 +236,10 @@ describe('memory store: the sweep without copies', () => {
       kept += 1
       return keep(...args)
     }
+    let batches = 0
     inner.keepMany = (writes) => {
       kept += writes.length
+      batches += 1
       return keepMany(writes)
     }
     const clock = createManualClock(T)
@@ -249,6 +251,8 @@ describe('memory store: the sweep without copies', () => {
     expect(await service.runDueTimers()).toBe(1)
     expect(shared).toBeGreaterThan(0)
     expect(kept).toBe(1)
+    // Through the store's own batch write, not one keep per record.
+    expect(batches).toBe(1)
     expect(memoryStoreInternals(new Proxy(store, {}))).toBeUndefined()
     expect(memoryStoreInternals({ ...store })).toBeUndefined()
   })

@@ -40,10 +40,9 @@ describe('checkRecordForPutOver', () => {
         fc.constantFrom('append', 'shift', 'mixed', 'none'),
         fc.array(anyEntry, { maxLength: 3 }),
         fc.array(fc.nat({ max: 40 })),
-        key,
-        key,
-        (storedHistory, how, added, picks, customer, agent) => {
-          const stored = sampleRecord({ history: storedHistory, customerId: 'customer-1', agentId: 'agent-1' })
+        fc.record({ id: key, widgetId: key, reconnectId: key, customerId: key, agentId: key, previousAgentId: key }),
+        (storedHistory, how, added, picks, keys) => {
+          const stored = sampleRecord({ history: storedHistory, customerId: 'customer-1', agentId: 'agent-1', previousAgentId: 'agent-0' })
           let kept: unknown[]
           if (how === 'append') kept = [...storedHistory]
           else if (how === 'shift') kept = storedHistory.slice(1)
@@ -54,8 +53,12 @@ describe('checkRecordForPutOver', () => {
           const record: ConversationRecord = {
             ...stored,
             version: stored.version + 1,
-            customerId: pickKey(customer, 'customer-1'),
-            agentId: pickKey(agent, 'agent-1'),
+            id: pickKey(keys.id, stored.id),
+            widgetId: pickKey(keys.widgetId, stored.widgetId),
+            reconnectId: pickKey(keys.reconnectId, stored.reconnectId),
+            customerId: pickKey(keys.customerId, 'customer-1'),
+            agentId: pickKey(keys.agentId, 'agent-1'),
+            previousAgentId: pickKey(keys.previousAgentId, 'agent-0'),
             history,
           }
           const plain = verdict(() => checkRecordForPut(record, stored.version, 'memory store: put()'))

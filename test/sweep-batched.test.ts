@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { isBadRecordError } from '../src/errors'
 import { createReconnectService } from '../src/service/reconnect-service'
 import type { ConversationStore, StoreWrite, StoreWriteResult } from '../src/store/conversation-store'
-import { createMemoryStore } from '../src/store/memory-store'
+import { createMemoryStore, memoryStoreInternals } from '../src/store/memory-store'
 import { createManualClock } from '../src/testing/manual-clock'
 import type { ConversationRecord, ReconnectSettingsInput, ServiceEvent } from '../src/types'
 import { replayParameters } from './support/fc-replay'
@@ -204,5 +204,100 @@ describe('the sweep on a store with putMany', () => {
     for (const id of good) expect((await plain.get(id))?.state).toBe('wrap-up')
     for (const id of bad) expect((await plain.get(id))?.state).toBe('reconnectable')
     expect(errors.filter(isBadRecordError)).toHaveLength(bad.length)
+  })
+
+  it("on the memory store's own batch write, a conversation another service moves while the batch is planned is decided again from the stored record, and applied once", async () => {
+    const clock = createManualClock(1_700_000_000_000)
+    const store = createMemoryStore()
+    const seeding = createReconnectService({ settings, store, clock })
+    const ids: string[] = []
+    for (let i = 0; i < 5; i += 1) {
+      const chat = await seeding.start({ agentId: 'agent-1' })
+      await seeding.disconnect(chat.id)
+      ids.push(chat.id)
+    }
+    clock.advance(11 * MINUTE)
+    const raced = ids[2]!
+    let lookups = 0
+    const events: ServiceEvent[] = []
+    // The sweep waits for the widget's settings after it has read the batch: the other service
+    // closes one of its conversations in that moment.
+    const service = createReconnectService({
+      settings: async () => {
+        lookups += 1
+        if (lookups === 1) await seeding.closeByAgent(raced)
+        return settings
+      },
+      store,
+      clock,
+      onEvent: (event) => void events.push(event),
+    })
+    expect(await service.runDueTimers()).toBe(4)
+    expect((await store.get(raced))?.state).toBe('closed')
+    for (const id of ids.filter((id) => id !== raced)) {
+      expect((await store.get(id))?.state).toBe('wrap-up')
+      expect(events.filter((e) => e.conversationId === id && e.type === 'transition' && e.to === 'wrap-up')).toHaveLength(1)
+    }
+    expect(events.filter((e) => e.conversationId === raced && e.type === 'transition')).toEqual([])
+  })
+
+  it('a put a host puts in place on the memory store while a batch is planned gets copies, never objects the store holds', async () => {
+    const clock = createManualClock(1_700_000_000_000)
+    const plain = createMemoryStore()
+    const inner = memoryStoreInternals(plain)!
+    const seeding = createReconnectService({ settings, store: plain, clock })
+    for (let i = 0; i < 3; i += 1) await seeding.disconnect((await seeding.start({ agentId: 'agent-1' })).id)
+    clock.advance(11 * MINUTE)
+    const ownPut = plain.put
+    let handed = 0
+    const shared: unknown[] = []
+    // A host's instrumentation, put in place after the sweep has read its batch as stored.
+    const spy: ConversationStore['put'] = async (record, expectedVersion, outbox) => {
+      const held = new Set<unknown>()
+      for (const stored of await inner.share(Number.POSITIVE_INFINITY, 100)) {
+        held.add(stored)
+        held.add(stored.timers)
+        for (const entry of stored.history) held.add(entry)
+      }
+      handed += 1
+      for (const part of [record, record.timers, ...record.history]) if (held.has(part)) shared.push(part)
+      return ownPut(record, expectedVersion, outbox)
+    }
+    let lookups = 0
+    const service = createReconnectService({
+      settings: async () => {
+        lookups += 1
+        if (lookups === 1) plain.put = spy
+        return settings
+      },
+      store: plain,
+      clock,
+    })
+    expect(await service.runDueTimers()).toBe(3)
+    expect(handed).toBe(3)
+    expect(shared).toEqual([])
+  })
+
+  it("a putMany a host adds to a memory store gets the sweep's batches, as on any store with one", async () => {
+    const clock = createManualClock(1_700_000_000_000)
+    const plain = createMemoryStore()
+    const seeding = createReconnectService({ settings, store: plain, clock })
+    for (let i = 0; i < 3; i += 1) await seeding.disconnect((await seeding.start({ agentId: 'agent-1' })).id)
+    clock.advance(11 * MINUTE)
+    const calls: number[] = []
+    const store = Object.assign(plain, {
+      async putMany(writes: readonly StoreWrite[]): Promise<StoreWriteResult[]> {
+        calls.push(writes.length)
+        const results: StoreWriteResult[] = []
+        for (const write of writes) {
+          await plain.put(write.record, write.expectedVersion, write.outbox)
+          results.push('written')
+        }
+        return results
+      },
+    })
+    const service = createReconnectService({ settings, store, clock })
+    expect(await service.runDueTimers()).toBe(3)
+    expect(calls).toEqual([3])
   })
 })

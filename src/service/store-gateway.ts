@@ -10,7 +10,7 @@ import {
 } from '../store/conversation-store'
 import { flatString } from '../ids'
 import { memoryStoreInternals } from '../store/memory-store'
-import { isSameRecord } from '../store/record'
+import { cloneRecord, isSameRecord } from '../store/record'
 import type { ConversationRecord, ServiceEvent } from '../types'
 
 /**
@@ -220,8 +220,8 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
 
   function saveMany(batch: readonly SaveWrite[]): Promise<SaveOutcome[]> {
     for (const write of batch) stamp(write.record)
-    const writes = (): StoreWrite[] =>
-      batch.map(({ record, expectedVersion, outbox: events }) => {
+    const writes = (of: readonly SaveWrite[]): StoreWrite[] =>
+      of.map(({ record, expectedVersion, outbox: events }) => {
         const stored = storedEvents(events)
         return stored !== undefined ? { record, expectedVersion, outbox: stored } : { record, expectedVersion }
       })
@@ -238,14 +238,17 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
       if (results !== undefined) return outcomesOf(batch, results)
       return eachOnItsOwn(batch)
     }
-    if (putMany === undefined || batch.length <= 1) return eachOnItsOwn(batch)
+    // Records a memory store's sweep planned from the store's own copies: a host's `putMany` or
+    // `put` in its place gets copies, never objects the store holds.
+    const handed = memory === undefined ? batch : batch.map((write) => ({ ...write, record: cloneRecord(write.record) }))
+    if (putMany === undefined || batch.length <= 1) return eachOnItsOwn(handed)
     return Promise.resolve()
-      .then(() => putMany(writes()))
+      .then(() => putMany(writes(handed)))
       .then(
         (results: unknown) =>
-          Array.isArray(results) && results.length === batch.length ? outcomesOf(batch, results) : eachOnItsOwn(batch),
+          Array.isArray(results) && results.length === batch.length ? outcomesOf(handed, results) : eachOnItsOwn(handed),
         // The batch failed, or its reply was lost: each write on its own, as `save` tells those apart.
-        () => eachOnItsOwn(batch),
+        () => eachOnItsOwn(handed),
       )
   }
 
@@ -304,7 +307,11 @@ export function createStoreGateway(store: ConversationStore): StoreGateway {
       memory === undefined
         ? save
         : (record, expectedVersion, events) =>
-            memory.untouched() ? write(record, expectedVersion, events, memory.keep) : save(record, expectedVersion, events),
+            memory.untouched()
+              ? write(record, expectedVersion, events, memory.keep)
+              : // A host's `put`, put in place after the record was planned from the store's own copies
+                // (`share`): it gets a copy, never objects the store holds.
+                save(cloneRecord(record), expectedVersion, events),
     getByReconnectId: (reconnectId) => storeCall('getByReconnectId', undefined, () => store.getByReconnectId(reconnectId)),
     findResumable: (widgetId, customerId, now) =>
       storeCall('findResumable', undefined, () => store.findResumable(widgetId, customerId, now)),

@@ -1,7 +1,7 @@
-import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError } from '../errors'
+import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError, isReconnectError } from '../errors'
 import type { ConversationRecord, ServiceEvent } from '../types'
 import type { ConversationStore, OutboxWrite, StoreWrite, StoreWriteResult } from './conversation-store'
-import { checkRecordForPutOver, cloneRecord, copyRecordFields, hasExtraFields } from './record'
+import { checkRecordForPut, checkRecordForPutOver, cloneRecord, copyRecordFields, hasExtraFields } from './record'
 
 /**
  * The handle of a stored copy in the {@link DeadlineHeap}, under a symbol: no copy handed out has
@@ -279,15 +279,30 @@ class StoreSize {
 }
 
 /** Refuses an outbox write the other stores could not hold either, before anything is written. */
-function checkOutboxWrite(pending: OutboxWrite): void {
+function checkOutboxWrite(pending: OutboxWrite, what: string): void {
   if (typeof pending !== 'object' || pending === null || !Array.isArray(pending.events) || !Number.isFinite(pending.visibleAt)) {
-    throw new ReconnectError('invalid-argument', 'memory store: put() outbox must be { events: ServiceEvent[], visibleAt: epoch ms }')
+    throw new ReconnectError('invalid-argument', `${what} outbox must be { events: ServiceEvent[], visibleAt: epoch ms }`)
   }
   for (const event of pending.events) {
     if (typeof event !== 'object' || event === null || typeof event.id !== 'string' || event.id === '') {
-      throw new ReconnectError('invalid-argument', 'memory store: put() outbox events must be objects with a non-empty string id')
+      throw new ReconnectError('invalid-argument', `${what} outbox events must be objects with a non-empty string id`)
     }
   }
+}
+
+/**
+ * Whether `record` has the shape a copy keeps as it is: an object whose `timers` and `connections`
+ * are plain objects and whose `history` is an array. A copy of anything else could hide what is
+ * wrong with it (a spread of `null` is an empty object), so that is checked as it is instead.
+ */
+function copiesAsItIs(record: ConversationRecord): boolean {
+  const plain = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value)
+  return (
+    plain(record) &&
+    plain(record.timers) &&
+    Array.isArray(record.history) &&
+    (record.connections === undefined || plain(record.connections))
+  )
 }
 
 /** Options of {@link createMemoryStore}. */
@@ -419,33 +434,47 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     }
   }
 
-  /** The stored copy of the conversation `record` names, if any, to check `record` against; never throws. */
-  function storedOf(record: ConversationRecord): ConversationRecord | undefined {
+  /**
+   * The copy a write stores, checked (a `ReconnectError` `'invalid-argument'` when the record is
+   * refused). With `keep`, the record itself, unless it carries a host's properties: the service
+   * hands it over (plain data it built). Otherwise a copy is made first and the copy is checked, so
+   * what is stored is exactly what was checked: a record whose getters showed the check one value
+   * and the copy another could store a value no check has seen. Either way, what the record keeps
+   * of the stored copy as it is (its keys, its history entry objects) is not read again (see
+   * `checkRecordForPutOver`): every stored copy was checked like this when it was stored.
+   */
+  function storable(record: ConversationRecord, expectedVersion: number | null, what: string, keep: boolean): ConversationRecord {
+    let copy: ConversationRecord
+    let extra: boolean
     try {
-      return records.get(record.id)
-    } catch {
-      // Its id cannot be read: the check says so.
-      return undefined
+      if (!copiesAsItIs(record)) throw new TypeError('not a record')
+      extra = hasExtraFields(record)
+      copy = extra ? cloneRecord(record) : keep ? record : copyRecordFields(record)
+    } catch (error) {
+      // Not a record to copy: the check of the record as it is says why.
+      checkRecordForPut(record, expectedVersion, what)
+      if (isReconnectError(error)) throw error
+      throw new ReconnectError('invalid-argument', `${what}: the record's properties cannot be read`, { cause: error })
     }
+    // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
+    // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
+    checkRecordForPutOver(copy, expectedVersion, what, records.get(copy.id))
+    if (extra) {
+      withExtras.add(copy)
+      anyExtras = true
+    }
+    return copy
   }
 
   /**
-   * The checks `put` makes before it writes anything, in its order: the record itself, then its
-   * version (a `ConflictError`), then its reconnect id. Returns the stored copy it supersedes.
+   * The checks of a write's place in the store, in `put`'s order after the record's own: its version
+   * (a `ConflictError`), then its reconnect id. Returns the stored copy it supersedes.
    */
-  function checkWrite(
+  function checkPlace(
     record: ConversationRecord,
     expectedVersion: number | null,
     operation: 'put' | 'putMany',
   ): ConversationRecord | undefined {
-    // Refused here as the Redis and PostgreSQL stores refuse it, before anything is written: a
-    // record the indexes cannot order (a BigInt or Symbol deadline) would break every later `due`.
-    checkRecordForPutOver(
-      record,
-      expectedVersion,
-      operation === 'put' ? 'memory store: put()' : 'memory store: putMany()',
-      storedOf(record),
-    )
     const current = records.get(record.id)
     const currentVersion = current === undefined ? null : current.version
     if (currentVersion !== expectedVersion) throw new ConflictError(record.id, expectedVersion)
@@ -461,19 +490,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     return current
   }
 
-  /** Stores a checked write; with `keep`, the record itself becomes the stored copy (see {@link MemoryStoreInternals}). */
-  function apply(
-    record: ConversationRecord,
-    current: ConversationRecord | undefined,
-    pending: OutboxWrite | undefined,
-    keep: boolean,
-  ): void {
-    const extra = hasExtraFields(record)
-    const copy = extra ? cloneRecord(record) : keep ? record : copyRecordFields(record)
-    if (extra) {
-      withExtras.add(copy)
-      anyExtras = true
-    }
+  /** Stores `copy`, a checked write's stored copy (see `storable`), with its index entries and events. */
+  function apply(copy: ConversationRecord, current: ConversationRecord | undefined, pending: OutboxWrite | undefined): void {
     records.set(copy.id, copy)
     reindex(copy, current)
     noteClosed(copy, current)
@@ -485,60 +503,66 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
 
   /** `put`; with `keep`, the record itself becomes the stored copy: one copy less per write. */
   function write(record: ConversationRecord, expectedVersion: number | null, pending: OutboxWrite | undefined, keep: boolean): void {
-    const current = checkWrite(record, expectedVersion, 'put')
-    if (pending !== undefined) checkOutboxWrite(pending)
-    apply(record, current, pending, keep)
+    const copy = storable(record, expectedVersion, 'memory store: put()', keep)
+    const current = checkPlace(copy, expectedVersion, 'put')
+    if (pending !== undefined) checkOutboxWrite(pending, 'memory store: put()')
+    apply(copy, current, pending)
   }
 
   /**
    * `putMany` as the optional store method's contract has it, keeping each written record as `keep`
-   * does (see {@link MemoryStoreInternals}): every write is checked before any is stored, so a call
-   * lands whole or not at all.
-   * A reconnect id two writes of the call would both take is refused as `put` refuses one another
-   * conversation holds, even where one of the two writes would release it first.
+   * does (see {@link MemoryStoreInternals}): every write is checked, and its stored copy made,
+   * before any is stored, so a call lands whole or not at all. Each write is checked as `put` checks
+   * it, with two writes of one conversation refused right after the record's own check. A reconnect
+   * id two writes of the call would both take is refused as `put` refuses one another conversation
+   * holds, even where one of the two writes would release it first.
    */
   function keepMany(writes: readonly StoreWrite[]): StoreWriteResult[] {
-    if (!Array.isArray(writes)) throw new ReconnectError('invalid-argument', 'memory store: putMany() needs an array of writes')
+    const what = 'memory store: putMany()'
+    if (!Array.isArray(writes)) throw new ReconnectError('invalid-argument', `${what} needs an array of writes`)
     const results: StoreWriteResult[] = []
-    const checked: (ConversationRecord | undefined)[] = []
+    const copies: ConversationRecord[] = []
+    const supersedes: (ConversationRecord | undefined)[] = []
+    const outboxes: (OutboxWrite | undefined)[] = []
     const ids = new Set<string>()
     const claimed = new Set<string>()
     for (const write of writes) {
       if (typeof write !== 'object' || write === null) {
-        throw new ReconnectError('invalid-argument', 'memory store: putMany() takes writes of { record, expectedVersion, outbox? }')
+        throw new ReconnectError('invalid-argument', `${what} takes writes of { record, expectedVersion, outbox? }`)
       }
-      const { record, expectedVersion } = write
-      if (write.outbox !== undefined) checkOutboxWrite(write.outbox)
-      let current: ConversationRecord | undefined | null
+      const { record, expectedVersion, outbox: pending } = write
+      const copy = storable(record, expectedVersion, what, true)
+      if (ids.has(copy.id)) throw new ReconnectError('invalid-argument', `${what} writes one conversation twice in one call`)
+      ids.add(copy.id)
+      let current: ConversationRecord | undefined
       try {
-        current = checkWrite(record, expectedVersion, 'putMany')
+        current = checkPlace(copy, expectedVersion, 'putMany')
       } catch (error) {
         if (!isConflictError(error)) throw error
-        current = null
-      }
-      if (ids.has(record.id)) {
-        throw new ReconnectError('invalid-argument', 'memory store: putMany() writes one conversation twice in one call')
-      }
-      ids.add(record.id)
-      if (current === null) {
         results.push('conflict')
-        checked.push(undefined)
+        copies.push(copy)
+        supersedes.push(undefined)
+        outboxes.push(undefined)
         continue
       }
-      if (current === undefined || current.reconnectId !== record.reconnectId) {
-        if (claimed.has(record.reconnectId)) {
+      if (pending !== undefined) checkOutboxWrite(pending, what)
+      if (current === undefined || current.reconnectId !== copy.reconnectId) {
+        if (claimed.has(copy.reconnectId)) {
           throw new StoreError('putMany', {
-            conversationId: record.id,
-            cause: new Error(`reconnect id "${record.reconnectId}" is taken by two writes of one call`),
+            conversationId: copy.id,
+            cause: new Error(`reconnect id "${copy.reconnectId}" is taken by two writes of one call`),
           })
         }
-        claimed.add(record.reconnectId)
+        claimed.add(copy.reconnectId)
       }
       results.push('written')
-      checked.push(current)
+      copies.push(copy)
+      supersedes.push(current)
+      outboxes.push(pending)
     }
-    for (let k = 0; k < writes.length; k += 1) {
-      if (results[k] === 'written') apply(writes[k]!.record, checked[k], writes[k]!.outbox, true)
+    // Nothing below can throw: every copy is made and every check passed.
+    for (let k = 0; k < results.length; k += 1) {
+      if (results[k] === 'written') apply(copies[k]!, supersedes[k], outboxes[k])
     }
     return results
   }
@@ -666,7 +690,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
   // kept the records of stores no longer in use alive through young-generation collections (a
   // lifecycle on fresh stores ran at 0.24x of the Map baseline with it, 0.31-0.33x without).
   const inner: MemoryStoreInternals = {
-    untouched: () => store.put === ownPut && store.due === ownDue,
+    // A `putMany` a host added to the store is its own way in for batches: the sweep then uses it.
+    untouched: () => store.put === ownPut && store.due === ownDue && (store as ConversationStore).putMany === undefined,
     keep: async (record, expectedVersion, pending) => write(record, expectedVersion, pending, true),
     keepMany,
     // A stored copy with properties of a host's is copied all the same: the caller could not know of them.
@@ -692,9 +717,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
  */
 export interface MemoryStoreInternals {
   /**
-   * Whether the store's own `put` and `due` are still in place: a host that replaced either on the
-   * store object (a spy, instrumentation) gets every call through them, so the service then uses
-   * neither `keep` nor `share`.
+   * Whether the store's own `put` and `due` are still in place, and no `putMany` was added to it: a
+   * host that replaced either on the store object, or added a `putMany` (a spy, instrumentation),
+   * gets every call through them, so the service then uses neither `keep`, `keepMany` nor `share`.
    */
   untouched(): boolean
   keep(record: ConversationRecord, expectedVersion: number | null, pending?: OutboxWrite): Promise<void>
