@@ -333,6 +333,32 @@ describe('memory store: copies', () => {
   })
 })
 
+describe('memory store: what is stored is what was checked', () => {
+  it('never stores a value no check saw, however many reads a getter answers before it turns', async () => {
+    // Fine for its first `turn` reads, a NUL (which no store may hold) after: for some `turn` the
+    // check has read it and the copy has not yet.
+    for (let turn = 0; turn < 8; turn += 1) {
+      const store = createMemoryStore()
+      const own = sampleRecord({ customerId: 'customer-1' })
+      let reads = 0
+      const record = { ...own } as ConversationRecord
+      Object.defineProperty(record, 'customerId', {
+        enumerable: true,
+        get: () => (reads++ < turn ? 'customer-1' : 'customer\u0000-2'),
+      })
+      let refused: unknown
+      try {
+        await store.put(record, null)
+      } catch (error) {
+        refused = error
+      }
+      const stored = await store.get(own.id)
+      if (refused === undefined) expect(stored?.customerId, `turn ${turn}`).toBe('customer-1')
+      else expect(stored, `turn ${turn}`).toBeUndefined()
+    }
+  })
+})
+
 describe('memory store: invalid records', () => {
   it('refuses a BigInt or Symbol deadline before writing anything, so due, nextDueAt and the scheduler keep working', async () => {
     const store = createMemoryStore()
