@@ -53,6 +53,19 @@ function unstamped(records: (ConversationRecord | undefined)[]) {
   return records.map((record) => (record === undefined ? undefined : { ...record, writeId: undefined }))
 }
 
+/**
+ * After a sweep that raced another node's close of `raced`: it stays closed with no transition told,
+ * and every other conversation went to wrap-up once, told once.
+ */
+async function expectRacedOnce(store: ConversationStore, ids: string[], raced: string, events: ServiceEvent[]) {
+  expect((await store.get(raced))?.state).toBe('closed')
+  for (const id of ids.filter((id) => id !== raced)) {
+    expect((await store.get(id))?.state).toBe('wrap-up')
+    expect(events.filter((e) => e.conversationId === id && e.type === 'transition' && e.to === 'wrap-up')).toHaveLength(1)
+  }
+  expect(events.filter((e) => e.conversationId === raced && e.type === 'transition')).toEqual([])
+}
+
 describe('the sweep on a store with putMany', () => {
   it("applies the same deadlines, leaves the same records and tells the same events as one put per record, through a putMany or the memory store's own (generated conversations)", async () => {
     let batches = 0
@@ -141,12 +154,7 @@ describe('the sweep on a store with putMany', () => {
     expect(wrapped.calls[0]!.filter((r) => r === 'conflict')).toHaveLength(1)
     // The raced one was closed by the other node: its window no longer applies; the other four did.
     expect(applied).toBe(4)
-    expect((await plain.get(racedId))?.state).toBe('closed')
-    for (const id of ids.filter((id) => id !== racedId)) {
-      expect((await plain.get(id))?.state).toBe('wrap-up')
-      expect(events.filter((e) => e.conversationId === id && e.type === 'transition' && e.to === 'wrap-up')).toHaveLength(1)
-    }
-    expect(events.filter((e) => e.conversationId === racedId && e.type === 'transition')).toEqual([])
+    await expectRacedOnce(plain, ids, racedId, events)
   })
 
   it('a batch with a write the store fails on still tells every write that landed, then the sweep stops with the failure', async () => {
@@ -233,12 +241,7 @@ describe('the sweep on a store with putMany', () => {
       onEvent: (event) => void events.push(event),
     })
     expect(await service.runDueTimers()).toBe(4)
-    expect((await store.get(raced))?.state).toBe('closed')
-    for (const id of ids.filter((id) => id !== raced)) {
-      expect((await store.get(id))?.state).toBe('wrap-up')
-      expect(events.filter((e) => e.conversationId === id && e.type === 'transition' && e.to === 'wrap-up')).toHaveLength(1)
-    }
-    expect(events.filter((e) => e.conversationId === raced && e.type === 'transition')).toEqual([])
+    await expectRacedOnce(store, ids, raced, events)
   })
 
   it('a put a host puts in place on the memory store while a batch is planned gets copies, never objects the store holds', async () => {

@@ -65,7 +65,7 @@ const ELAPSED: Readonly<Record<string, string>> = Object.freeze(Object.fromEntri
 /** The name an event is recorded under in `history` and reported under in service events. */
 export function eventName(event: StepEvent): string {
   if (event.type !== 'timer.elapsed') return event.type
-  return (Object.hasOwn(ELAPSED, event.timer) ? ELAPSED[event.timer] : undefined) ?? `${event.timer}.elapsed`
+  return Object.hasOwn(ELAPSED, event.timer) ? ELAPSED[event.timer]! : `${event.timer}.elapsed`
 }
 
 // Both walk the timers a record has (`for…in`, usually one or two) instead of asking for every timer

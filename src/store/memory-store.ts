@@ -1,7 +1,7 @@
 import { ConflictError, ReconnectError, SettingsError, StoreError, isConflictError, isReconnectError } from '../errors'
 import type { ConversationRecord, ServiceEvent } from '../types'
 import type { ConversationStore, OutboxWrite, StoreWrite, StoreWriteResult } from './conversation-store'
-import { checkRecordForPut, checkRecordForPutOver, cloneRecord, copyRecordFields, hasExtraFields } from './record'
+import { checkRecordForPut, checkRecordForPutOver, cloneRecord, copiesFaithfully, copyRecordFields, hasExtraFields } from './record'
 
 /**
  * The handle of a stored copy in the {@link DeadlineHeap}, under a symbol: no copy handed out has
@@ -290,21 +290,6 @@ function checkOutboxWrite(pending: OutboxWrite, what: string): void {
   }
 }
 
-/**
- * Whether `record` has the shape a copy keeps as it is: an object whose `timers` and `connections`
- * are plain objects and whose `history` is an array. A copy of anything else could hide what is
- * wrong with it (a spread of `null` is an empty object), so that is checked as it is instead.
- */
-function copiesAsItIs(record: ConversationRecord): boolean {
-  const plain = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value)
-  return (
-    plain(record) &&
-    plain(record.timers) &&
-    Array.isArray(record.history) &&
-    (record.connections === undefined || plain(record.connections))
-  )
-}
-
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
   /**
@@ -447,7 +432,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     let copy: ConversationRecord
     let extra: boolean
     try {
-      if (!copiesAsItIs(record)) throw new TypeError('not a record')
+      if (!copiesFaithfully(record)) throw new TypeError('not a record')
       extra = hasExtraFields(record)
       copy = extra ? cloneRecord(record) : keep ? record : copyRecordFields(record)
     } catch (error) {
@@ -521,9 +506,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
     const what = 'memory store: putMany()'
     if (!Array.isArray(writes)) throw new ReconnectError('invalid-argument', `${what} needs an array of writes`)
     const results: StoreWriteResult[] = []
-    const copies: ConversationRecord[] = []
-    const supersedes: (ConversationRecord | undefined)[] = []
-    const outboxes: (OutboxWrite | undefined)[] = []
+    // Each write that lands: its stored copy, the copy it supersedes, its events.
+    const landing: [ConversationRecord, ConversationRecord | undefined, OutboxWrite | undefined][] = []
     const ids = new Set<string>()
     const claimed = new Set<string>()
     for (const write of writes) {
@@ -540,9 +524,6 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
       } catch (error) {
         if (!isConflictError(error)) throw error
         results.push('conflict')
-        copies.push(copy)
-        supersedes.push(undefined)
-        outboxes.push(undefined)
         continue
       }
       if (pending !== undefined) checkOutboxWrite(pending, what)
@@ -556,14 +537,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Conversatio
         claimed.add(copy.reconnectId)
       }
       results.push('written')
-      copies.push(copy)
-      supersedes.push(current)
-      outboxes.push(pending)
+      landing.push([copy, current, pending])
     }
     // Nothing below can throw: every copy is made and every check passed.
-    for (let k = 0; k < results.length; k += 1) {
-      if (results[k] === 'written') apply(copies[k]!, supersedes[k], outboxes[k])
-    }
+    for (const [copy, current, pending] of landing) apply(copy, current, pending)
     return results
   }
 

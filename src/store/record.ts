@@ -107,6 +107,26 @@ export function cloneRecord(record: ConversationRecord): ConversationRecord {
   return { ...copied, ...copy }
 }
 
+/** An object that is not an array: what a record, its `timers` and its `connections` each are. */
+function isObjectNotArray(value: unknown): value is object {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/**
+ * Whether `copyRecordFields` copies `record` without hiding what may be wrong with it: the record,
+ * its `timers` and its `connections` (when present) are objects and its `history` an array. A copy
+ * of anything else would look better than what it copies (a spread of `null` is an empty object),
+ * so such a record is to be checked as it is. @internal
+ */
+export function copiesFaithfully(record: ConversationRecord): boolean {
+  return (
+    isObjectNotArray(record) &&
+    isObjectNotArray(record.timers) &&
+    Array.isArray(record.history) &&
+    (record.connections === undefined || isObjectNotArray(record.connections))
+  )
+}
+
 function isStringOrNull(value: unknown): value is string | null {
   return value === null || typeof value === 'string'
 }
@@ -125,7 +145,7 @@ function kindOf(value: unknown): string {
 
 // Connection id → lease end or null; at most MAX_CONNECTIONS, ids of 1–128 characters.
 function connectionsProblem(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `connections must be an object, got ${kindOf(value)}`
+  if (!isObjectNotArray(value)) return `connections must be an object, got ${kindOf(value)}`
   const entries = Object.entries(value)
   if (entries.length > MAX_CONNECTIONS) return `connections holds ${entries.length} entries, at most ${MAX_CONNECTIONS}`
   for (const [id, until] of entries) {
@@ -162,7 +182,7 @@ function historyProblem(history: unknown, known?: readonly HistoryEntry[]): stri
 }
 
 function timersProblem(timers: unknown): string | undefined {
-  if (typeof timers !== 'object' || timers === null || Array.isArray(timers)) return `timers must be an object, got ${kindOf(timers)}`
+  if (!isObjectNotArray(timers)) return `timers must be an object, got ${kindOf(timers)}`
   for (const name in timers) {
     if (!Object.hasOwn(timers, name)) continue
     if (!TIMERS.has(name)) return `timers has no timer named ${JSON.stringify(name.slice(0, 40))}`
@@ -174,7 +194,7 @@ function timersProblem(timers: unknown): string | undefined {
 
 // Field by field, without loops over field names: this runs on every write of every store.
 function shapeProblem(value: unknown, known?: ConversationRecord): string | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `a record must be an object, got ${kindOf(value)}`
+  if (!isObjectNotArray(value)) return `a record must be an object, got ${kindOf(value)}`
   const r = value as Record<string, unknown>
   if (typeof r.id !== 'string') return `id must be a string, got ${kindOf(r.id)}`
   if (typeof r.widgetId !== 'string') return `widgetId must be a string, got ${kindOf(r.widgetId)}`
