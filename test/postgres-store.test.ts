@@ -7,6 +7,7 @@ import {
   postgresSchema,
   type PostgresPool,
   type PostgresPoolClient,
+  type PostgresQueryConfig,
   type PostgresQueryResult,
   type PostgresStore,
 } from '../src/adapters/postgres'
@@ -43,7 +44,10 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 function fakePool(answer: (text: string, values?: unknown[]) => PostgresQueryResult | Error) {
   const log: string[] = []
   const releases: unknown[][] = []
-  const run = async (text: string, values?: unknown[]) => {
+  const run = async (sent: string | PostgresQueryConfig, given?: unknown[]) => {
+    // Statements come as prepared-statement configs unless the store is told otherwise.
+    const text = typeof sent === 'string' ? sent : sent.text
+    const values = typeof sent === 'string' ? given : sent.values
     log.push(text.split(' ')[0]!)
     const result = answer(text, values)
     if (result instanceof Error) throw result
@@ -201,6 +205,74 @@ describe('postgres store: options and schema', () => {
       expect((error as { issues: { path: string }[] }).issues[0]?.path).toBe('claimMs')
     }
     expect(() => createPostgresStore({ pool, claimMs: 1 })).not.toThrow()
+  })
+
+  it('refuses a preparedStatements that is not a boolean', () => {
+    const { pool } = fakePool(() => empty)
+    for (const preparedStatements of ['yes', 1, null]) {
+      const error = (() => {
+        try {
+          createPostgresStore({ pool, preparedStatements: preparedStatements as unknown as boolean })
+        } catch (e) {
+          return e
+        }
+        return undefined
+      })()
+      expect(isSettingsError(error), String(preparedStatements)).toBe(true)
+      expect((error as { issues: { path: string }[] }).issues[0]?.path).toBe('preparedStatements')
+    }
+  })
+
+  it('sends each statement prepared, one name per text across tables, or as plain text and values when told not to', async () => {
+    const sent: (string | PostgresQueryConfig)[] = []
+    const answering = (text: string) => (text.startsWith('UPDATE') || text.startsWith('INSERT') ? { rows: [], rowCount: 1 } : empty)
+    const recordingPool = (strict: boolean): PostgresPool => ({
+      async query(text, values) {
+        // A wrapper that only takes (text, values), as a host's tracing pool may.
+        if (strict && typeof text !== 'string') throw new Error('this pool takes only (text, values)')
+        if (typeof text === 'string') expect(Array.isArray(values), text).toBe(true)
+        sent.push(typeof text === 'string' ? text : { ...text })
+        return answering(typeof text === 'string' ? text : text.text)
+      },
+      connect: () => Promise.reject(new Error('no transactions here')),
+    })
+    const exercise = async (store: PostgresStore) => {
+      const record = sampleRecord({ state: 'reconnectable', customerId: 'c', timers: { window: T0 + 5 }, nextDueAt: T0 + 5 })
+      await store.put(record, null)
+      await store.put({ ...record, version: 2 }, 1)
+      await store.get(record.id)
+      await store.get('another')
+      await store.getByReconnectId(record.reconnectId)
+      await store.findResumable('default', 'c', T0)
+      await store.due(T0 + 5, 10)
+      await store.nextDueAt()
+      await store.heldBy('agent-1')
+      await store.putMany([{ record: { ...record, version: 3 }, expectedVersion: 2 }])
+    }
+    const nameOf = new Map<string, string>()
+    for (const table of ['t_one', 'schema_two.t_two']) {
+      sent.length = 0
+      await exercise(createPostgresStore({ pool: recordingPool(false), table }))
+      expect(sent).toHaveLength(10)
+      for (const config of sent) {
+        expect(typeof config).toBe('object')
+        const { name, text, values } = config as PostgresQueryConfig
+        expect(name).toMatch(/^chat_reconnect_[0-9a-f]{16}$/)
+        expect(Array.isArray(values), text).toBe(true)
+        if (nameOf.has(text)) expect(nameOf.get(text)).toBe(name)
+        else nameOf.set(text, name)
+      }
+    }
+    // get, put and the rest on two tables: a name for each text, never one name for two texts.
+    expect(nameOf.size).toBe(2 * 9)
+    expect(new Set(nameOf.values()).size).toBe(nameOf.size)
+
+    sent.length = 0
+    await exercise(createPostgresStore({ pool: recordingPool(true), table: 't_one', preparedStatements: false }))
+    expect(sent).toHaveLength(10)
+    expect(sent.every((text) => typeof text === 'string')).toBe(true)
+    // The same statements as prepared, only sent as text.
+    for (const text of sent) expect(nameOf.has(text as string), text as string).toBe(true)
   })
 
   it('reports a refused compare-and-set as ConflictError, not StoreError', async () => {
@@ -374,6 +446,55 @@ describeWithPostgres('postgres store', (url) => {
       counting.reset()
       await run()
       expect(counting.count(), what).toBe(expected)
+    }
+  })
+
+  it('prepares each statement once per connection, and not at all when told not to', async () => {
+    const preparedOn = async (preparedStatements: boolean) => {
+      // One connection, so the server's list of prepared statements is the store's.
+      const single = createTestPool(url, { max: 1 })
+      try {
+        const table = randomTableName()
+        tables.push(table)
+        const store = createPostgresStore({ pool: single, table, preparedStatements })
+        await store.migrate()
+        const record = sampleRecord()
+        await store.put(record, null)
+        for (let i = 0; i < 8; i += 1) expect(await store.get(record.id)).toEqual(record)
+        await store.put({ ...record, version: 2 }, 1)
+        const listed = await single.query(
+          `SELECT statement FROM pg_prepared_statements WHERE name LIKE 'chat\\_reconnect\\_%' ORDER BY statement`,
+        )
+        return listed.rows.map((row: { statement: string }) => row.statement)
+      } finally {
+        await single.end()
+      }
+    }
+    const statements = await preparedOn(true)
+    // The create, the update and the get: each once, however often it ran.
+    expect(statements).toHaveLength(3)
+    expect(statements.filter((text) => text.startsWith('SELECT'))).toHaveLength(1)
+    expect(await preparedOn(false)).toEqual([])
+  })
+
+  it('keeps working with prepared statements when its table is dropped and migrated again', async () => {
+    const single = createTestPool(url, { max: 1 })
+    try {
+      const table = randomTableName()
+      tables.push(table)
+      const store = createPostgresStore({ pool: single, table })
+      await store.migrate()
+      const record = sampleRecord({ state: 'reconnectable', timers: { window: T0 + 5 }, nextDueAt: T0 + 5 })
+      await store.put(record, null)
+      expect(await store.due(T0 + 5, 10)).toEqual([record])
+      await single.query(`DROP TABLE "${table}", "${table}_outbox"`)
+      await store.migrate()
+      expect(await store.get(record.id)).toBeUndefined()
+      await store.put(record, null)
+      expect(await store.get(record.id)).toEqual(record)
+      expect(await store.due(T0 + 5, 10)).toEqual([record])
+    } finally {
+      await single.end()
     }
   })
 

@@ -3,6 +3,7 @@ export type {
   PostgresListenClient,
   PostgresPool,
   PostgresPoolClient,
+  PostgresQueryConfig,
   PostgresQueryResult,
   PostgresStore,
   PostgresStoreOptions,

@@ -31,9 +31,12 @@ function quote(identifier: string): string {
   return `"${identifier}"`
 }
 
-/** 32-bit FNV-1a as 8 hex digits: keeps shortened index names of different tables apart. */
-function shortHash(text: string): string {
-  let hash = 0x811c9dc5
+/**
+ * 32-bit FNV-1a as 8 hex digits: keeps shortened index names of different tables apart, and names
+ * a table's wake-up channel and prepared statements. `basis` starts another hash of the same text.
+ */
+export function shortHash(text: string, basis = 0x811c9dc5): string {
+  let hash = basis
   for (let i = 0; i < text.length; i += 1) {
     hash ^= text.charCodeAt(i)
     hash = Math.imul(hash, 0x01000193) >>> 0
